@@ -1,0 +1,372 @@
+//! Outpost's operator configuration: the TOML schema, its validation with precise
+//! errors (file, line, column, what was expected), and the embedded default.
+//!
+//! Parsing happens in two passes, as in Spin's manifest crate: serde with
+//! `deny_unknown_fields` and validated newtypes, so a bad value is reported by the
+//! TOML parser at its position; then [`Config::validate`] checks cross-references
+//! (a route naming a guest that does not exist) and reports every problem found.
+
+#![deny(missing_docs)]
+
+mod schema;
+mod values;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use schema::{ConfigValue, 
+    Config, FailMode, Guest, GuestSource, Listener, Limiter, Node, Origin, OriginKind, Route,
+};
+pub use toml::Spanned;
+pub use values::{Millis, Name};
+
+/// The configuration the node runs with when it is given none: a demo origin serving a
+/// synthetic live HLS stream, and the shipped guests in front of it.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
+
+/// The file name reported for the embedded default.
+pub const EMBEDDED_NAME: &str = "<embedded default>";
+
+/// One problem found in a configuration, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file the problem is in.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: usize,
+    /// 1-based column (in characters), when known.
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
+    }
+}
+
+/// A configuration that could not be used: every problem found, in file order.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    /// The problems, at least one.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "error: {d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The text of a configuration and where it came from, for positions in errors.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Shown in errors: the path as given, or [`EMBEDDED_NAME`].
+    pub name: String,
+    /// The directory relative wasm paths resolve against.
+    pub base_dir: PathBuf,
+    /// The full text.
+    pub text: String,
+}
+
+impl Source {
+    /// Line and column (1-based, column in characters) of a byte offset.
+    pub fn position(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..floor_char_boundary(&self.text, offset)];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        (line, column)
+    }
+
+    /// A diagnostic at a byte span of this source.
+    pub fn diagnostic(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> Diagnostic {
+        let (line, column) = self.position(span.start);
+        Diagnostic {
+            file: self.name.clone(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+impl Config {
+    /// Read and validate a configuration file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            diagnostics: vec![Diagnostic {
+                file: name.clone(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read the file: {e}"),
+            }],
+        })?;
+        let base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::from_source(Source {
+            name,
+            base_dir,
+            text,
+        })
+    }
+
+    /// The embedded default configuration, validated.
+    pub fn embedded() -> Result<Config, ConfigError> {
+        Config::from_source(Source {
+            name: EMBEDDED_NAME.to_string(),
+            base_dir: PathBuf::from("."),
+            text: EMBEDDED_DEFAULT.to_string(),
+        })
+    }
+
+    /// Parse and validate configuration text.
+    pub fn from_source(source: Source) -> Result<Config, ConfigError> {
+        let mut config: Config = match toml::from_str(&source.text) {
+            Ok(c) => c,
+            Err(e) => {
+                let span = e.span().unwrap_or(0..0);
+                let message = e.message().trim_end().to_string();
+                return Err(ConfigError {
+                    diagnostics: vec![source.diagnostic(span, message)],
+                });
+            }
+        };
+        config.source = source;
+        let diagnostics = config.validate();
+        if diagnostics.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError { diagnostics })
+        }
+    }
+
+    /// Cross-reference checks over a parsed configuration; every problem found.
+    pub fn validate(&self) -> Vec<Diagnostic> {
+        let src = &self.source;
+        let mut out = Vec::new();
+        if self.listeners.is_empty() {
+            out.push(src.diagnostic(0..0, "expected at least one `[[listeners]]` entry"));
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            for other in &self.listeners[..i] {
+                if other.address.get_ref() == l.address.get_ref() && l.address.get_ref().port() != 0
+                {
+                    out.push(src.diagnostic(
+                        l.address.span(),
+                        format!("listener address {} is used twice", l.address.get_ref()),
+                    ));
+                }
+            }
+        }
+        if self.routes.is_empty() {
+            out.push(src.diagnostic(0..0, "expected at least one `[[routes]]` entry"));
+        }
+        let guest_names = || {
+            self.guests
+                .keys()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let origin_names = || {
+            self.origins
+                .keys()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut route_names: Vec<&str> = Vec::new();
+        for route in &self.routes {
+            let rname = route.name.get_ref().as_str();
+            if route_names.contains(&rname) {
+                out.push(src.diagnostic(
+                    route.name.span(),
+                    format!("route name `{rname}` is used twice; route names must be unique"),
+                ));
+            }
+            route_names.push(rname);
+            if !route.path_prefix.get_ref().starts_with('/') {
+                out.push(src.diagnostic(
+                    route.path_prefix.span(),
+                    format!(
+                        "path_prefix `{}` must start with `/`",
+                        route.path_prefix.get_ref()
+                    ),
+                ));
+            }
+            if !self.origins.contains_key(route.origin.get_ref()) {
+                out.push(src.diagnostic(
+                    route.origin.span(),
+                    format!(
+                        "route `{rname}` names origin `{}`, which is not defined; expected one of: {}",
+                        route.origin.get_ref(),
+                        origin_names()
+                    ),
+                ));
+            }
+            let hooks = route
+                .admit
+                .iter()
+                .map(|g| (g, "admit"))
+                .chain(route.request.iter().map(|g| (g, "request")))
+                .chain(route.response.iter().map(|g| (g, "response")));
+            for (g, phase) in hooks {
+                if !self.guests.contains_key(g.get_ref()) {
+                    out.push(src.diagnostic(
+                        g.span(),
+                        format!(
+                            "route `{rname}` names {phase} guest `{}`, which is not defined; expected one of: {}",
+                            g.get_ref(),
+                            guest_names()
+                        ),
+                    ));
+                }
+            }
+            if !route.transform.is_empty() && route.response.is_empty() {
+                out.push(src.diagnostic(
+                    route.name.span(),
+                    format!(
+                        "route `{rname}` declares `transform` content types but has no `response` guests to transform them"
+                    ),
+                ));
+            }
+        }
+        for (name, guest) in &self.guests {
+            if let GuestSource::Builtin(b) = guest.source() {
+                if !schema::BUILTIN_GUESTS.contains(&b.as_str()) {
+                    out.push(src.diagnostic(
+                        guest.wasm.span(),
+                        format!(
+                            "guest `{name}`: unknown built-in guest `builtin:{b}`; expected one of: {}",
+                            schema::BUILTIN_GUESTS
+                                .iter()
+                                .map(|b| format!("`builtin:{b}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        let l = &self.limiter;
+        if l.min_limit.get_ref() > l.max_limit.get_ref() {
+            out.push(src.diagnostic(
+                l.min_limit.span(),
+                format!(
+                    "limiter.min_limit ({}) must not exceed limiter.max_limit ({})",
+                    l.min_limit.get_ref(),
+                    l.max_limit.get_ref()
+                ),
+            ));
+        }
+        out.sort_by_key(|d| (d.line, d.column));
+        out
+    }
+
+    /// The source this configuration was read from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// Resolve a guest's wasm location (relative paths against the config's directory).
+    pub fn guest_source(&self, guest: &Guest) -> GuestSource<PathBuf> {
+        match guest.source() {
+            GuestSource::Builtin(b) => GuestSource::Builtin(b.to_string()),
+            GuestSource::File(p) => GuestSource::File(self.source.base_dir.join(p)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_source(Source {
+            name: "test.toml".into(),
+            base_dir: ".".into(),
+            text: text.into(),
+        })
+    }
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::embedded().expect("embedded default must validate");
+        assert!(!c.routes.is_empty());
+        assert!(c.origins.values().any(|o| o.kind == OriginKind::Demo));
+    }
+
+    #[test]
+    fn positions_are_one_based_and_count_characters() {
+        let s = Source {
+            name: "x".into(),
+            base_dir: ".".into(),
+            text: "ab\nçd = 1\n".into(),
+        };
+        assert_eq!(s.position(0), (1, 1));
+        assert_eq!(s.position(3), (2, 1));
+        // 'ç' is two bytes; 'd' is the second character.
+        assert_eq!(s.position(5), (2, 2));
+    }
+
+    #[test]
+    fn unknown_field_is_reported_at_its_line() {
+        let err = parse(
+            r#"
+[[listeners]]
+address = "127.0.0.1:0"
+adress = "oops"
+"#,
+        )
+        .unwrap_err();
+        let d = &err.diagnostics[0];
+        assert_eq!(d.line, 4, "{err}");
+        assert!(d.message.contains("unknown field `adress`"), "{err}");
+    }
+
+    #[test]
+    fn all_cross_reference_errors_are_reported() {
+        let err = parse(
+            r#"
+[[listeners]]
+address = "127.0.0.1:0"
+
+[origins.o]
+address = "127.0.0.1:9"
+
+[[routes]]
+name = "a"
+origin = "nope"
+request = ["ghost"]
+"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.diagnostics.len(), 2, "{err}");
+        assert_eq!(err.diagnostics[0].line, 10);
+        assert!(err.diagnostics[0].message.contains("expected one of: `o`"));
+        assert_eq!(err.diagnostics[1].line, 11);
+    }
+}

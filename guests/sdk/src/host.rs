@@ -1,0 +1,132 @@
+//! What the host offers a guest: configuration, load signals, clocks and logging.
+//!
+//! On `wasm32` these call the `outpost:edge/host` imports. Everywhere else they
+//! read the thread-local mock that [`crate::testing`] sets, so guests unit-test
+//! natively with plain `cargo test`.
+
+use crate::types::{LoadSignals, LogLevel};
+use std::str::FromStr;
+
+#[cfg(target_arch = "wasm32")]
+mod imp {
+    use crate::types::{LoadSignals, LogLevel};
+    use crate::wit::host as h;
+
+    pub fn config(key: &str) -> Option<String> {
+        h::config_get(key)
+    }
+    pub fn config_all() -> Vec<(String, String)> {
+        h::config_all()
+    }
+    pub fn load() -> LoadSignals {
+        h::load().into()
+    }
+    pub fn now_ns() -> u64 {
+        h::now_ns()
+    }
+    pub fn unix_time() -> u64 {
+        h::unix_time()
+    }
+    pub fn log(level: LogLevel, message: &str) {
+        h::log(level.into(), message)
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+use crate::testing::mock as imp;
+
+/// This guest's configuration value `key`, or `None`.
+pub fn config(key: &str) -> Option<String> {
+    imp::config(key)
+}
+
+/// Every configuration value of this guest, sorted by key.
+pub fn config_all() -> Vec<(String, String)> {
+    imp::config_all()
+}
+
+/// The load signals of the origin this request is routed to.
+pub fn load() -> LoadSignals {
+    imp::load()
+}
+
+/// A monotonic clock in nanoseconds, for measuring intervals only.
+pub fn now_ns() -> u64 {
+    imp::now_ns()
+}
+
+/// Wall-clock time, seconds since the Unix epoch.
+pub fn unix_time() -> u64 {
+    imp::unix_time()
+}
+
+/// Write a line to the node's log, tagged with the guest's name.
+pub fn log(level: LogLevel, message: &str) {
+    imp::log(level, message)
+}
+
+/// [`log`] at `trace`.
+pub fn trace(message: &str) {
+    log(LogLevel::Trace, message)
+}
+
+/// [`log`] at `debug`.
+pub fn debug(message: &str) {
+    log(LogLevel::Debug, message)
+}
+
+/// [`log`] at `info`.
+pub fn info(message: &str) {
+    log(LogLevel::Info, message)
+}
+
+/// [`log`] at `warn`.
+pub fn warn(message: &str) {
+    log(LogLevel::Warn, message)
+}
+
+/// [`log`] at `error`.
+pub fn error(message: &str) {
+    log(LogLevel::Error, message)
+}
+
+/// Config value `key` parsed as `T`. A value that does not parse is logged as a
+/// warning and treated as absent, so a typo in the operator's TOML degrades to
+/// the default instead of failing requests.
+pub fn config_parse<T: FromStr>(key: &str) -> Option<T> {
+    let raw = config(key)?;
+    match raw.trim().parse::<T>() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            warn(&format!(
+                "config `{key}`: cannot parse {raw:?} as {}; using the default",
+                std::any::type_name::<T>()
+            ));
+            None
+        }
+    }
+}
+
+/// Config value `key` as a boolean (`true`/`false`, `1`/`0`, `yes`/`no`,
+/// `on`/`off`, any case); absent or unparsable (logged) → `default`.
+pub fn config_bool(key: &str, default: bool) -> bool {
+    let Some(raw) = config(key) else {
+        return default;
+    };
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => true,
+        "false" | "0" | "no" | "off" => false,
+        _ => {
+            warn(&format!(
+                "config `{key}`: {raw:?} is not a boolean; using {default}"
+            ));
+            default
+        }
+    }
+}
+
+/// Config value `key` as a comma-separated list (items trimmed, empties
+/// dropped), or `None` when absent.
+pub fn config_list(key: &str) -> Option<Vec<String>> {
+    config(key).map(|v| crate::url::split_list(&v))
+}

@@ -1,0 +1,236 @@
+//! # outpost-guest: write Outpost guests in plain Rust
+//!
+//! A guest is a WebAssembly component that implements one or more hooks of the
+//! `outpost:edge@0.1.0` contract (`wit/outpost.wit`). With this crate a guest is a
+//! type implementing a hook trait plus one export macro:
+//!
+//! ```
+//! use outpost_guest::{host, RequestAction, RequestEdit, RequestHead, RequestHook};
+//!
+//! struct AddHeader;
+//!
+//! impl RequestHook for AddHeader {
+//!     fn on_request(req: &RequestHead) -> RequestAction {
+//!         let value = host::config("value").unwrap_or_else(|| "1".into());
+//!         if req.header("x-seen").is_some() {
+//!             return RequestAction::pass();
+//!         }
+//!         RequestAction::forward(RequestEdit::default().set_header("x-seen", &value))
+//!     }
+//! }
+//!
+//! outpost_guest::export_request!(AddHeader);
+//! ```
+//!
+//! * Enable the cargo feature of each hook you implement: `admit`, `request`,
+//!   `response`. Each gives the trait ([`AdmitHook`], [`RequestHook`],
+//!   [`ResponseHook`]) and the export macro (`export_admit!`, `export_request!`,
+//!   `export_response!`).
+//! * The types ([`RequestHead`], [`RequestEdit`], [`Response`] ...) are plain Rust,
+//!   independent of wit-bindgen; the export macro converts at the boundary.
+//! * [`host`] has the imports (config, load, clocks, log). Off wasm32 they read a
+//!   thread-local mock that [`testing`] sets, so a guest's unit tests are plain
+//!   `cargo test`.
+//! * The export macro generates, in the guest crate, the bindings of exactly the
+//!   world it exports, so the component exports only the hooks it implements.
+//!   Depend on this crate under its own name (`outpost_guest`): the generated
+//!   code refers to it by that path.
+
+pub mod host;
+pub mod testing;
+pub mod types;
+pub mod url;
+
+#[cfg(target_arch = "wasm32")]
+pub mod wit;
+
+pub use types::{
+    Admission, AdmitDecision, ClientInfo, Header, HeaderOp, LoadSignals, LogLevel, PriorityClass,
+    RequestAction, RequestEdit, RequestHead, Response, ResponseEdit, ResponseHead,
+};
+
+/// The admit hook: classify a request or reject it. Runs first, once per request.
+#[cfg(feature = "admit")]
+pub trait AdmitHook {
+    /// Classify `req`.
+    fn on_admit(req: &RequestHead) -> AdmitDecision;
+}
+
+/// The request hook: rewrite the request, pick the origin, or answer at the edge.
+#[cfg(feature = "request")]
+pub trait RequestHook {
+    /// Decide what to do with `req` (already changed by earlier guests).
+    fn on_request(req: &RequestHead) -> RequestAction;
+}
+
+/// The response hook: rewrite the response head and, when handed over, the body.
+#[cfg(feature = "response")]
+pub trait ResponseHook {
+    /// Change the response. `req` is the request as sent to the origin; `body` is
+    /// the full body when the route declares this content type for
+    /// transformation, otherwise `None`.
+    fn on_response(req: &RequestHead, resp: &ResponseHead, body: Option<&[u8]>) -> ResponseEdit;
+}
+
+// `__outpost_generate!`: `wit_bindgen::generate!` with the WIT package inlined
+// (written by build.rs from ../../wit/outpost.wit).
+include!(concat!(env!("OUT_DIR"), "/wit_macro.rs"));
+
+/// Support for the export macros. Not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    use core::marker::PhantomData;
+
+    pub use wit_bindgen;
+
+    #[cfg(target_arch = "wasm32")]
+    pub use crate::wit;
+
+    /// The type a guest's generated `Guest` trait is implemented for.
+    pub struct Glue<T: ?Sized>(PhantomData<T>);
+
+    #[cfg(feature = "admit")]
+    pub fn assert_admit<T: crate::AdmitHook>() {}
+    #[cfg(feature = "request")]
+    pub fn assert_request<T: crate::RequestHook>() {}
+    #[cfg(feature = "response")]
+    pub fn assert_response<T: crate::ResponseHook>() {}
+
+    #[cfg(all(target_arch = "wasm32", feature = "admit"))]
+    impl<T: crate::AdmitHook> Glue<T> {
+        pub fn run_admit(req: wit::types::RequestHead) -> wit::types::AdmitDecision {
+            T::on_admit(&req.into()).into()
+        }
+    }
+
+    #[cfg(all(target_arch = "wasm32", feature = "request"))]
+    impl<T: crate::RequestHook> Glue<T> {
+        pub fn run_request(req: wit::types::RequestHead) -> wit::types::RequestAction {
+            T::on_request(&req.into()).into()
+        }
+    }
+
+    #[cfg(all(target_arch = "wasm32", feature = "response"))]
+    impl<T: crate::ResponseHook> Glue<T> {
+        pub fn run_response(
+            req: wit::types::RequestHead,
+            resp: wit::types::ResponseHead,
+            body: Option<Vec<u8>>,
+        ) -> wit::types::ResponseEdit {
+            T::on_response(&req.into(), &resp.into(), body.as_deref()).into()
+        }
+    }
+}
+
+/// Export `T: AdmitHook` as this component's `outpost:edge/admit-hook`.
+///
+/// Use once per crate, at item level. Off wasm32 it only checks the trait bound.
+#[cfg(feature = "admit")]
+#[macro_export]
+macro_rules! export_admit {
+    ($t:ty) => {
+        const _: fn() = $crate::__private::assert_admit::<$t>;
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        type __OutpostAdmitGlue = $crate::__private::Glue<$t>;
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[allow(unsafe_code, missing_docs, unused, clippy::all)]
+        mod __outpost_admit_export {
+            $crate::__outpost_generate!(
+                world: "admit",
+                with: {
+                    "outpost:edge/types@0.1.0": ::outpost_guest::__private::wit::types,
+                    "outpost:edge/host@0.1.0": ::outpost_guest::__private::wit::host,
+                },
+                runtime_path: "::outpost_guest::__private::wit_bindgen::rt",
+                generate_all,
+            );
+            use super::__OutpostAdmitGlue as Glue;
+            impl exports::outpost::edge::admit_hook::Guest for Glue {
+                fn on_admit(
+                    req: ::outpost_guest::__private::wit::types::RequestHead,
+                ) -> ::outpost_guest::__private::wit::types::AdmitDecision {
+                    Glue::run_admit(req)
+                }
+            }
+            export!(Glue);
+        }
+    };
+}
+
+/// Export `T: RequestHook` as this component's `outpost:edge/request-hook`.
+///
+/// Use once per crate, at item level. Off wasm32 it only checks the trait bound.
+#[cfg(feature = "request")]
+#[macro_export]
+macro_rules! export_request {
+    ($t:ty) => {
+        const _: fn() = $crate::__private::assert_request::<$t>;
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        type __OutpostRequestGlue = $crate::__private::Glue<$t>;
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[allow(unsafe_code, missing_docs, unused, clippy::all)]
+        mod __outpost_request_export {
+            $crate::__outpost_generate!(
+                world: "request",
+                with: {
+                    "outpost:edge/types@0.1.0": ::outpost_guest::__private::wit::types,
+                    "outpost:edge/host@0.1.0": ::outpost_guest::__private::wit::host,
+                },
+                runtime_path: "::outpost_guest::__private::wit_bindgen::rt",
+                generate_all,
+            );
+            use super::__OutpostRequestGlue as Glue;
+            impl exports::outpost::edge::request_hook::Guest for Glue {
+                fn on_request(
+                    req: ::outpost_guest::__private::wit::types::RequestHead,
+                ) -> ::outpost_guest::__private::wit::types::RequestAction {
+                    Glue::run_request(req)
+                }
+            }
+            export!(Glue);
+        }
+    };
+}
+
+/// Export `T: ResponseHook` as this component's `outpost:edge/response-hook`.
+///
+/// Use once per crate, at item level. Off wasm32 it only checks the trait bound.
+#[cfg(feature = "response")]
+#[macro_export]
+macro_rules! export_response {
+    ($t:ty) => {
+        const _: fn() = $crate::__private::assert_response::<$t>;
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        type __OutpostResponseGlue = $crate::__private::Glue<$t>;
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[allow(unsafe_code, missing_docs, unused, clippy::all)]
+        mod __outpost_response_export {
+            $crate::__outpost_generate!(
+                world: "response",
+                with: {
+                    "outpost:edge/types@0.1.0": ::outpost_guest::__private::wit::types,
+                    "outpost:edge/host@0.1.0": ::outpost_guest::__private::wit::host,
+                },
+                runtime_path: "::outpost_guest::__private::wit_bindgen::rt",
+                generate_all,
+            );
+            use super::__OutpostResponseGlue as Glue;
+            impl exports::outpost::edge::response_hook::Guest for Glue {
+                fn on_response(
+                    req: ::outpost_guest::__private::wit::types::RequestHead,
+                    resp: ::outpost_guest::__private::wit::types::ResponseHead,
+                    body: Option<Vec<u8>>,
+                ) -> ::outpost_guest::__private::wit::types::ResponseEdit {
+                    Glue::run_response(req, resp, body)
+                }
+            }
+            export!(Glue);
+        }
+    };
+}

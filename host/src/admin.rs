@@ -1,0 +1,156 @@
+//! The admin API: `/metrics` (Prometheus text), `/healthz`, `/config`, `/guests`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::{Response, StatusCode, header};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use crate::body::{Body, full};
+use crate::limiter::CLASS_NAMES;
+use crate::metrics::{Exposition, get};
+use crate::node::Node;
+
+/// Render every metric of the node.
+pub fn metrics_text(node: &Node) -> String {
+    let mut x = Exposition::default();
+    x.family("outpost_responses_total", "counter", "Responses by route and status class.");
+    for r in &node.routes {
+        for (i, c) in r.metrics.responses.iter().enumerate() {
+            let class = format!("{}xx", i + 1);
+            x.sample("outpost_responses_total", &[("route", &r.name), ("status", &class)], get(c));
+        }
+    }
+    x.family("outpost_edge_answers_total", "counter", "Requests answered by a guest at the edge.");
+    for r in &node.routes {
+        x.sample("outpost_edge_answers_total", &[("route", &r.name)], get(&r.metrics.edge_answers));
+    }
+    x.family("outpost_transformed_total", "counter", "Response bodies transformed by a guest.");
+    for r in &node.routes {
+        x.sample("outpost_transformed_total", &[("route", &r.name)], get(&r.metrics.transformed));
+    }
+    x.family("outpost_errors_total", "counter", "Error responses by source.");
+    let m = &node.metrics;
+    for (src, c) in [
+        ("client", &m.errors_client),
+        ("origin", &m.errors_origin),
+        ("limiter", &m.errors_limiter),
+        ("guest", &m.errors_guest),
+    ] {
+        x.sample("outpost_errors_total", &[("source", src)], get(c));
+    }
+    x.family("outpost_connections_total", "counter", "Client connections accepted.");
+    x.sample("outpost_connections_total", &[], get(&m.connections));
+    x.family("outpost_guest_invocations_total", "counter", "Guest hook invocations.");
+    for (name, g) in &node.guests {
+        x.sample("outpost_guest_invocations_total", &[("guest", name)], get(&g.metrics.invocations));
+    }
+    x.family("outpost_guest_failures_total", "counter", "Guest failures by kind.");
+    for (name, g) in &node.guests {
+        let gm = &g.metrics;
+        for (kind, c) in [
+            ("trap", &gm.traps),
+            ("deadline", &gm.deadlines),
+            ("memory", &gm.memory),
+            ("invalid", &gm.invalid),
+        ] {
+            x.sample("outpost_guest_failures_total", &[("guest", name), ("kind", kind)], get(c));
+        }
+    }
+    x.family("outpost_guest_fail_actions_total", "counter", "Failures skipped (open) or answered 503 (closed).");
+    for (name, g) in &node.guests {
+        x.sample("outpost_guest_fail_actions_total", &[("guest", name), ("action", "skipped")], get(&g.metrics.skipped));
+        x.sample("outpost_guest_fail_actions_total", &[("guest", name), ("action", "closed")], get(&g.metrics.closed));
+    }
+    let mut origins: Vec<_> = node.origins.iter().collect();
+    origins.sort_by(|a, b| a.0.cmp(b.0));
+    x.family("outpost_limiter_limit", "gauge", "Current concurrency limit per origin.");
+    for (name, o) in &origins {
+        x.sample("outpost_limiter_limit", &[("origin", name)], o.limiter.snapshot().limit);
+    }
+    x.family("outpost_limiter_in_flight", "gauge", "Requests in flight per origin.");
+    for (name, o) in &origins {
+        x.sample("outpost_limiter_in_flight", &[("origin", name)], o.limiter.snapshot().in_flight);
+    }
+    x.family("outpost_limiter_queued", "gauge", "Requests waiting for admission per origin.");
+    for (name, o) in &origins {
+        x.sample("outpost_limiter_queued", &[("origin", name)], o.limiter.snapshot().queued);
+    }
+    for (family, help) in [
+        ("outpost_admitted_total", "Requests admitted per origin and class."),
+        ("outpost_queued_total", "Requests admitted after queueing per origin and class."),
+        ("outpost_shed_total", "Requests shed per origin and class."),
+    ] {
+        x.family(family, "counter", help);
+        for (name, o) in &origins {
+            let c = &o.limiter.counters;
+            let arr = match family {
+                "outpost_admitted_total" => &c.admitted,
+                "outpost_queued_total" => &c.queued,
+                _ => &c.shed,
+            };
+            for (i, class) in CLASS_NAMES.iter().enumerate() {
+                x.sample(family, &[("origin", name), ("class", class)], get(&arr[i]));
+            }
+        }
+    }
+    x.finish()
+}
+
+fn text(status: StatusCode, ctype: &'static str, body: String) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static(ctype));
+    r
+}
+
+/// Answer one admin request.
+pub fn handle(node: &Node, path: &str) -> Response<Body> {
+    match path {
+        "/metrics" => text(StatusCode::OK, "text/plain; version=0.0.4", metrics_text(node)),
+        "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/config" => text(StatusCode::OK, "application/toml", node.config.source().text.clone()),
+        "/guests" => {
+            let list: Vec<serde_json::Value> = node
+                .guests
+                .iter()
+                .map(|(n, g)| {
+                    serde_json::json!({
+                        "name": n,
+                        "hooks": g.hooks.to_string(),
+                        "memory_bytes": g.limits.memory_bytes,
+                        "cpu_ms": g.limits.cpu.as_millis() as u64,
+                    })
+                })
+                .collect();
+            text(
+                StatusCode::OK,
+                "application/json",
+                serde_json::to_string_pretty(&list).unwrap_or_default(),
+            )
+        }
+        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+    }
+}
+
+/// Serve the admin API on `listener`.
+pub async fn serve(node: Arc<Node>, listener: TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let node = node.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let node = node.clone();
+                async move { Ok::<_, Infallible>(handle(&node, req.uri().path())) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,103 @@
+//! Outpost, the edge node: runs sandboxed WebAssembly guests on every request, in
+//! front of the origin. The `outpost` binary is a thin CLI over this library, so
+//! tests and benchmarks drive the same code.
+//!
+//! See ARCHITECTURE.md for the phases of a request and the module that owns each.
+
+#![deny(missing_docs)]
+
+pub mod admin;
+pub mod body;
+pub mod clock;
+pub mod demo;
+pub mod error;
+pub mod limiter;
+pub mod metrics;
+pub mod node;
+pub mod origin;
+pub mod pipeline;
+pub mod runtime;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use edge_config::Config;
+pub use node::{BuildOptions, Node};
+
+/// A running node: its listeners' addresses and the tasks serving them.
+pub struct Running {
+    /// The node.
+    pub node: Arc<Node>,
+    /// Where each configured listener listens (ports resolved).
+    pub listeners: Vec<SocketAddr>,
+    /// Where the admin API listens, if enabled.
+    pub admin: Option<SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stop accepting connections.
+    pub fn shutdown(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Build a node from `config` and start its listeners and admin API. With
+/// `listen_override`, the first listener binds there instead.
+pub async fn start(
+    config: Config,
+    opts: &BuildOptions,
+    listen_override: Option<SocketAddr>,
+    admin_override: Option<Option<SocketAddr>>,
+) -> anyhow::Result<Running> {
+    let node = Node::build(config, opts).await.map_err(|errs| {
+        anyhow::anyhow!(
+            "{}",
+            errs.iter()
+                .map(|d| format!("error: {d}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })?;
+    let node = Arc::new(node);
+    let mut listeners = Vec::new();
+    let mut tasks = Vec::new();
+    for (i, l) in node.config.listeners.iter().enumerate() {
+        let addr = match (i, listen_override) {
+            (0, Some(a)) => a,
+            _ => *l.address.get_ref(),
+        };
+        let listener = server::bind(addr).await?;
+        listeners.push(listener.local_addr()?);
+        tasks.push(tokio::spawn(server::serve(
+            node.clone(),
+            listener,
+            l.header_timeout.duration(),
+        )));
+    }
+    let admin_addr = admin_override.unwrap_or(node.config.node.admin);
+    let admin = match admin_addr {
+        Some(a) => {
+            let listener = server::bind(a).await?;
+            let local = listener.local_addr()?;
+            tasks.push(tokio::spawn(admin::serve(node.clone(), listener)));
+            Some(local)
+        }
+        None => None,
+    };
+    Ok(Running {
+        node,
+        listeners,
+        admin,
+        tasks,
+    })
+}

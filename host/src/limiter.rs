@@ -1,0 +1,561 @@
+//! The admission limiter: an adaptive concurrency limit per origin with a bounded
+//! queue ordered by priority class; the lowest class is shed first.
+//!
+//! The controller ([`Gradient`]) is a pure function of (time, samples), so tests and
+//! replay drive it with a virtual clock and get the same limits every run.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::clock::monotonic_ns;
+
+/// Number of priority classes (see `priority-class` in the WIT).
+pub const CLASSES: usize = 5;
+/// Class names, highest first, as used in metrics.
+pub const CLASS_NAMES: [&str; CLASSES] = ["critical", "high", "normal", "low", "bulk"];
+
+/// The limiter's parameters (from `[limiter]` in the config).
+#[derive(Debug, Clone)]
+pub struct LimiterConfig {
+    /// Off: every request is admitted at once.
+    pub enabled: bool,
+    /// Starting limit.
+    pub initial_limit: u32,
+    /// Floor.
+    pub min_limit: u32,
+    /// Ceiling.
+    pub max_limit: u32,
+    /// Waiting room per origin.
+    pub queue_size: usize,
+    /// Queue wait budget while the queue drains regularly.
+    pub queue_timeout: Duration,
+    /// Queue wait budget once it has not drained for a while.
+    pub queue_timeout_congested: Duration,
+}
+
+impl From<&edge_config::Limiter> for LimiterConfig {
+    fn from(l: &edge_config::Limiter) -> Self {
+        LimiterConfig {
+            enabled: l.enabled,
+            initial_limit: l.initial_limit,
+            min_limit: *l.min_limit.get_ref(),
+            max_limit: *l.max_limit.get_ref(),
+            queue_size: l.queue_size,
+            queue_timeout: l.queue_timeout.duration(),
+            queue_timeout_congested: l.queue_timeout_congested.duration(),
+        }
+    }
+}
+
+/// A gradient concurrency controller (after Netflix's Gradient2 and Envoy's adaptive
+/// concurrency): the limit follows the ratio of long-term to short-term latency, with
+/// √limit of headroom, and backs off multiplicatively on overload signals. Pure: its
+/// output depends only on the samples it is given.
+#[derive(Debug, Clone)]
+pub struct Gradient {
+    limit: f64,
+    min: f64,
+    max: f64,
+    short_rtt: f64,
+    long_rtt: f64,
+    samples: u64,
+    window_min_ns: u64,
+    window_start_ns: u64,
+    last_min_ns: u64,
+}
+
+/// How long the windowed minimum latency is kept before it is re-measured from live
+/// traffic (no starvation of requests needed to re-measure it).
+const MIN_RTT_WINDOW_NS: u64 = 5_000_000_000;
+
+impl Gradient {
+    /// A controller starting at `initial`, bounded by `[min, max]`.
+    pub fn new(initial: u32, min: u32, max: u32) -> Gradient {
+        let min = f64::from(min.max(1));
+        let max = f64::from(max.max(1)).max(min);
+        Gradient {
+            limit: f64::from(initial).clamp(min, max),
+            min,
+            max,
+            short_rtt: 0.0,
+            long_rtt: 0.0,
+            samples: 0,
+            window_min_ns: u64::MAX,
+            window_start_ns: 0,
+            last_min_ns: 0,
+        }
+    }
+
+    /// The current limit.
+    pub fn limit(&self) -> u32 {
+        self.limit as u32
+    }
+
+    /// Smoothed recent latency, ns.
+    pub fn short_rtt_ns(&self) -> u64 {
+        self.short_rtt as u64
+    }
+
+    /// Minimum latency of the current or last window, ns.
+    pub fn min_rtt_ns(&self) -> u64 {
+        match (self.window_min_ns, self.last_min_ns) {
+            (u64::MAX, last) => last,
+            (w, 0) => w,
+            (w, last) => w.min(last),
+        }
+    }
+
+    /// Feed one completed request: when it finished, how long it took at the origin,
+    /// how many were in flight, and whether the origin signalled overload.
+    pub fn sample(&mut self, now_ns: u64, rtt_ns: u64, in_flight: u32, overload: bool) {
+        if now_ns.saturating_sub(self.window_start_ns) > MIN_RTT_WINDOW_NS {
+            if self.window_min_ns != u64::MAX {
+                self.last_min_ns = self.window_min_ns;
+            }
+            self.window_min_ns = u64::MAX;
+            self.window_start_ns = now_ns;
+        }
+        self.window_min_ns = self.window_min_ns.min(rtt_ns);
+        if overload {
+            // AIMD backstop: the origin says it is overloaded.
+            self.limit = (self.limit * 0.9).clamp(self.min, self.max);
+            return;
+        }
+        let rtt = rtt_ns as f64;
+        self.samples += 1;
+        if self.samples == 1 {
+            self.short_rtt = rtt;
+            self.long_rtt = rtt;
+        } else {
+            self.short_rtt += (rtt - self.short_rtt) * 0.1;
+            self.long_rtt += (rtt - self.long_rtt) / 600.0;
+        }
+        // Application-limited: little in flight says nothing about the origin's capacity.
+        if f64::from(in_flight) < self.limit / 2.0 {
+            return;
+        }
+        // A long-term average that drifted above today's latency is pulled back, so a
+        // recovery is seen quickly.
+        if self.long_rtt > self.short_rtt * 2.0 {
+            self.long_rtt = self.short_rtt * 2.0;
+        }
+        let gradient = (self.long_rtt / self.short_rtt.max(1.0)).clamp(0.5, 1.0);
+        let headroom = self.limit.sqrt();
+        let target = self.limit * gradient + headroom;
+        self.limit = (self.limit * 0.8 + target * 0.2).clamp(self.min, self.max);
+    }
+}
+
+/// Exponentially decaying counts of admitted and shed requests per class.
+#[derive(Debug, Clone, Default)]
+struct ShedRate {
+    admitted: [f64; CLASSES],
+    shed: [f64; CLASSES],
+    last_ns: u64,
+}
+
+const RATE_TAU_NS: f64 = 1e9;
+
+impl ShedRate {
+    fn record(&mut self, now_ns: u64, class: usize, shed: bool) {
+        let dt = now_ns.saturating_sub(self.last_ns) as f64;
+        self.last_ns = now_ns;
+        let decay = (-dt / RATE_TAU_NS).exp();
+        for i in 0..CLASSES {
+            self.admitted[i] *= decay;
+            self.shed[i] *= decay;
+        }
+        if shed {
+            self.shed[class] += 1.0;
+        } else {
+            self.admitted[class] += 1.0;
+        }
+    }
+
+    fn rates(&self) -> (f32, [f32; CLASSES]) {
+        let mut by = [0f32; CLASSES];
+        let (mut a, mut s) = (0.0, 0.0);
+        for i in 0..CLASSES {
+            let t = self.admitted[i] + self.shed[i];
+            by[i] = if t > 0.0 { (self.shed[i] / t) as f32 } else { 0.0 };
+            a += self.admitted[i];
+            s += self.shed[i];
+        }
+        let total = a + s;
+        (if total > 0.0 { (s / total) as f32 } else { 0.0 }, by)
+    }
+}
+
+struct Waiter {
+    cost: u32,
+    tx: oneshot::Sender<Result<(), &'static str>>,
+}
+
+struct State {
+    gradient: Gradient,
+    in_flight: u32,
+    /// Keyed by (class, arrival): the first key is the next to admit, the last the
+    /// first to evict.
+    queue: BTreeMap<(usize, u64), Waiter>,
+    seq: u64,
+    last_empty_ns: u64,
+    queue_delay_ns: f64,
+    rates: ShedRate,
+}
+
+/// Per-class counters of one origin's limiter.
+#[derive(Debug, Default)]
+pub struct ClassCounters {
+    /// Admitted at once or after queueing.
+    pub admitted: [AtomicU64; CLASSES],
+    /// Admitted after waiting in the queue.
+    pub queued: [AtomicU64; CLASSES],
+    /// Shed (queue full, timed out in the queue, or evicted by a higher class).
+    pub shed: [AtomicU64; CLASSES],
+}
+
+/// The limiter of one origin.
+pub struct OriginLimiter {
+    /// The origin's name.
+    pub origin: Arc<str>,
+    config: LimiterConfig,
+    state: Mutex<State>,
+    /// Counters for metrics.
+    pub counters: ClassCounters,
+}
+
+/// What the load signals import reports.
+#[derive(Debug, Clone, Default)]
+pub struct LoadSnapshot {
+    /// In flight at the origin.
+    pub in_flight: u32,
+    /// Current limit.
+    pub limit: u32,
+    /// Waiting.
+    pub queued: u32,
+    /// Recent queueing delay, µs.
+    pub queue_delay_us: u64,
+    /// Recent shed fraction.
+    pub shed_rate: f32,
+    /// Per class.
+    pub shed_rate_by_class: [f32; CLASSES],
+    /// Smoothed origin latency, µs.
+    pub origin_latency_us: u64,
+    /// Windowed minimum origin latency, µs.
+    pub origin_min_latency_us: u64,
+    /// (in flight + queued) / limit.
+    pub utilization: f32,
+}
+
+/// Where a guest's `load()` reads from: the limiter of the request's origin, if any.
+#[derive(Clone, Default)]
+pub struct LoadSource(Option<Arc<OriginLimiter>>);
+
+impl LoadSource {
+    /// Signals of this origin's limiter.
+    pub fn new(l: Arc<OriginLimiter>) -> LoadSource {
+        LoadSource(Some(l))
+    }
+
+    /// The current signals (all zero without a limiter).
+    pub fn signals(&self) -> LoadSnapshot {
+        self.0.as_ref().map(|l| l.snapshot()).unwrap_or_default()
+    }
+}
+
+/// An admission: holds its share of the limit until dropped.
+pub struct Permit {
+    limiter: Arc<OriginLimiter>,
+    cost: u32,
+    started_ns: u64,
+    sampled: bool,
+}
+
+impl Permit {
+    /// The origin answered (or failed): feed the controller its latency, once.
+    pub fn record(&mut self, overload: bool) {
+        if self.sampled {
+            return;
+        }
+        self.sampled = true;
+        let now = monotonic_ns();
+        let rtt = now.saturating_sub(self.started_ns);
+        self.limiter.sample(now, rtt, overload);
+    }
+
+    /// Record and release in one step.
+    pub fn complete(mut self, overload: bool) {
+        self.record(overload);
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.limiter.release(self.cost);
+    }
+}
+
+/// Why a request was shed.
+pub type ShedReason = &'static str;
+
+impl OriginLimiter {
+    /// A limiter for `origin`.
+    pub fn new(origin: &str, config: LimiterConfig) -> Arc<OriginLimiter> {
+        Arc::new(OriginLimiter {
+            origin: origin.into(),
+            state: Mutex::new(State {
+                gradient: Gradient::new(config.initial_limit, config.min_limit, config.max_limit),
+                in_flight: 0,
+                queue: BTreeMap::new(),
+                seq: 0,
+                last_empty_ns: monotonic_ns(),
+                queue_delay_ns: 0.0,
+                rates: ShedRate::default(),
+            }),
+            config,
+            counters: ClassCounters::default(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means a panic elsewhere; the state is still consistent
+        // enough to keep admitting.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Admit a request of `class` (0 = critical) and `cost`, waiting in the queue if the
+    /// origin is at its limit; `Err` when shed.
+    pub async fn acquire(
+        self: &Arc<Self>,
+        class: usize,
+        cost: u32,
+    ) -> Result<Permit, ShedReason> {
+        let class = class.min(CLASSES - 1);
+        let cost = cost.max(1);
+        let arrived = monotonic_ns();
+        let permit = |l: &Arc<Self>| Permit {
+            limiter: l.clone(),
+            cost,
+            started_ns: monotonic_ns(),
+            sampled: false,
+        };
+        if !self.config.enabled {
+            self.counters.admitted[class].fetch_add(1, Ordering::Relaxed);
+            return Ok(permit(self));
+        }
+        let (rx, timeout) = {
+            let mut st = self.lock();
+            let limit = st.gradient.limit();
+            let ahead = st.queue.range(..(class + 1, 0)).next().is_some();
+            if !ahead && st.in_flight + cost <= limit {
+                st.in_flight += cost;
+                st.rates.record(arrived, class, false);
+                drop(st);
+                self.counters.admitted[class].fetch_add(1, Ordering::Relaxed);
+                return Ok(permit(self));
+            }
+            if st.queue.len() >= self.config.queue_size {
+                // Full: evict the lowest, newest waiter if it ranks below this request.
+                let victim = st.queue.last_key_value().map(|(k, _)| *k);
+                match victim {
+                    Some(k) if k.0 > class => {
+                        if let Some(w) = st.queue.remove(&k) {
+                            let _ = w.tx.send(Err("evicted by a higher class"));
+                        }
+                    }
+                    _ => {
+                        st.rates.record(arrived, class, true);
+                        drop(st);
+                        self.counters.shed[class].fetch_add(1, Ordering::Relaxed);
+                        return Err("queue full");
+                    }
+                }
+            }
+            let (tx, rx) = oneshot::channel();
+            st.seq += 1;
+            let key = (class, st.seq);
+            st.queue.insert(key, Waiter { cost, tx });
+            // CoDel-style: a queue that drained recently gets the normal budget; a
+            // standing queue gets a short one, so waiting cannot build up.
+            let congested = arrived.saturating_sub(st.last_empty_ns) > 100_000_000;
+            let timeout = if congested {
+                self.config.queue_timeout_congested
+            } else {
+                self.config.queue_timeout
+            };
+            ((rx, key), timeout)
+        };
+        let (rx, key) = rx;
+        let outcome = tokio::time::timeout(timeout, rx).await;
+        let now = monotonic_ns();
+        let result = match outcome {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(reason))) => Err(reason),
+            Ok(Err(_)) => Err("limiter dropped"),
+            Err(_) => {
+                let mut st = self.lock();
+                if st.queue.remove(&key).is_some() {
+                    Err("queue timeout")
+                } else {
+                    // Admitted in the instant the timer fired: keep it.
+                    Ok(())
+                }
+            }
+        };
+        let mut st = self.lock();
+        match result {
+            Ok(()) => {
+                let waited = now.saturating_sub(arrived) as f64;
+                st.queue_delay_ns += (waited - st.queue_delay_ns) * 0.1;
+                st.rates.record(now, class, false);
+                drop(st);
+                self.counters.admitted[class].fetch_add(1, Ordering::Relaxed);
+                self.counters.queued[class].fetch_add(1, Ordering::Relaxed);
+                Ok(permit(self))
+            }
+            Err(reason) => {
+                st.rates.record(now, class, true);
+                if st.queue.is_empty() {
+                    st.last_empty_ns = now;
+                }
+                drop(st);
+                self.counters.shed[class].fetch_add(1, Ordering::Relaxed);
+                Err(reason)
+            }
+        }
+    }
+
+    fn sample(&self, now: u64, rtt: u64, overload: bool) {
+        let mut st = self.lock();
+        let in_flight = st.in_flight;
+        st.gradient.sample(now, rtt, in_flight, overload);
+    }
+
+    fn release(&self, cost: u32) {
+        let mut st = self.lock();
+        st.in_flight = st.in_flight.saturating_sub(cost);
+        let limit = st.gradient.limit();
+        while let Some(entry) = st.queue.first_entry() {
+            if st.in_flight + entry.get().cost > limit {
+                break;
+            }
+            let w = entry.remove();
+            if w.tx.send(Ok(())).is_ok() {
+                st.in_flight += w.cost;
+            }
+        }
+        if st.queue.is_empty() {
+            st.last_empty_ns = monotonic_ns();
+        }
+    }
+
+    /// Current signals.
+    pub fn snapshot(&self) -> LoadSnapshot {
+        let st = self.lock();
+        let (shed_rate, by_class) = st.rates.rates();
+        let limit = st.gradient.limit();
+        let queued = st.queue.len() as u32;
+        LoadSnapshot {
+            in_flight: st.in_flight,
+            limit,
+            queued,
+            queue_delay_us: (st.queue_delay_ns / 1000.0) as u64,
+            shed_rate,
+            shed_rate_by_class: by_class,
+            origin_latency_us: st.gradient.short_rtt_ns() / 1000,
+            origin_min_latency_us: st.gradient.min_rtt_ns() / 1000,
+            utilization: if self.config.enabled {
+                (st.in_flight + queued) as f32 / limit.max(1) as f32
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(limit: u32, queue: usize) -> LimiterConfig {
+        LimiterConfig {
+            enabled: true,
+            initial_limit: limit,
+            min_limit: limit,
+            max_limit: limit,
+            queue_size: queue,
+            queue_timeout: Duration::from_millis(500),
+            queue_timeout_congested: Duration::from_millis(500),
+        }
+    }
+
+    #[test]
+    fn gradient_falls_when_latency_rises_and_is_deterministic() {
+        let run = || {
+            let mut g = Gradient::new(100, 4, 1000);
+            let mut t = 0;
+            for _ in 0..2000 {
+                t += 1_000_000;
+                g.sample(t, 10_000_000, 100, false);
+            }
+            let steady = g.limit();
+            for _ in 0..200 {
+                t += 1_000_000;
+                g.sample(t, 50_000_000, 1000, false);
+            }
+            (steady, g.limit())
+        };
+        let (steady, loaded) = run();
+        assert!(loaded < steady, "limit should fall: {steady} -> {loaded}");
+        assert_eq!(run(), (steady, loaded), "same samples, same limits");
+    }
+
+    #[test]
+    fn overload_backs_off() {
+        let mut g = Gradient::new(100, 4, 1000);
+        g.sample(1, 1_000_000, 100, true);
+        assert_eq!(g.limit(), 90);
+    }
+
+    #[tokio::test]
+    async fn higher_class_is_admitted_first_and_lowest_evicted_when_full() {
+        let l = OriginLimiter::new("o", cfg(1, 2));
+        let held = l.acquire(2, 1).await.expect("first admitted");
+        let low = tokio::spawn({
+            let l = l.clone();
+            async move { l.acquire(4, 1).await.map(|_| ()) }
+        });
+        tokio::task::yield_now().await;
+        let normal = tokio::spawn({
+            let l = l.clone();
+            async move { l.acquire(2, 1).await.map(|p| drop(p)) }
+        });
+        tokio::task::yield_now().await;
+        // Queue full (bulk, normal); a critical request evicts the bulk one.
+        let crit = tokio::spawn({
+            let l = l.clone();
+            async move { l.acquire(0, 1).await.map(|p| p.complete(false)) }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(low.await.expect("join"), Err("evicted by a higher class"));
+        drop(held);
+        assert!(crit.await.expect("join").is_ok());
+        assert!(normal.await.expect("join").is_ok());
+        assert_eq!(l.counters.shed[4].load(Ordering::Relaxed), 1);
+        assert_eq!(l.snapshot().in_flight, 0);
+    }
+
+    #[tokio::test]
+    async fn queue_timeout_sheds() {
+        let mut c = cfg(1, 4);
+        c.queue_timeout = Duration::from_millis(10);
+        let l = OriginLimiter::new("o", c);
+        let _held = l.acquire(0, 1).await.expect("admitted");
+        assert_eq!(l.acquire(1, 1).await.err(), Some("queue timeout"));
+        assert_eq!(l.snapshot().queued, 0);
+    }
+}

@@ -1,0 +1,316 @@
+//! A node built from a validated configuration: guests loaded and linked, origins'
+//! clients and limiters, routes resolved. Loading reports every problem it finds.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use edge_config::{Config, Diagnostic, FailMode, GuestSource, OriginKind, Spanned};
+
+use crate::limiter::{LimiterConfig, OriginLimiter};
+use crate::metrics::{NodeMetrics, RouteMetrics};
+use crate::origin::{OriginClient, OriginTimeouts};
+use crate::runtime::{CompileCache, EngineOptions, Guest, GuestLimits, Runtime};
+
+/// The wasm of a built-in guest, if the binary carries one by that name.
+pub fn builtin_guest(name: &str) -> Option<&'static [u8]> {
+    match name {
+        "rewrite" => Some(include_bytes!(concat!(env!("OUTPOST_GUEST_DIR"), "/rewrite.wasm"))),
+        "rendition" => Some(include_bytes!(concat!(
+            env!("OUTPOST_GUEST_DIR"),
+            "/rendition.wasm"
+        ))),
+        "shed" => Some(include_bytes!(concat!(env!("OUTPOST_GUEST_DIR"), "/shed.wasm"))),
+        _ => None,
+    }
+}
+
+/// Where the guest workspace's artifacts were built (for tests and benches).
+pub const GUEST_ARTIFACTS: &str = env!("OUTPOST_GUEST_DIR");
+
+/// An origin: its client and its limiter.
+pub struct OriginEntry {
+    /// The pooled client.
+    pub client: OriginClient,
+    /// Its admission limiter.
+    pub limiter: Arc<OriginLimiter>,
+}
+
+/// A guest as a route uses it.
+#[derive(Clone)]
+pub struct GuestRef {
+    /// The loaded guest.
+    pub guest: Arc<Guest>,
+    /// What to do when it fails.
+    pub fail: FailMode,
+}
+
+/// A resolved route.
+pub struct RouteEntry {
+    /// Its name.
+    pub name: Arc<str>,
+    host: Option<String>,
+    prefix: String,
+    /// Default origin.
+    pub origin: Arc<OriginEntry>,
+    /// The admit guest.
+    pub admit: Option<GuestRef>,
+    /// Request guests in order.
+    pub request: Vec<GuestRef>,
+    /// Response guests in order.
+    pub response: Vec<GuestRef>,
+    /// Content types response guests may transform (lower-case, no parameters).
+    pub transform: Vec<String>,
+    /// Cap on buffered bodies.
+    pub transform_max_bytes: usize,
+    /// Counters.
+    pub metrics: RouteMetrics,
+}
+
+impl RouteEntry {
+    fn matches(&self, host: &str, path: &str) -> bool {
+        if !path.starts_with(&self.prefix) {
+            return false;
+        }
+        match &self.host {
+            None => true,
+            Some(pattern) => match pattern.strip_prefix("*.") {
+                Some(suffix) => host
+                    .strip_suffix(suffix)
+                    .is_some_and(|rest| rest.ends_with('.')),
+                None => host == pattern,
+            },
+        }
+    }
+}
+
+/// Options that are not in the config file.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Override the compile cache directory (None: the config's).
+    pub cache_dir: Option<PathBuf>,
+    /// Disable the compile cache.
+    pub no_cache: bool,
+}
+
+/// A node ready to serve.
+pub struct Node {
+    /// The wasmtime runtime.
+    pub runtime: Runtime,
+    /// Routes, in match order.
+    pub routes: Vec<RouteEntry>,
+    /// Origins by name.
+    pub origins: HashMap<String, Arc<OriginEntry>>,
+    /// Guests by name.
+    pub guests: BTreeMap<String, Arc<Guest>>,
+    /// Node-wide counters.
+    pub metrics: NodeMetrics,
+    /// The configuration it was built from.
+    pub config: Config,
+    /// Where the demo origin listens, if one was started.
+    pub demo_origin: Option<SocketAddr>,
+}
+
+impl Node {
+    /// Build a node: start demo origins, load every guest, resolve routes. All errors
+    /// found are returned, positioned in the config where possible.
+    pub async fn build(config: Config, opts: &BuildOptions) -> Result<Node, Vec<Diagnostic>> {
+        let src = config.source().clone();
+        let mut errors = Vec::new();
+        let max_memory = config
+            .guests
+            .values()
+            .map(|g| g.memory_mib as usize * (1 << 20))
+            .max()
+            .unwrap_or(16 << 20);
+        let runtime = Runtime::new(&EngineOptions {
+            max_instances: config.node.max_instances,
+            max_memory_bytes: max_memory,
+            tick: config.node.epoch_tick.duration(),
+        })
+        .map_err(|e| vec![src.diagnostic(0..0, format!("cannot start the wasm engine: {e:#}"))])?;
+        let cache = if opts.no_cache {
+            None
+        } else {
+            opts.cache_dir
+                .clone()
+                .or_else(|| config.node.cache_dir.as_ref().map(PathBuf::from))
+                .map(CompileCache::new)
+        };
+
+        let mut guests = BTreeMap::new();
+        for (name, g) in &config.guests {
+            let wasm: Result<std::borrow::Cow<'static, [u8]>, String> = match config.guest_source(g)
+            {
+                GuestSource::Builtin(b) => builtin_guest(&b)
+                    .map(std::borrow::Cow::Borrowed)
+                    .ok_or_else(|| format!("no built-in guest `{b}`")),
+                GuestSource::File(p) => std::fs::read(&p)
+                    .map(std::borrow::Cow::Owned)
+                    .map_err(|e| format!("cannot read `{}`: {e}", p.display())),
+            };
+            let wasm = match wasm {
+                Ok(w) => w,
+                Err(e) => {
+                    errors.push(src.diagnostic(g.wasm.span(), format!("guest `{name}`: {e}")));
+                    continue;
+                }
+            };
+            let limits = GuestLimits {
+                memory_bytes: g.memory_mib as usize * (1 << 20),
+                cpu: g.cpu.duration(),
+            };
+            let values = g
+                .config
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_text()))
+                .collect();
+            match runtime.load(name.as_str(), &wasm, limits, values, cache.as_ref()) {
+                Ok(guest) => {
+                    guests.insert(name.to_string(), guest);
+                }
+                Err(e) => errors.push(src.diagnostic(g.wasm.span(), e.to_string())),
+            }
+        }
+
+        let limiter_cfg = LimiterConfig::from(&config.limiter);
+        let mut origins = HashMap::new();
+        let mut demo_origin = None;
+        for (name, o) in &config.origins {
+            let authority = match (o.kind, &o.address) {
+                (OriginKind::Demo, _) => {
+                    let addr = match demo_origin {
+                        Some(a) => a,
+                        None => match crate::demo::spawn(([127, 0, 0, 1], 0).into()).await {
+                            Ok(a) => {
+                                demo_origin = Some(a);
+                                a
+                            }
+                            Err(e) => {
+                                errors.push(src.diagnostic(
+                                    0..0,
+                                    format!("cannot start the demo origin: {e}"),
+                                ));
+                                continue;
+                            }
+                        },
+                    };
+                    addr.to_string()
+                }
+                (OriginKind::Http, Some(a)) => a.get_ref().clone(),
+                (OriginKind::Http, None) => {
+                    errors.push(src.diagnostic(
+                        0..0,
+                        format!("origin `{name}`: expected an `address` (`HOST:PORT`)"),
+                    ));
+                    continue;
+                }
+            };
+            let client = OriginClient::new(
+                name.as_str(),
+                &authority,
+                o.host_header.clone(),
+                OriginTimeouts {
+                    connect: o.connect_timeout.duration(),
+                    first_byte: o.first_byte_timeout.duration(),
+                    total: o.total_timeout.duration(),
+                },
+                o.pool_max_idle,
+                o.pool_idle_timeout.duration(),
+            );
+            origins.insert(
+                name.to_string(),
+                Arc::new(OriginEntry {
+                    client,
+                    limiter: OriginLimiter::new(name.as_str(), limiter_cfg.clone()),
+                }),
+            );
+        }
+
+        let mut routes = Vec::new();
+        for r in &config.routes {
+            let rname = r.name.get_ref().as_str();
+            let resolve = |g: &Spanned<edge_config::Name>,
+                           phase: &str,
+                           exports: fn(&Guest) -> bool,
+                           errors: &mut Vec<Diagnostic>|
+             -> Option<GuestRef> {
+                let guest = guests.get(g.get_ref().as_str())?;
+                if !exports(guest) {
+                    errors.push(src.diagnostic(
+                        g.span(),
+                        format!(
+                            "route `{rname}` uses guest `{}` as a {phase} guest, but it does not export \
+                             `outpost:edge/{phase}-hook@0.1.0` (it exports: {})",
+                            g.get_ref(),
+                            guest.hooks
+                        ),
+                    ));
+                    return None;
+                }
+                let fail = config
+                    .guests
+                    .get(g.get_ref().as_str())
+                    .map(|c| c.fail)
+                    .unwrap_or_default();
+                Some(GuestRef {
+                    guest: guest.clone(),
+                    fail,
+                })
+            };
+            let admit = r
+                .admit
+                .as_ref()
+                .and_then(|g| resolve(g, "admit", |g| g.hooks.admit, &mut errors));
+            let request = r
+                .request
+                .iter()
+                .filter_map(|g| resolve(g, "request", |g| g.hooks.request, &mut errors))
+                .collect();
+            let response = r
+                .response
+                .iter()
+                .filter_map(|g| resolve(g, "response", |g| g.hooks.response, &mut errors))
+                .collect();
+            let Some(origin) = origins.get(r.origin.get_ref().as_str()) else {
+                continue;
+            };
+            routes.push(RouteEntry {
+                name: rname.into(),
+                host: r.host.as_ref().map(|h| h.to_ascii_lowercase()),
+                prefix: r.path_prefix.get_ref().clone(),
+                origin: origin.clone(),
+                admit,
+                request,
+                response,
+                transform: r
+                    .transform
+                    .iter()
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .collect(),
+                transform_max_bytes: r.transform_max_bytes,
+                metrics: RouteMetrics::default(),
+            });
+        }
+
+        if !errors.is_empty() {
+            errors.sort_by_key(|d| (d.line, d.column));
+            return Err(errors);
+        }
+        Ok(Node {
+            runtime,
+            routes,
+            origins,
+            guests,
+            metrics: NodeMetrics::default(),
+            config,
+            demo_origin,
+        })
+    }
+
+    /// The first route matching `host` (lower-case, no port) and `path`.
+    pub fn route(&self, host: &str, path: &str) -> Option<&RouteEntry> {
+        self.routes.iter().find(|r| r.matches(host, path))
+    }
+}

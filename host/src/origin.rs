@@ -1,0 +1,120 @@
+//! The pooled keep-alive client to one origin, with connect, first-byte and total
+//! timeouts mapped to 502 and 504.
+
+use std::time::Duration;
+
+use http::{Request, Response, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::body::{Body, DeadlineBody, boxed};
+use crate::error::EdgeError;
+
+/// Timeouts of one origin.
+#[derive(Debug, Clone, Copy)]
+pub struct OriginTimeouts {
+    /// To connect.
+    pub connect: Duration,
+    /// From sending the request to the response head.
+    pub first_byte: Duration,
+    /// For the whole exchange, body included.
+    pub total: Duration,
+}
+
+/// A client for one origin.
+pub struct OriginClient {
+    /// The origin's name.
+    pub name: String,
+    authority: String,
+    /// The `Host` header to send instead of the client's, if configured.
+    pub host_header: Option<String>,
+    timeouts: OriginTimeouts,
+    client: Client<HttpConnector, Body>,
+}
+
+impl OriginClient {
+    /// A client for the origin at `authority` (`host:port`).
+    pub fn new(
+        name: &str,
+        authority: &str,
+        host_header: Option<String>,
+        timeouts: OriginTimeouts,
+        pool_max_idle: usize,
+        pool_idle_timeout: Duration,
+    ) -> OriginClient {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(timeouts.connect));
+        connector.set_nodelay(true);
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_max_idle_per_host(pool_max_idle)
+            .pool_idle_timeout(pool_idle_timeout)
+            .build(connector);
+        OriginClient {
+            name: name.to_string(),
+            authority: authority.to_string(),
+            host_header,
+            timeouts,
+            client,
+        }
+    }
+
+    /// The origin's `host:port`.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    /// Send `req` (its URI holds path and query) and return the response, its body
+    /// cut off at the total timeout.
+    pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Body>, EdgeError> {
+        let start = tokio::time::Instant::now();
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let uri: Uri = format!("http://{}{}", self.authority, pq)
+            .parse()
+            .map_err(|e| EdgeError::BadRequest(format!("cannot form the origin URI: {e}")))?;
+        *req.uri_mut() = uri;
+        *req.version_mut() = http::Version::HTTP_11;
+        let first_byte = self.timeouts.first_byte.min(self.timeouts.total);
+        let resp = match tokio::time::timeout(first_byte, self.client.request(req)).await {
+            Err(_) => {
+                return Err(EdgeError::OriginTimeout {
+                    origin: self.name.clone(),
+                    what: "first byte",
+                });
+            }
+            Ok(Err(e)) => {
+                let message = error_chain(&e);
+                if message.contains("timed out") || message.contains("timeout") {
+                    return Err(EdgeError::OriginTimeout {
+                        origin: self.name.clone(),
+                        what: "connect",
+                    });
+                }
+                return Err(EdgeError::OriginDown {
+                    origin: self.name.clone(),
+                    message,
+                });
+            }
+            Ok(Ok(resp)) => resp,
+        };
+        let deadline = start + self.timeouts.total;
+        Ok(resp.map(|b| boxed(DeadlineBody::new(boxed(b), deadline))))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,582 @@
+//! The one place a request's phases run, in order:
+//!
+//! ```text
+//! route ─► admit ─► limiter ─► request chain ─► origin ─► response chain ─► client
+//! ```
+//!
+//! Each phase is a function below; guests' decisions are typed values from the WIT.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::Body as _;
+
+use crate::body::{self, Body, collect_capped};
+use crate::error::{EdgeError, GuestError};
+use crate::limiter::{LoadSource, Permit};
+use crate::node::{GuestRef, Node, OriginEntry, RouteEntry};
+use crate::runtime::bindings::types::{
+    self, AdmitDecision, ClientInfo, HeaderOp, PriorityClass, RequestAction, RequestHead,
+};
+use edge_config::FailMode;
+
+/// The phases of a request, named for logs and ARCHITECTURE.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Classify and pass the limiter.
+    Admit,
+    /// Rewrite the request or answer at the edge.
+    Request,
+    /// Forward to the origin.
+    Origin,
+    /// Rewrite the response.
+    Response,
+}
+
+/// Serve one request through every phase. Never fails: errors become responses.
+pub async fn serve(node: &Node, req: Request<Body>, client: SocketAddr) -> Response<Body> {
+    let (resp, route) = match run(node, req, client).await {
+        Ok((resp, route)) => (resp, Some(route)),
+        Err((e, route)) => {
+            node.metrics.record_error(e.source_label());
+            if let EdgeError::GuestClosed(_) | EdgeError::OriginDown { .. } = e {
+                tracing::warn!("{e}");
+            }
+            (error_response(&e), route)
+        }
+    };
+    if let Some(r) = route {
+        r.metrics.record_status(resp.status().as_u16());
+    }
+    resp
+}
+
+type Failure<'a> = (EdgeError, Option<&'a RouteEntry>);
+
+async fn run<'a>(
+    node: &'a Node,
+    req: Request<Body>,
+    client: SocketAddr,
+) -> Result<(Response<Body>, &'a RouteEntry), Failure<'a>> {
+    let (parts, req_body) = req.into_parts();
+    let authority = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let host = host_only(&authority).to_ascii_lowercase();
+    let path = parts.uri.path();
+    let Some(route) = node.route(&host, path) else {
+        node.metrics
+            .unrouted
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Err((
+            EdgeError::NoRoute {
+                host,
+                path: path.to_string(),
+            },
+            None,
+        ));
+    };
+    let fail = |e| Err((e, Some(route)));
+    let mut head = RequestHead {
+        method: parts.method.as_str().to_string(),
+        scheme: "http".into(),
+        authority,
+        path: path.to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers: to_wit_headers(&parts.headers),
+        client: ClientInfo {
+            ip: client.ip().to_string(),
+            country: None,
+        },
+        route: route.name.to_string(),
+    };
+    let load = LoadSource::new(route.origin.limiter.clone());
+
+    // Phase: admit.
+    let (class, cost) = match admit(node, route, &load, &head).await {
+        Ok(Admitted::Class(c, cost)) => (c, cost),
+        Ok(Admitted::Answer(resp)) => {
+            route
+                .metrics
+                .edge_answers
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok((resp, route));
+        }
+        Err(e) => return fail(e),
+    };
+    let mut permit = match route.origin.limiter.acquire(class, cost).await {
+        Ok(p) => p,
+        Err(reason) => return fail(EdgeError::Shed { reason }),
+    };
+
+    // Phase: request chain.
+    let mut origin: &Arc<OriginEntry> = &route.origin;
+    for g in &route.request {
+        match g.guest.request(&node.runtime, load.clone(), &head).await {
+            Ok(RequestAction::Forward(edit)) => {
+                if let Err(e) = apply_request_edit(&mut head, edit, node, &mut origin, &g.guest.name)
+                {
+                    g.guest.metrics.record_failure(&e);
+                    if let Some(e) = on_failure(g, e) {
+                        return fail(e);
+                    }
+                }
+            }
+            Ok(RequestAction::Respond(r)) => match edge_response(r, &g.guest.name) {
+                Ok(resp) => {
+                    route
+                        .metrics
+                        .edge_answers
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Ok((resp, route));
+                }
+                Err(e) => {
+                    g.guest.metrics.record_failure(&e);
+                    if let Some(e) = on_failure(g, e) {
+                        return fail(e);
+                    }
+                }
+            },
+            Err(e) => {
+                if let Some(e) = on_failure(g, e) {
+                    return fail(e);
+                }
+            }
+        }
+    }
+
+    // Phase: origin.
+    let origin_req = match origin_request(&head, origin, client, req_body) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let resp = match origin.client.send(origin_req).await {
+        Ok(r) => r,
+        Err(e) => {
+            permit.record(matches!(e, EdgeError::OriginTimeout { .. }));
+            return fail(e);
+        }
+    };
+    let status = resp.status();
+    permit.record(status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS);
+
+    // Phase: response chain.
+    let resp = match response_chain(node, route, &load, &head, resp).await {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let (mut parts, body) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    // The permit is held until the body has streamed: that is when the origin is done.
+    Ok((Response::from_parts(parts, body::boxed(PermitBody { inner: body, _permit: permit })), route))
+}
+
+enum Admitted {
+    Class(usize, u32),
+    Answer(Response<Body>),
+}
+
+async fn admit(
+    node: &Node,
+    route: &RouteEntry,
+    load: &LoadSource,
+    head: &RequestHead,
+) -> Result<Admitted, EdgeError> {
+    let Some(g) = &route.admit else {
+        return Ok(Admitted::Class(class_index(PriorityClass::Normal), 1));
+    };
+    match g.guest.admit(&node.runtime, load.clone(), head).await {
+        Ok(AdmitDecision::Admit(a)) => Ok(Admitted::Class(class_index(a.class), a.cost.max(1))),
+        Ok(AdmitDecision::Reject(r)) => match edge_response(r, &g.guest.name) {
+            Ok(resp) => Ok(Admitted::Answer(resp)),
+            Err(e) => {
+                g.guest.metrics.record_failure(&e);
+                on_failure(g, e).map_or(Ok(Admitted::Class(2, 1)), Err)
+            }
+        },
+        Err(e) => on_failure(g, e).map_or(Ok(Admitted::Class(2, 1)), Err),
+    }
+}
+
+/// Fail open: count and skip (None). Fail closed: the error to answer with.
+fn on_failure(g: &GuestRef, e: GuestError) -> Option<EdgeError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    match g.fail {
+        FailMode::Open => {
+            g.guest.metrics.skipped.fetch_add(1, Relaxed);
+            tracing::debug!("skipping failed guest: {e}");
+            None
+        }
+        FailMode::Closed => {
+            g.guest.metrics.closed.fetch_add(1, Relaxed);
+            Some(EdgeError::GuestClosed(e))
+        }
+    }
+}
+
+fn class_index(c: PriorityClass) -> usize {
+    match c {
+        PriorityClass::Critical => 0,
+        PriorityClass::High => 1,
+        PriorityClass::Normal => 2,
+        PriorityClass::Low => 3,
+        PriorityClass::Bulk => 4,
+    }
+}
+
+fn host_only(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
+fn to_wit_headers(h: &HeaderMap) -> Vec<types::Header> {
+    h.iter()
+        .map(|(k, v)| types::Header {
+            name: k.as_str().to_string(),
+            value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        })
+        .collect()
+}
+
+fn invalid(guest: &str, message: String) -> GuestError {
+    GuestError::Invalid {
+        guest: guest.to_string(),
+        message,
+    }
+}
+
+fn check_header(guest: &str, h: &types::Header) -> Result<(), GuestError> {
+    HeaderName::from_bytes(h.name.as_bytes())
+        .map_err(|_| invalid(guest, format!("bad header name {:?}", h.name)))?;
+    HeaderValue::from_str(&h.value)
+        .map_err(|_| invalid(guest, format!("bad value for header {:?}", h.name)))?;
+    Ok(())
+}
+
+/// Apply header operations to a WIT header list, validating what the guest wrote.
+pub fn apply_header_ops(
+    headers: &mut Vec<types::Header>,
+    ops: Vec<HeaderOp>,
+    guest: &str,
+) -> Result<(), GuestError> {
+    for op in ops {
+        match op {
+            HeaderOp::Set(mut h) => {
+                check_header(guest, &h)?;
+                h.name.make_ascii_lowercase();
+                headers.retain(|x| !x.name.eq_ignore_ascii_case(&h.name));
+                headers.push(h);
+            }
+            HeaderOp::Append(mut h) => {
+                check_header(guest, &h)?;
+                h.name.make_ascii_lowercase();
+                headers.push(h);
+            }
+            HeaderOp::Remove(name) => headers.retain(|x| !x.name.eq_ignore_ascii_case(&name)),
+        }
+    }
+    Ok(())
+}
+
+fn apply_request_edit<'n>(
+    head: &mut RequestHead,
+    edit: types::RequestEdit,
+    node: &'n Node,
+    origin: &mut &'n Arc<OriginEntry>,
+    guest: &str,
+) -> Result<(), GuestError> {
+    if let Some(m) = edit.method {
+        Method::from_bytes(m.as_bytes()).map_err(|_| invalid(guest, format!("bad method {m:?}")))?;
+        head.method = m;
+    }
+    if let Some(p) = edit.path {
+        if !p.starts_with('/') {
+            return Err(invalid(guest, format!("path {p:?} does not start with `/`")));
+        }
+        head.path = p;
+    }
+    if let Some(q) = edit.query {
+        head.query = q;
+    }
+    // The URI must still parse.
+    format!("{}?{}", head.path, head.query)
+        .parse::<http::uri::PathAndQuery>()
+        .map_err(|e| invalid(guest, format!("path or query do not form a valid URI: {e}")))?;
+    apply_header_ops(&mut head.headers, edit.headers, guest)?;
+    if let Some(o) = edit.origin {
+        *origin = node
+            .origins
+            .get(&o)
+            .ok_or_else(|| invalid(guest, format!("chose origin `{o}`, which is not configured")))?;
+    }
+    Ok(())
+}
+
+fn edge_response(r: types::Response, guest: &str) -> Result<Response<Body>, GuestError> {
+    let status = StatusCode::from_u16(r.status)
+        .map_err(|_| invalid(guest, format!("bad status {}", r.status)))?;
+    let mut resp = Response::new(body::full(r.body));
+    *resp.status_mut() = status;
+    for h in &r.headers {
+        check_header(guest, h)?;
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_str(&h.value),
+        ) {
+            resp.headers_mut().append(n, v);
+        }
+    }
+    resp.headers_mut().remove(header::CONTENT_LENGTH);
+    Ok(resp)
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        h.remove(n);
+    }
+    h.remove(header::TRANSFER_ENCODING);
+}
+
+fn origin_request(
+    head: &RequestHead,
+    origin: &OriginEntry,
+    client: SocketAddr,
+    body: Body,
+) -> Result<Request<Body>, EdgeError> {
+    let pq = if head.query.is_empty() {
+        head.path.clone()
+    } else {
+        format!("{}?{}", head.path, head.query)
+    };
+    let mut req = Request::new(body);
+    *req.method_mut() = Method::from_bytes(head.method.as_bytes())
+        .map_err(|_| EdgeError::BadRequest(format!("bad method {:?}", head.method)))?;
+    *req.uri_mut() = pq
+        .parse()
+        .map_err(|e| EdgeError::BadRequest(format!("bad request target: {e}")))?;
+    let headers = req.headers_mut();
+    for h in &head.headers {
+        // HTTP/2 pseudo-headers never appear in HeaderMap; skip anything invalid.
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_str(&h.value),
+        ) {
+            headers.append(n, v);
+        }
+    }
+    strip_hop_by_hop(headers);
+    let host = origin
+        .client
+        .host_header
+        .as_deref()
+        .unwrap_or(head.authority.as_str());
+    if let Ok(v) = HeaderValue::from_str(host) {
+        headers.insert(header::HOST, v);
+    }
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {}", client.ip()),
+        None => client.ip().to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    Ok(req)
+}
+
+fn media_type(h: &HeaderMap) -> Option<String> {
+    let ct = h.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(ct.split(';').next()?.trim().to_ascii_lowercase())
+}
+
+async fn response_chain(
+    node: &Node,
+    route: &RouteEntry,
+    load: &LoadSource,
+    req: &RequestHead,
+    resp: Response<Body>,
+) -> Result<Response<Body>, EdgeError> {
+    if route.response.is_empty() {
+        return Ok(resp);
+    }
+    let (mut parts, body) = resp.into_parts();
+    let encoded = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() != b"identity");
+    let wants_body = !encoded
+        && media_type(&parts.headers).is_some_and(|m| route.transform.iter().any(|t| *t == m));
+    let mut body_bytes: Option<Bytes> = None;
+    let mut stream = Some(body);
+    if wants_body {
+        let b = stream.take().unwrap_or_else(body::empty);
+        if b
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n > route.transform_max_bytes as u64)
+        {
+            return Err(EdgeError::BodyTooLarge {
+                limit: route.transform_max_bytes,
+            });
+        }
+        match collect_capped(b, route.transform_max_bytes).await {
+            Ok(Some(bytes)) => body_bytes = Some(bytes),
+            Ok(None) => {
+                return Err(EdgeError::BodyTooLarge {
+                    limit: route.transform_max_bytes,
+                });
+            }
+            Err(e) => {
+                return Err(EdgeError::OriginDown {
+                    origin: route.origin.client.name.clone(),
+                    message: format!("reading the body: {e}"),
+                });
+            }
+        }
+    }
+    let mut head = types::ResponseHead {
+        status: parts.status.as_u16(),
+        headers: to_wit_headers(&parts.headers),
+    };
+    let mut changed_body = false;
+    for g in &route.response {
+        let out = g
+            .guest
+            .response(&node.runtime, load.clone(), req, &head, body_bytes.as_deref())
+            .await;
+        let edit = match out {
+            Ok(edit) => edit,
+            Err(e) => match on_failure(g, e) {
+                Some(e) => return Err(e),
+                None => continue,
+            },
+        };
+        let mut next = head.clone();
+        let applied = (|| {
+            if let Some(s) = edit.status {
+                StatusCode::from_u16(s)
+                    .map_err(|_| invalid(&g.guest.name, format!("bad status {s}")))?;
+                next.status = s;
+            }
+            apply_header_ops(&mut next.headers, edit.headers, &g.guest.name)
+        })();
+        match applied {
+            Ok(()) => {
+                head = next;
+                if let (Some(b), true) = (edit.body, body_bytes.is_some()) {
+                    body_bytes = Some(Bytes::from(b));
+                    changed_body = true;
+                }
+            }
+            Err(e) => {
+                g.guest.metrics.record_failure(&e);
+                if let Some(e) = on_failure(g, e) {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    parts.status = StatusCode::from_u16(head.status).unwrap_or(parts.status);
+    parts.headers = HeaderMap::with_capacity(head.headers.len());
+    for h in &head.headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_str(&h.value),
+        ) {
+            parts.headers.append(n, v);
+        }
+    }
+    let body = match (stream, body_bytes) {
+        (Some(s), _) => s,
+        (None, Some(b)) => {
+            if changed_body {
+                route
+                    .metrics
+                    .transformed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            parts.headers.remove(header::TRANSFER_ENCODING);
+            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(b.len()));
+            body::full(b)
+        }
+        (None, None) => body::empty(),
+    };
+    Ok(Response::from_parts(parts, body))
+}
+
+/// A body that holds the limiter permit until it has been fully sent (or dropped).
+struct PermitBody {
+    inner: Body,
+    _permit: Permit,
+}
+
+impl http_body::Body for PermitBody {
+    type Data = Bytes;
+    type Error = body::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The response for an error.
+pub fn error_response(e: &EdgeError) -> Response<Body> {
+    let status = e.status();
+    let mut resp = Response::new(body::full(format!("{e}\n")));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    h.insert("x-outpost-error", HeaderValue::from_static(e.source_label()));
+    resp
+}

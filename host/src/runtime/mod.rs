@@ -1,0 +1,370 @@
+//! Running guests: the wasmtime engine, the epoch ticker, loading components (with an
+//! on-disk cache of compiled code) and invoking one hook in a fresh, bounded instance.
+
+pub mod bindings;
+mod cache;
+mod host_impl;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits};
+use wasmtime::{StoreLimitsBuilder, UpdateDeadline};
+
+use crate::error::GuestError;
+use crate::limiter::LoadSource;
+use crate::metrics::GuestMetrics;
+use bindings::{admit_hook, request_hook, response_hook, types};
+
+pub use cache::CompileCache;
+
+/// Hooks a guest exports, found in its component when it loads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hooks {
+    /// Exports `outpost:edge/admit-hook`.
+    pub admit: bool,
+    /// Exports `outpost:edge/request-hook`.
+    pub request: bool,
+    /// Exports `outpost:edge/response-hook`.
+    pub response: bool,
+}
+
+impl std::fmt::Display for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = [
+            (self.admit, "admit"),
+            (self.request, "request"),
+            (self.response, "response"),
+        ]
+        .into_iter()
+        .filter_map(|(on, n)| on.then_some(n))
+        .collect();
+        if names.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&names.join(", "))
+        }
+    }
+}
+
+/// Tuning of the engine, from the node config.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Instances that may exist at once.
+    pub max_instances: u32,
+    /// The largest linear memory any guest may have, bytes.
+    pub max_memory_bytes: usize,
+    /// Epoch tick period.
+    pub tick: Duration,
+}
+
+/// The shared wasmtime engine and its epoch ticker. Dropping it stops the ticker.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    tick: Duration,
+    stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// An engine with the pooling allocator and epoch interruption, and its ticker thread.
+    pub fn new(opts: &EngineOptions) -> anyhow::Result<Runtime> {
+        let mut pool = PoolingAllocationConfig::new();
+        let n = opts.max_instances.max(1);
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(4))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(4))
+            .total_stacks(n)
+            .max_core_instances_per_component(16)
+            .max_memories_per_component(2)
+            .max_tables_per_component(8)
+            .max_memory_size(opts.max_memory_bytes)
+            // Keep the pages a request touched mapped: a fresh instance then costs no page
+            // faults (see ARCHITECTURE.md, "Instance policy").
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(64 << 10)
+            .pagemap_scan(wasmtime::Enabled::Auto);
+        let mut config = wasmtime::Config::new();
+        config
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::host::add_to_linker::<GuestState, wasmtime::component::HasSelf<GuestState>>(
+            &mut linker,
+            |s| s,
+        )?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker_engine = engine.clone();
+        let ticker_stop = stop.clone();
+        let tick = opts.tick.max(Duration::from_micros(100));
+        std::thread::Builder::new()
+            .name("outpost-epoch".into())
+            .spawn(move || {
+                while !ticker_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    ticker_engine.increment_epoch();
+                }
+            })?;
+        Ok(Runtime {
+            engine,
+            linker,
+            tick,
+            stop,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compile (or load from `cache`) and link a guest.
+    pub fn load(
+        &self,
+        name: &str,
+        wasm: &[u8],
+        limits: GuestLimits,
+        config: BTreeMap<String, String>,
+        cache: Option<&CompileCache>,
+    ) -> Result<Arc<Guest>, GuestError> {
+        let component = match cache {
+            Some(c) => c.component(&self.engine, wasm),
+            None => Component::new(&self.engine, wasm),
+        }
+        .map_err(|e| GuestError::Load {
+            guest: name.to_string(),
+            message: format!("not a valid WebAssembly component: {e:#}"),
+        })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| GuestError::Load {
+                guest: name.to_string(),
+                message: format!("cannot link: {e:#}"),
+            })?;
+        let admit = admit_hook::GuestIndices::new(&pre).ok();
+        let request = request_hook::GuestIndices::new(&pre).ok();
+        let response = response_hook::GuestIndices::new(&pre).ok();
+        let hooks = Hooks {
+            admit: admit.is_some(),
+            request: request.is_some(),
+            response: response.is_some(),
+        };
+        if hooks == Hooks::default() {
+            return Err(GuestError::Load {
+                guest: name.to_string(),
+                message: "exports no hook: expected at least one of `outpost:edge/admit-hook@0.1.0`, \
+                          `outpost:edge/request-hook@0.1.0`, `outpost:edge/response-hook@0.1.0`"
+                    .into(),
+            });
+        }
+        let deadline_ticks = (limits.cpu.as_micros() / self.tick.as_micros().max(1)).max(1) as u64;
+        Ok(Arc::new(Guest {
+            name: name.into(),
+            pre,
+            admit,
+            request,
+            response,
+            hooks,
+            limits,
+            deadline_ticks,
+            config: Arc::new(config),
+            metrics: Arc::new(GuestMetrics::default()),
+        }))
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Per-guest bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct GuestLimits {
+    /// Linear memory cap, bytes.
+    pub memory_bytes: usize,
+    /// CPU deadline per invocation.
+    pub cpu: Duration,
+}
+
+/// A loaded guest: linked once, instantiated fresh for every invocation.
+pub struct Guest {
+    /// The guest's name in the config.
+    pub name: Arc<str>,
+    pre: InstancePre<GuestState>,
+    admit: Option<admit_hook::GuestIndices>,
+    request: Option<request_hook::GuestIndices>,
+    response: Option<response_hook::GuestIndices>,
+    /// The hooks it exports.
+    pub hooks: Hooks,
+    /// Its bounds.
+    pub limits: GuestLimits,
+    deadline_ticks: u64,
+    config: Arc<BTreeMap<String, String>>,
+    /// Its counters.
+    pub metrics: Arc<GuestMetrics>,
+}
+
+/// The data of one guest instance's store.
+pub struct GuestState {
+    limits: StoreLimits,
+    wasi: wasmtime_wasi::WasiCtx,
+    table: ResourceTable,
+    guest: Arc<str>,
+    config: Arc<BTreeMap<String, String>>,
+    load: LoadSource,
+    ticks: u64,
+}
+
+impl wasmtime_wasi::WasiView for GuestState {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl Guest {
+    fn store(&self, runtime: &Runtime, load: LoadSource) -> Store<GuestState> {
+        let state = GuestState {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes)
+                .instances(32)
+                .tables(32)
+                .memories(4)
+                .trap_on_grow_failure(true)
+                .build(),
+            // Deny by default: no preopens, no env, no args, no inherited stdio.
+            wasi: wasmtime_wasi::WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            guest: self.name.clone(),
+            config: self.config.clone(),
+            load,
+            ticks: 0,
+        };
+        let mut store = Store::new(&runtime.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let deadline = self.deadline_ticks;
+        store.set_epoch_deadline(1);
+        // Every tick the guest is still running, count it; past the deadline, trap.
+        // Yielding in between lets the worker thread serve other requests.
+        store.epoch_deadline_callback(move |mut cx| {
+            let s = cx.data_mut();
+            s.ticks += 1;
+            if s.ticks >= deadline {
+                Err(wasmtime::Trap::Interrupt.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// Run the admit hook in a fresh instance.
+    pub async fn admit(
+        &self,
+        runtime: &Runtime,
+        load: LoadSource,
+        req: &types::RequestHead,
+    ) -> Result<types::AdmitDecision, GuestError> {
+        let idx = self.admit.as_ref().ok_or_else(|| self.missing("admit"))?;
+        let mut store = self.store(runtime, load);
+        let out = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            let hook = idx.load(&mut store, &instance)?;
+            hook.call_on_admit(&mut store, req).await
+        }
+        .await;
+        self.finish(out, &store)
+    }
+
+    /// Run the request hook in a fresh instance.
+    pub async fn request(
+        &self,
+        runtime: &Runtime,
+        load: LoadSource,
+        req: &types::RequestHead,
+    ) -> Result<types::RequestAction, GuestError> {
+        let idx = self.request.as_ref().ok_or_else(|| self.missing("request"))?;
+        let mut store = self.store(runtime, load);
+        let out = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            let hook = idx.load(&mut store, &instance)?;
+            hook.call_on_request(&mut store, req).await
+        }
+        .await;
+        self.finish(out, &store)
+    }
+
+    /// Run the response hook in a fresh instance.
+    pub async fn response(
+        &self,
+        runtime: &Runtime,
+        load: LoadSource,
+        req: &types::RequestHead,
+        resp: &types::ResponseHead,
+        body: Option<&[u8]>,
+    ) -> Result<types::ResponseEdit, GuestError> {
+        let idx = self
+            .response
+            .as_ref()
+            .ok_or_else(|| self.missing("response"))?;
+        let mut store = self.store(runtime, load);
+        let out = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            let hook = idx.load(&mut store, &instance)?;
+            hook.call_on_response(&mut store, req, resp, body).await
+        }
+        .await;
+        self.finish(out, &store)
+    }
+
+    fn missing(&self, hook: &str) -> GuestError {
+        GuestError::Load {
+            guest: self.name.to_string(),
+            message: format!("does not export the {hook} hook"),
+        }
+    }
+
+    fn finish<T>(
+        &self,
+        out: wasmtime::Result<T>,
+        store: &Store<GuestState>,
+    ) -> Result<T, GuestError> {
+        self.metrics.record_invocation();
+        match out {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                let err = classify(&self.name, e, store.data().ticks >= self.deadline_ticks);
+                self.metrics.record_failure(&err);
+                Err(err)
+            }
+        }
+    }
+}
+
+fn classify(guest: &Arc<str>, e: wasmtime::Error, past_deadline: bool) -> GuestError {
+    let guest = guest.to_string();
+    let message = format!("{e:#}");
+    if past_deadline || matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+        return GuestError::Deadline { guest };
+    }
+    if message.contains("forcing trap when growing memory")
+        || message.contains("memory allocation")
+        || message.contains("grow")
+    {
+        return GuestError::Memory { guest, message };
+    }
+    GuestError::Trap { guest, message }
+}

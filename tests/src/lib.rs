@@ -1,0 +1,223 @@
+//! The integration-test harness: a real origin on `127.0.0.1:0`, a real node built
+//! from a config, and a real HTTP client. Tests read like sentences:
+//!
+//! ```ignore
+//! let origin = TestOrigin::start().await;
+//! let node = TestNode::new(&config_for(&origin)).await;
+//! let resp = node.get("/echo?x=1").await;
+//! ```
+
+#![allow(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use outpost::{BuildOptions, Config, Running};
+use tokio::net::TcpListener;
+
+/// Path of a guest built from `guests/` (crate name, `-` or `_`).
+pub fn guest_wasm(name: &str) -> PathBuf {
+    PathBuf::from(outpost::node::GUEST_ARTIFACTS).join(format!("{}.wasm", name.replace('-', "_")))
+}
+
+/// A 4-rendition HLS multivariant playlist, as an origin would serve it.
+pub const MASTER: &str = "#EXTM3U\n#EXT-X-VERSION:3\n\
+#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\nlow/index.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=1500000,RESOLUTION=960x540\nmid/index.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=3000000,RESOLUTION=1280x720\nhigh/index.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=6000000,RESOLUTION=1920x1080\ntop/index.m3u8\n";
+
+/// A real HTTP origin with a few behaviours, counting the requests it sees.
+pub struct TestOrigin {
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestOrigin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn origin_handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    let reply = |status: u16, ctype: &str, body: Bytes| {
+        let mut r = Response::new(Full::new(body));
+        *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        if let Ok(v) = ctype.parse() {
+            r.headers_mut().insert(http::header::CONTENT_TYPE, v);
+        }
+        r
+    };
+    if path == "/slow" {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        return reply(200, "text/plain", Bytes::from_static(b"slow\n"));
+    }
+    if let Some(code) = path.strip_prefix("/status/") {
+        return reply(code.parse().unwrap_or(500), "text/plain", Bytes::new());
+    }
+    if path.ends_with("master.m3u8") {
+        return reply(200, "application/vnd.apple.mpegurl", Bytes::from_static(MASTER.as_bytes()));
+    }
+    if path == "/big" {
+        return reply(200, "application/vnd.apple.mpegurl", Bytes::from(vec![b'#'; 4 << 20]));
+    }
+    // Echo: what the origin received, as JSON.
+    let headers: BTreeMap<String, String> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let echo = serde_json::json!({
+        "method": req.method().as_str(),
+        "path": path,
+        "query": req.uri().query().unwrap_or(""),
+        "headers": headers,
+    });
+    reply(200, "application/json", Bytes::from(echo.to_string()))
+}
+
+impl TestOrigin {
+    pub async fn start() -> TestOrigin {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+        let addr = listener.local_addr().expect("origin addr");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        async move { Ok::<_, Infallible>(origin_handle(req).await) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        TestOrigin { addr, hits, task }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// A response as the test sees it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A running node on loopback, and a client for it.
+pub struct TestNode {
+    pub running: Running,
+    pub addr: SocketAddr,
+    client: Client<HttpConnector, Full<Bytes>>,
+    _cache: tempfile::TempDir,
+}
+
+impl TestNode {
+    /// Start a node from config text (its listener and admin address are overridden
+    /// to free loopback ports).
+    pub async fn new(toml: &str) -> TestNode {
+        let cache = tempfile::tempdir().expect("tempdir");
+        let config = Config::from_source(edge_config::Source {
+            name: "test.toml".into(),
+            base_dir: ".".into(),
+            text: toml.into(),
+        })
+        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+        let opts = BuildOptions {
+            cache_dir: Some(cache.path().to_path_buf()),
+            no_cache: false,
+        };
+        let running = outpost::start(
+            config,
+            &opts,
+            Some("127.0.0.1:0".parse().expect("addr")),
+            Some(Some("127.0.0.1:0".parse().expect("addr"))),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("node did not start: {e:#}"));
+        let addr = running.listeners[0];
+        TestNode {
+            running,
+            addr,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            _cache: cache,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Request::get(path).body(Full::new(Bytes::new())).expect("request")).await
+    }
+
+    pub async fn send(&self, mut req: Request<Full<Bytes>>) -> Reply {
+        let pq = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or("/".into());
+        *req.uri_mut() = format!("http://{}{}", self.addr, pq).parse().expect("uri");
+        let resp = self.client.request(req).await.expect("the node answers");
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Reply { status: parts.status, headers: parts.headers, body }
+    }
+
+    /// The admin API's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let admin = self.running.admin.expect("admin enabled");
+        let resp = self
+            .client
+            .get(format!("http://{admin}/metrics").parse().expect("uri"))
+            .await
+            .expect("admin answers");
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        String::from_utf8_lossy(&body).into_owned()
+    }
+}
+
+/// A config with one origin at `origin`, the given guests and one catch-all route.
+/// `guests` are `(name, crate, extra TOML lines)`, `route` is the route's hook lines.
+pub fn config(origin: SocketAddr, guests: &[(&str, &str, &str)], route: &str) -> String {
+    let mut s = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[origins.main]\naddress = \"{origin}\"\nfirst_byte_timeout = \"1s\"\n\n"
+    );
+    for (name, krate, extra) in guests {
+        s.push_str(&format!(
+            "[guests.{name}]\nwasm = \"{}\"\n{extra}\n\n",
+            guest_wasm(krate).display()
+        ));
+    }
+    s.push_str(&format!("[[routes]]\nname = \"all\"\norigin = \"main\"\n{route}\n"));
+    s
+}

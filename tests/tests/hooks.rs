@@ -1,0 +1,172 @@
+//! End to end over real sockets: client → node → origin, for each hook kind.
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use outpost_tests::{TestNode, TestOrigin, config};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_hook_rewrites_what_the_origin_sees() {
+    let origin = TestOrigin::start().await;
+    let node = TestNode::new(&config(
+        origin.addr,
+        &[(
+            "rw",
+            "rewrite",
+            "[guests.rw.config]\n\"set_header.x-edge\" = \"outpost\"\nremove_header = \"x-secret\"",
+        )],
+        "request = [\"rw\"]",
+    ))
+    .await;
+    let req = Request::get("/a/./b/../c//d?utm_source=x&id=7&fbclid=y")
+        .header("x-secret", "hunter2")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let r = node.send(req).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let echo = r.json();
+    assert_eq!(echo["path"], "/a/c/d");
+    assert_eq!(echo["query"], "id=7");
+    assert_eq!(echo["headers"]["x-edge"], "outpost");
+    assert!(echo["headers"].get("x-secret").is_none(), "{echo}");
+    assert_eq!(origin.hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_hook_answers_at_the_edge() {
+    let origin = TestOrigin::start().await;
+    let node = TestNode::new(&config(
+        origin.addr,
+        &[("teapot", "respond", "")],
+        "request = [\"teapot\"]",
+    ))
+    .await;
+    let r = node.get("/anything").await;
+    assert_eq!(r.status, StatusCode::IM_A_TEAPOT);
+    assert_eq!(r.text(), "short and stout");
+    assert_eq!(r.header("x-from-guest"), Some("1"));
+    assert_eq!(origin.hits(), 0, "the origin never sees an edge answer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admit_hook_classifies_and_rejects() {
+    let origin = TestOrigin::start().await;
+    let node = TestNode::new(&config(
+        origin.addr,
+        &[("shed", "shed", "[guests.shed.config]\nreject_methods = \"TRACE\"")],
+        "admit = \"shed\"",
+    ))
+    .await;
+    let ok = node.get("/live/stream/seg-1.ts").await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let bot = node
+        .send(
+            Request::get("/page")
+                .header("user-agent", "Googlebot/2.1")
+                .body(Full::new(Bytes::new()))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(bot.status, StatusCode::OK);
+    let trace = node
+        .send(
+            Request::builder()
+                .method("TRACE")
+                .uri("/x")
+                .body(Full::new(Bytes::new()))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(trace.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(origin.hits(), 2);
+    let m = node.metrics().await;
+    assert!(
+        m.contains("outpost_admitted_total{origin=\"main\",class=\"critical\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("outpost_admitted_total{origin=\"main\",class=\"bulk\"} 1"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_hook_filters_the_manifest() {
+    let origin = TestOrigin::start().await;
+    let node = TestNode::new(&config(
+        origin.addr,
+        &[("rend", "rendition", "[guests.rend.config]\nmax_bandwidth = 2000000")],
+        "response = [\"rend\"]\ntransform = [\"application/vnd.apple.mpegurl\"]",
+    ))
+    .await;
+    let r = node.get("/live/master.m3u8").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let body = r.text();
+    assert_eq!(body.matches("#EXT-X-STREAM-INF").count(), 2, "{body}");
+    assert!(body.contains("low/index.m3u8") && body.contains("mid/index.m3u8"));
+    assert!(!body.contains("top/index.m3u8"));
+    assert_eq!(
+        r.header("content-length").and_then(|v| v.parse::<usize>().ok()),
+        Some(r.body.len())
+    );
+    // Bodies of other content types stream through untouched.
+    let echo = node.get("/echo").await;
+    assert_eq!(echo.json()["path"], "/echo");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transform_cap_is_a_clear_502() {
+    let origin = TestOrigin::start().await;
+    let node = TestNode::new(&config(
+        origin.addr,
+        &[("rend", "rendition", "")],
+        "response = [\"rend\"]\ntransform = [\"application/vnd.apple.mpegurl\"]\ntransform_max_bytes = 1024",
+    ))
+    .await;
+    let r = node.get("/big").await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert!(r.text().contains("transform_max_bytes"), "{}", r.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_errors_map_to_502_and_504() {
+    let origin = TestOrigin::start().await;
+    let node = TestNode::new(&config(origin.addr, &[], "")).await;
+    let slow = node.get("/slow").await;
+    assert_eq!(slow.status, StatusCode::GATEWAY_TIMEOUT, "{}", slow.text());
+
+    // An origin that is not listening.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = closed.local_addr().expect("addr");
+    drop(closed);
+    let node = TestNode::new(&config(dead, &[], "")).await;
+    let r = node.get("/").await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text());
+    assert_eq!(r.header("x-outpost-error"), Some("origin"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unrouted_requests_get_404() {
+    let origin = TestOrigin::start().await;
+    let cfg = config(origin.addr, &[], "path_prefix = \"/only/\"");
+    let node = TestNode::new(&cfg).await;
+    assert_eq!(node.get("/elsewhere").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(node.get("/only/x").await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_clients_are_served() {
+    use http_body_util::BodyExt;
+    let origin = TestOrigin::start().await;
+    let node = TestNode::new(&config(origin.addr, &[("rw", "rewrite", "")], "request = [\"rw\"]")).await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let resp = client
+        .get(format!("http://{}/h2//path?utm_medium=a", node.addr).parse().expect("uri"))
+        .await
+        .expect("h2c answer");
+    assert_eq!(resp.version(), http::Version::HTTP_2);
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    let echo: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(echo["path"], "/h2/path");
+    assert_eq!(echo["query"], "");
+}
