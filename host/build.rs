@@ -7,14 +7,24 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let root = manifest_dir.parent().expect("host/ is inside the workspace").to_path_buf();
+    let manifest_dir =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let root = manifest_dir
+        .parent()
+        .expect("host/ is inside the workspace")
+        .to_path_buf();
     let guests = root.join("guests");
     let wit = root.join("wit");
 
     println!("cargo:rerun-if-changed={}", wit.display());
-    println!("cargo:rerun-if-changed={}", guests.join("Cargo.toml").display());
-    println!("cargo:rerun-if-changed={}", guests.join("Cargo.lock").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        guests.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        guests.join("Cargo.lock").display()
+    );
     watch_crates(&guests);
 
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it"));
@@ -28,7 +38,13 @@ fn main() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&guests)
-        .args(["build", "--release", "--workspace", "--target", "wasm32-wasip2"])
+        .args([
+            "build",
+            "--release",
+            "--workspace",
+            "--target",
+            "wasm32-wasip2",
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     // The nested build must not inherit the host build's compiler settings.
@@ -46,7 +62,9 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo for the guests: {e}"));
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo for the guests: {e}"));
     if !status.success() {
         panic!(
             "building the guests (cd guests && cargo build --release --target wasm32-wasip2) failed; \
@@ -58,7 +76,9 @@ fn main() {
 }
 
 fn watch_crates(guests: &Path) {
-    let Ok(entries) = std::fs::read_dir(guests) else { return };
+    let Ok(entries) = std::fs::read_dir(guests) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();

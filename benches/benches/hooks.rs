@@ -11,7 +11,11 @@ use outpost::runtime::bindings::types::{ClientInfo, Header, RequestHead, Respons
 use outpost::runtime::{EngineOptions, GuestLimits, Runtime};
 
 fn wasm(name: &str) -> Vec<u8> {
-    let path = format!("{}/{}.wasm", outpost::node::GUEST_ARTIFACTS, name.replace('-', "_"));
+    let path = format!(
+        "{}/{}.wasm",
+        outpost::node::GUEST_ARTIFACTS,
+        name.replace('-', "_")
+    );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -28,7 +32,10 @@ fn head() -> RequestHead {
         query: "utm_source=newsletter&session=abc123&fbclid=xyz".into(),
         headers: vec![
             h("host", "cdn.example.com"),
-            h("user-agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15"),
+            h(
+                "user-agent",
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15",
+            ),
             h("accept", "*/*"),
             h("accept-encoding", "gzip, deflate, br"),
             h("accept-language", "en-US,en;q=0.9"),
@@ -46,7 +53,12 @@ fn head() -> RequestHead {
 
 fn master() -> Vec<u8> {
     let mut s = String::from("#EXTM3U\n#EXT-X-VERSION:3\n");
-    for (i, bw) in [400_000u64, 800_000, 1_500_000, 3_000_000, 6_000_000, 8_000_000].iter().enumerate() {
+    for (i, bw) in [
+        400_000u64, 800_000, 1_500_000, 3_000_000, 6_000_000, 8_000_000,
+    ]
+    .iter()
+    .enumerate()
+    {
         s.push_str(&format!(
             "#EXT-X-STREAM-INF:BANDWIDTH={bw},RESOLUTION=1280x720,CODECS=\"avc1.64001f,mp4a.40.2\"\nv{i}/index.m3u8\n"
         ));
@@ -70,14 +82,25 @@ fn bench(c: &mut Criterion) {
         cpu: Duration::from_millis(50),
     };
     let load = |name: &str, cfg: &[(&str, &str)]| {
-        let cfg: BTreeMap<String, String> = cfg.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        runtime.load(name, &wasm(name), limits, cfg, None).expect("guest loads")
+        let cfg: BTreeMap<String, String> = cfg
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        runtime
+            .load(name, &wasm(name), limits, cfg, None)
+            .expect("guest loads")
     };
     let noop_admit = load("noop-admit", &[]);
     let noop_request = load("noop-request", &[]);
     let noop_response = load("noop-response", &[]);
     let shed = load("shed", &[]);
-    let rewrite = load("rewrite", &[("set_header.x-served-by", "outpost"), ("remove_header", "x-debug")]);
+    let rewrite = load(
+        "rewrite",
+        &[
+            ("set_header.x-served-by", "outpost"),
+            ("remove_header", "x-debug"),
+        ],
+    );
     let rendition = load("rendition", &[("max_bandwidth", "4000000")]);
     let req = head();
     let resp_head = ResponseHead {
@@ -92,16 +115,28 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("hook");
     g.bench_function("admit/noop", |b| {
-        b.iter(|| rt.block_on(noop_admit.admit(&runtime, ls.clone(), black_box(&req))).expect("ok"))
+        b.iter(|| {
+            rt.block_on(noop_admit.admit(&runtime, ls.clone(), black_box(&req)))
+                .expect("ok")
+        })
     });
     g.bench_function("admit/shed", |b| {
-        b.iter(|| rt.block_on(shed.admit(&runtime, ls.clone(), black_box(&req))).expect("ok"))
+        b.iter(|| {
+            rt.block_on(shed.admit(&runtime, ls.clone(), black_box(&req)))
+                .expect("ok")
+        })
     });
     g.bench_function("request/noop", |b| {
-        b.iter(|| rt.block_on(noop_request.request(&runtime, ls.clone(), black_box(&req))).expect("ok"))
+        b.iter(|| {
+            rt.block_on(noop_request.request(&runtime, ls.clone(), black_box(&req)))
+                .expect("ok")
+        })
     });
     g.bench_function("request/rewrite", |b| {
-        b.iter(|| rt.block_on(rewrite.request(&runtime, ls.clone(), black_box(&req))).expect("ok"))
+        b.iter(|| {
+            rt.block_on(rewrite.request(&runtime, ls.clone(), black_box(&req)))
+                .expect("ok")
+        })
     });
     g.bench_function("response/noop", |b| {
         b.iter(|| {
@@ -111,8 +146,14 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("response/rendition-6-variants", |b| {
         b.iter(|| {
-            rt.block_on(rendition.response(&runtime, ls.clone(), &req, &resp_head, Some(black_box(&body))))
-                .expect("ok")
+            rt.block_on(rendition.response(
+                &runtime,
+                ls.clone(),
+                &req,
+                &resp_head,
+                Some(black_box(&body)),
+            ))
+            .expect("ok")
         })
     });
     g.finish();
@@ -121,7 +162,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(async {
                 shed.admit(&runtime, ls.clone(), &req).await.expect("admit");
-                rewrite.request(&runtime, ls.clone(), &req).await.expect("request");
+                rewrite
+                    .request(&runtime, ls.clone(), &req)
+                    .await
+                    .expect("request");
                 rendition
                     .response(&runtime, ls.clone(), &req, &resp_head, Some(&body))
                     .await
@@ -131,9 +175,12 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = bench
+mod group {
+    use super::*;
+    criterion_group! {
+        name = benches;
+        config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+        targets = bench
+    }
 }
-criterion_main!(benches);
+criterion_main!(group::benches);

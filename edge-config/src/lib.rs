@@ -14,8 +14,9 @@ mod values;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use schema::{ConfigValue, 
-    Config, FailMode, Guest, GuestSource, Listener, Limiter, Node, Origin, OriginKind, Route,
+pub use schema::{
+    Config, ConfigValue, FailMode, Guest, GuestSource, Limiter, Listener, Node, Origin, OriginKind,
+    Route,
 };
 pub use toml::Spanned;
 pub use values::{Millis, Name};
@@ -92,7 +93,11 @@ impl Source {
     }
 
     /// A diagnostic at a byte span of this source.
-    pub fn diagnostic(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> Diagnostic {
+    pub fn diagnostic(
+        &self,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         let (line, column) = self.position(span.start);
         Diagnostic {
             file: self.name.clone(),
@@ -255,8 +260,10 @@ impl Config {
             }
         }
         for (name, guest) in &self.guests {
-            if let GuestSource::Builtin(b) = guest.source() {
-                if !schema::BUILTIN_GUESTS.contains(&b.as_str()) {
+            if let GuestSource::Builtin(b) = guest.source()
+                && !schema::BUILTIN_GUESTS.contains(&b.as_str())
+            {
+                {
                     out.push(src.diagnostic(
                         guest.wasm.span(),
                         format!(

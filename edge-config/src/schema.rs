@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::values::{Millis, Name};
 use crate::Source;
+use crate::values::{Millis, Name};
 
 /// Built-in guests the binary carries, usable as `wasm = "builtin:NAME"`.
 pub const BUILTIN_GUESTS: &[&str] = &["rewrite", "rendition", "shed"];

@@ -16,22 +16,50 @@ use crate::node::Node;
 /// Render every metric of the node.
 pub fn metrics_text(node: &Node) -> String {
     let mut x = Exposition::default();
-    x.family("outpost_responses_total", "counter", "Responses by route and status class.");
+    x.family(
+        "outpost_responses_total",
+        "counter",
+        "Responses by route and status class.",
+    );
     for r in &node.routes {
         for (i, c) in r.metrics.responses.iter().enumerate() {
             let class = format!("{}xx", i + 1);
-            x.sample("outpost_responses_total", &[("route", &r.name), ("status", &class)], get(c));
+            x.sample(
+                "outpost_responses_total",
+                &[("route", &r.name), ("status", &class)],
+                get(c),
+            );
         }
     }
-    x.family("outpost_edge_answers_total", "counter", "Requests answered by a guest at the edge.");
+    x.family(
+        "outpost_edge_answers_total",
+        "counter",
+        "Requests answered by a guest at the edge.",
+    );
     for r in &node.routes {
-        x.sample("outpost_edge_answers_total", &[("route", &r.name)], get(&r.metrics.edge_answers));
+        x.sample(
+            "outpost_edge_answers_total",
+            &[("route", &r.name)],
+            get(&r.metrics.edge_answers),
+        );
     }
-    x.family("outpost_transformed_total", "counter", "Response bodies transformed by a guest.");
+    x.family(
+        "outpost_transformed_total",
+        "counter",
+        "Response bodies transformed by a guest.",
+    );
     for r in &node.routes {
-        x.sample("outpost_transformed_total", &[("route", &r.name)], get(&r.metrics.transformed));
+        x.sample(
+            "outpost_transformed_total",
+            &[("route", &r.name)],
+            get(&r.metrics.transformed),
+        );
     }
-    x.family("outpost_errors_total", "counter", "Error responses by source.");
+    x.family(
+        "outpost_errors_total",
+        "counter",
+        "Error responses by source.",
+    );
     let m = &node.metrics;
     for (src, c) in [
         ("client", &m.errors_client),
@@ -41,13 +69,29 @@ pub fn metrics_text(node: &Node) -> String {
     ] {
         x.sample("outpost_errors_total", &[("source", src)], get(c));
     }
-    x.family("outpost_connections_total", "counter", "Client connections accepted.");
+    x.family(
+        "outpost_connections_total",
+        "counter",
+        "Client connections accepted.",
+    );
     x.sample("outpost_connections_total", &[], get(&m.connections));
-    x.family("outpost_guest_invocations_total", "counter", "Guest hook invocations.");
+    x.family(
+        "outpost_guest_invocations_total",
+        "counter",
+        "Guest hook invocations.",
+    );
     for (name, g) in &node.guests {
-        x.sample("outpost_guest_invocations_total", &[("guest", name)], get(&g.metrics.invocations));
+        x.sample(
+            "outpost_guest_invocations_total",
+            &[("guest", name)],
+            get(&g.metrics.invocations),
+        );
     }
-    x.family("outpost_guest_failures_total", "counter", "Guest failures by kind.");
+    x.family(
+        "outpost_guest_failures_total",
+        "counter",
+        "Guest failures by kind.",
+    );
     for (name, g) in &node.guests {
         let gm = &g.metrics;
         for (kind, c) in [
@@ -56,31 +100,77 @@ pub fn metrics_text(node: &Node) -> String {
             ("memory", &gm.memory),
             ("invalid", &gm.invalid),
         ] {
-            x.sample("outpost_guest_failures_total", &[("guest", name), ("kind", kind)], get(c));
+            x.sample(
+                "outpost_guest_failures_total",
+                &[("guest", name), ("kind", kind)],
+                get(c),
+            );
         }
     }
-    x.family("outpost_guest_fail_actions_total", "counter", "Failures skipped (open) or answered 503 (closed).");
+    x.family(
+        "outpost_guest_fail_actions_total",
+        "counter",
+        "Failures skipped (open) or answered 503 (closed).",
+    );
     for (name, g) in &node.guests {
-        x.sample("outpost_guest_fail_actions_total", &[("guest", name), ("action", "skipped")], get(&g.metrics.skipped));
-        x.sample("outpost_guest_fail_actions_total", &[("guest", name), ("action", "closed")], get(&g.metrics.closed));
+        x.sample(
+            "outpost_guest_fail_actions_total",
+            &[("guest", name), ("action", "skipped")],
+            get(&g.metrics.skipped),
+        );
+        x.sample(
+            "outpost_guest_fail_actions_total",
+            &[("guest", name), ("action", "closed")],
+            get(&g.metrics.closed),
+        );
     }
     let mut origins: Vec<_> = node.origins.iter().collect();
     origins.sort_by(|a, b| a.0.cmp(b.0));
-    x.family("outpost_limiter_limit", "gauge", "Current concurrency limit per origin.");
+    x.family(
+        "outpost_limiter_limit",
+        "gauge",
+        "Current concurrency limit per origin.",
+    );
     for (name, o) in &origins {
-        x.sample("outpost_limiter_limit", &[("origin", name)], o.limiter.snapshot().limit);
+        x.sample(
+            "outpost_limiter_limit",
+            &[("origin", name)],
+            o.limiter.snapshot().limit,
+        );
     }
-    x.family("outpost_limiter_in_flight", "gauge", "Requests in flight per origin.");
+    x.family(
+        "outpost_limiter_in_flight",
+        "gauge",
+        "Requests in flight per origin.",
+    );
     for (name, o) in &origins {
-        x.sample("outpost_limiter_in_flight", &[("origin", name)], o.limiter.snapshot().in_flight);
+        x.sample(
+            "outpost_limiter_in_flight",
+            &[("origin", name)],
+            o.limiter.snapshot().in_flight,
+        );
     }
-    x.family("outpost_limiter_queued", "gauge", "Requests waiting for admission per origin.");
+    x.family(
+        "outpost_limiter_queued",
+        "gauge",
+        "Requests waiting for admission per origin.",
+    );
     for (name, o) in &origins {
-        x.sample("outpost_limiter_queued", &[("origin", name)], o.limiter.snapshot().queued);
+        x.sample(
+            "outpost_limiter_queued",
+            &[("origin", name)],
+            o.limiter.snapshot().queued,
+        );
     }
     for (family, help) in [
-        ("outpost_admitted_total", "Requests admitted per origin and class."),
-        ("outpost_queued_total", "Requests admitted after queueing per origin and class."),
+        (
+            "outpost_admitted_total",
+            "Requests admitted per origin and class.",
+        ),
+        (
+            "outpost_queued_total",
+            "Requests admitted after queueing per origin and class.",
+        ),
         ("outpost_shed_total", "Requests shed per origin and class."),
     ] {
         x.family(family, "counter", help);
@@ -110,9 +200,17 @@ fn text(status: StatusCode, ctype: &'static str, body: String) -> Response<Body>
 /// Answer one admin request.
 pub fn handle(node: &Node, path: &str) -> Response<Body> {
     match path {
-        "/metrics" => text(StatusCode::OK, "text/plain; version=0.0.4", metrics_text(node)),
+        "/metrics" => text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            metrics_text(node),
+        ),
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
-        "/config" => text(StatusCode::OK, "application/toml", node.config.source().text.clone()),
+        "/config" => text(
+            StatusCode::OK,
+            "application/toml",
+            node.config.source().text.clone(),
+        ),
         "/guests" => {
             let list: Vec<serde_json::Value> = node
                 .guests

@@ -32,10 +32,26 @@ pub struct Rendition {
 
 /// The demo ladder, lowest first.
 pub const LADDER: [Rendition; 4] = [
-    Rendition { name: "360p", bandwidth: 800_000, resolution: (640, 360) },
-    Rendition { name: "540p", bandwidth: 1_500_000, resolution: (960, 540) },
-    Rendition { name: "720p", bandwidth: 3_000_000, resolution: (1280, 720) },
-    Rendition { name: "1080p", bandwidth: 6_000_000, resolution: (1920, 1080) },
+    Rendition {
+        name: "360p",
+        bandwidth: 800_000,
+        resolution: (640, 360),
+    },
+    Rendition {
+        name: "540p",
+        bandwidth: 1_500_000,
+        resolution: (960, 540),
+    },
+    Rendition {
+        name: "720p",
+        bandwidth: 3_000_000,
+        resolution: (1280, 720),
+    },
+    Rendition {
+        name: "1080p",
+        bandwidth: 6_000_000,
+        resolution: (1920, 1080),
+    },
 ];
 
 /// Seconds per segment.
@@ -108,23 +124,23 @@ pub fn handle(path: &str) -> Response<Body> {
     if path == "/live/master.m3u8" {
         return respond(StatusCode::OK, M3U8, master_playlist());
     }
-    if let Some(rest) = path.strip_prefix("/live/") {
-        if let Some((name, file)) = rest.split_once('/') {
-            if let Some(r) = LADDER.iter().find(|r| r.name == name) {
-                if file == "index.m3u8" {
-                    let mut resp = respond(StatusCode::OK, M3U8, media_playlist(now_secs()));
-                    resp.headers_mut().insert(
-                        header::CACHE_CONTROL,
-                        http::HeaderValue::from_static("max-age=1"),
-                    );
-                    return resp;
-                }
-                if let Some(n) = file.strip_prefix("seg-").and_then(|f| f.strip_suffix(".ts")) {
-                    if n.parse::<u64>().is_ok() {
-                        return respond(StatusCode::OK, "video/mp2t", segment(r));
-                    }
-                }
-            }
+    if let Some((name, file)) = path.strip_prefix("/live/").and_then(|r| r.split_once('/'))
+        && let Some(r) = LADDER.iter().find(|r| r.name == name)
+    {
+        if file == "index.m3u8" {
+            let mut resp = respond(StatusCode::OK, M3U8, media_playlist(now_secs()));
+            resp.headers_mut().insert(
+                header::CACHE_CONTROL,
+                http::HeaderValue::from_static("max-age=1"),
+            );
+            return resp;
+        }
+        if file
+            .strip_prefix("seg-")
+            .and_then(|f| f.strip_suffix(".ts"))
+            .is_some_and(|n| n.parse::<u64>().is_ok())
+        {
+            return respond(StatusCode::OK, "video/mp2t", segment(r));
         }
     }
     if path == "/" {
@@ -134,7 +150,11 @@ pub fn handle(path: &str) -> Response<Body> {
             "Outpost demo origin: a synthetic live HLS stream at /live/master.m3u8\n",
         );
     }
-    respond(StatusCode::NOT_FOUND, "text/plain; charset=utf-8", "not found\n")
+    respond(
+        StatusCode::NOT_FOUND,
+        "text/plain; charset=utf-8",
+        "not found\n",
+    )
 }
 
 /// Start the demo origin on `addr` (use port 0), returning where it listens.

@@ -165,9 +165,8 @@ impl ShedRate {
         let dt = now_ns.saturating_sub(self.last_ns) as f64;
         self.last_ns = now_ns;
         let decay = (-dt / RATE_TAU_NS).exp();
-        for i in 0..CLASSES {
-            self.admitted[i] *= decay;
-            self.shed[i] *= decay;
+        for v in self.admitted.iter_mut().chain(self.shed.iter_mut()) {
+            *v *= decay;
         }
         if shed {
             self.shed[class] += 1.0;
@@ -179,11 +178,11 @@ impl ShedRate {
     fn rates(&self) -> (f32, [f32; CLASSES]) {
         let mut by = [0f32; CLASSES];
         let (mut a, mut s) = (0.0, 0.0);
-        for i in 0..CLASSES {
-            let t = self.admitted[i] + self.shed[i];
-            by[i] = if t > 0.0 { (self.shed[i] / t) as f32 } else { 0.0 };
-            a += self.admitted[i];
-            s += self.shed[i];
+        for (rate, (adm, shed)) in by.iter_mut().zip(self.admitted.iter().zip(&self.shed)) {
+            let t = adm + shed;
+            *rate = if t > 0.0 { (shed / t) as f32 } else { 0.0 };
+            a += adm;
+            s += shed;
         }
         let total = a + s;
         (if total > 0.0 { (s / total) as f32 } else { 0.0 }, by)
@@ -329,11 +328,7 @@ impl OriginLimiter {
 
     /// Admit a request of `class` (0 = critical) and `cost`, waiting in the queue if the
     /// origin is at its limit; `Err` when shed.
-    pub async fn acquire(
-        self: &Arc<Self>,
-        class: usize,
-        cost: u32,
-    ) -> Result<Permit, ShedReason> {
+    pub async fn acquire(self: &Arc<Self>, class: usize, cost: u32) -> Result<Permit, ShedReason> {
         let class = class.min(CLASSES - 1);
         let cost = cost.max(1);
         let arrived = monotonic_ns();
@@ -436,7 +431,8 @@ impl OriginLimiter {
     }
 
     fn release(&self, cost: u32) {
-        let mut st = self.lock();
+        let mut guard = self.lock();
+        let st = &mut *guard;
         st.in_flight = st.in_flight.saturating_sub(cost);
         let limit = st.gradient.limit();
         while let Some(entry) = st.queue.first_entry() {
@@ -532,7 +528,7 @@ mod tests {
         tokio::task::yield_now().await;
         let normal = tokio::spawn({
             let l = l.clone();
-            async move { l.acquire(2, 1).await.map(|p| drop(p)) }
+            async move { l.acquire(2, 1).await.map(drop) }
         });
         tokio::task::yield_now().await;
         // Queue full (bulk, normal); a critical request evicts the bulk one.

@@ -49,7 +49,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -107,7 +110,10 @@ async fn serve(
             return ExitCode::FAILURE;
         }
     };
-    let from = path.map_or_else(|| "the embedded default".to_string(), |p| p.display().to_string());
+    let from = path.map_or_else(
+        || "the embedded default".to_string(),
+        |p| p.display().to_string(),
+    );
     println!("Outpost is serving ({from}).");
     for l in &running.listeners {
         println!("  listening on http://{l}");

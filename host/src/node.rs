@@ -16,12 +16,18 @@ use crate::runtime::{CompileCache, EngineOptions, Guest, GuestLimits, Runtime};
 /// The wasm of a built-in guest, if the binary carries one by that name.
 pub fn builtin_guest(name: &str) -> Option<&'static [u8]> {
     match name {
-        "rewrite" => Some(include_bytes!(concat!(env!("OUTPOST_GUEST_DIR"), "/rewrite.wasm"))),
+        "rewrite" => Some(include_bytes!(concat!(
+            env!("OUTPOST_GUEST_DIR"),
+            "/rewrite.wasm"
+        ))),
         "rendition" => Some(include_bytes!(concat!(
             env!("OUTPOST_GUEST_DIR"),
             "/rendition.wasm"
         ))),
-        "shed" => Some(include_bytes!(concat!(env!("OUTPOST_GUEST_DIR"), "/shed.wasm"))),
+        "shed" => Some(include_bytes!(concat!(
+            env!("OUTPOST_GUEST_DIR"),
+            "/shed.wasm"
+        ))),
         _ => None,
     }
 }

@@ -126,7 +126,8 @@ async fn run<'a>(
     for g in &route.request {
         match g.guest.request(&node.runtime, load.clone(), &head).await {
             Ok(RequestAction::Forward(edit)) => {
-                if let Err(e) = apply_request_edit(&mut head, edit, node, &mut origin, &g.guest.name)
+                if let Err(e) =
+                    apply_request_edit(&mut head, edit, node, &mut origin, &g.guest.name)
                 {
                     g.guest.metrics.record_failure(&e);
                     if let Some(e) = on_failure(g, e) {
@@ -170,7 +171,9 @@ async fn run<'a>(
         }
     };
     let status = resp.status();
-    permit.record(status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS);
+    permit.record(
+        status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS,
+    );
 
     // Phase: response chain.
     let resp = match response_chain(node, route, &load, &head, resp).await {
@@ -180,7 +183,16 @@ async fn run<'a>(
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     // The permit is held until the body has streamed: that is when the origin is done.
-    Ok((Response::from_parts(parts, body::boxed(PermitBody { inner: body, _permit: permit })), route))
+    Ok((
+        Response::from_parts(
+            parts,
+            body::boxed(PermitBody {
+                inner: body,
+                _permit: permit,
+            }),
+        ),
+        route,
+    ))
 }
 
 enum Admitted {
@@ -300,12 +312,16 @@ fn apply_request_edit<'n>(
     guest: &str,
 ) -> Result<(), GuestError> {
     if let Some(m) = edit.method {
-        Method::from_bytes(m.as_bytes()).map_err(|_| invalid(guest, format!("bad method {m:?}")))?;
+        Method::from_bytes(m.as_bytes())
+            .map_err(|_| invalid(guest, format!("bad method {m:?}")))?;
         head.method = m;
     }
     if let Some(p) = edit.path {
         if !p.starts_with('/') {
-            return Err(invalid(guest, format!("path {p:?} does not start with `/`")));
+            return Err(invalid(
+                guest,
+                format!("path {p:?} does not start with `/`"),
+            ));
         }
         head.path = p;
     }
@@ -318,10 +334,12 @@ fn apply_request_edit<'n>(
         .map_err(|e| invalid(guest, format!("path or query do not form a valid URI: {e}")))?;
     apply_header_ops(&mut head.headers, edit.headers, guest)?;
     if let Some(o) = edit.origin {
-        *origin = node
-            .origins
-            .get(&o)
-            .ok_or_else(|| invalid(guest, format!("chose origin `{o}`, which is not configured")))?;
+        *origin = node.origins.get(&o).ok_or_else(|| {
+            invalid(
+                guest,
+                format!("chose origin `{o}`, which is not configured"),
+            )
+        })?;
     }
     Ok(())
 }
@@ -438,14 +456,13 @@ async fn response_chain(
         .headers
         .get(header::CONTENT_ENCODING)
         .is_some_and(|v| v.as_bytes() != b"identity");
-    let wants_body = !encoded
-        && media_type(&parts.headers).is_some_and(|m| route.transform.iter().any(|t| *t == m));
+    let wants_body =
+        !encoded && media_type(&parts.headers).is_some_and(|m| route.transform.contains(&m));
     let mut body_bytes: Option<Bytes> = None;
     let mut stream = Some(body);
     if wants_body {
         let b = stream.take().unwrap_or_else(body::empty);
-        if b
-            .size_hint()
+        if b.size_hint()
             .exact()
             .is_some_and(|n| n > route.transform_max_bytes as u64)
         {
@@ -476,7 +493,13 @@ async fn response_chain(
     for g in &route.response {
         let out = g
             .guest
-            .response(&node.runtime, load.clone(), req, &head, body_bytes.as_deref())
+            .response(
+                &node.runtime,
+                load.clone(),
+                req,
+                &head,
+                body_bytes.as_deref(),
+            )
             .await;
         let edit = match out {
             Ok(edit) => edit,
@@ -530,7 +553,9 @@ async fn response_chain(
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             parts.headers.remove(header::TRANSFER_ENCODING);
-            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(b.len()));
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(b.len()));
             body::full(b)
         }
         (None, None) => body::empty(),
@@ -577,6 +602,9 @@ pub fn error_response(e: &EdgeError) -> Response<Body> {
     if status == StatusCode::SERVICE_UNAVAILABLE {
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
-    h.insert("x-outpost-error", HeaderValue::from_static(e.source_label()));
+    h.insert(
+        "x-outpost-error",
+        HeaderValue::from_static(e.source_label()),
+    );
     resp
 }

@@ -71,16 +71,29 @@ async fn origin_handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
         return reply(code.parse().unwrap_or(500), "text/plain", Bytes::new());
     }
     if path.ends_with("master.m3u8") {
-        return reply(200, "application/vnd.apple.mpegurl", Bytes::from_static(MASTER.as_bytes()));
+        return reply(
+            200,
+            "application/vnd.apple.mpegurl",
+            Bytes::from_static(MASTER.as_bytes()),
+        );
     }
     if path == "/big" {
-        return reply(200, "application/vnd.apple.mpegurl", Bytes::from(vec![b'#'; 4 << 20]));
+        return reply(
+            200,
+            "application/vnd.apple.mpegurl",
+            Bytes::from(vec![b'#'; 4 << 20]),
+        );
     }
     // Echo: what the origin received, as JSON.
     let headers: BTreeMap<String, String> = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let echo = serde_json::json!({
         "method": req.method().as_str(),
@@ -99,7 +112,9 @@ impl TestOrigin {
         let counter = hits.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let counter = counter.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
@@ -181,16 +196,29 @@ impl TestNode {
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        self.send(Request::get(path).body(Full::new(Bytes::new())).expect("request")).await
+        self.send(
+            Request::get(path)
+                .body(Full::new(Bytes::new()))
+                .expect("request"),
+        )
+        .await
     }
 
     pub async fn send(&self, mut req: Request<Full<Bytes>>) -> Reply {
-        let pq = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or("/".into());
+        let pq = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or("/".into());
         *req.uri_mut() = format!("http://{}{}", self.addr, pq).parse().expect("uri");
         let resp = self.client.request(req).await.expect("the node answers");
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.expect("body").to_bytes();
-        Reply { status: parts.status, headers: parts.headers, body }
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
     }
 
     /// The admin API's `/metrics` text.
@@ -218,6 +246,8 @@ pub fn config(origin: SocketAddr, guests: &[(&str, &str, &str)], route: &str) ->
             guest_wasm(krate).display()
         ));
     }
-    s.push_str(&format!("[[routes]]\nname = \"all\"\norigin = \"main\"\n{route}\n"));
+    s.push_str(&format!(
+        "[[routes]]\nname = \"all\"\norigin = \"main\"\n{route}\n"
+    ));
     s
 }

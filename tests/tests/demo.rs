@@ -26,7 +26,10 @@ async fn the_embedded_default_serves_a_filtered_live_stream() {
     let get = |path: String| {
         let client = client.clone();
         async move {
-            let resp = client.get(path.parse().expect("uri")).await.expect("answer");
+            let resp = client
+                .get(path.parse().expect("uri"))
+                .await
+                .expect("answer");
             let status = resp.status();
             let body = resp.into_body().collect().await.expect("body").to_bytes();
             (status, body)

@@ -53,7 +53,11 @@ async fn admit_hook_classifies_and_rejects() {
     let origin = TestOrigin::start().await;
     let node = TestNode::new(&config(
         origin.addr,
-        &[("shed", "shed", "[guests.shed.config]\nreject_methods = \"TRACE\"")],
+        &[(
+            "shed",
+            "shed",
+            "[guests.shed.config]\nreject_methods = \"TRACE\"",
+        )],
         "admit = \"shed\"",
     ))
     .await;
@@ -84,7 +88,10 @@ async fn admit_hook_classifies_and_rejects() {
         m.contains("outpost_admitted_total{origin=\"main\",class=\"critical\"} 1"),
         "{m}"
     );
-    assert!(m.contains("outpost_admitted_total{origin=\"main\",class=\"bulk\"} 1"), "{m}");
+    assert!(
+        m.contains("outpost_admitted_total{origin=\"main\",class=\"bulk\"} 1"),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +99,11 @@ async fn response_hook_filters_the_manifest() {
     let origin = TestOrigin::start().await;
     let node = TestNode::new(&config(
         origin.addr,
-        &[("rend", "rendition", "[guests.rend.config]\nmax_bandwidth = 2000000")],
+        &[(
+            "rend",
+            "rendition",
+            "[guests.rend.config]\nmax_bandwidth = 2000000",
+        )],
         "response = [\"rend\"]\ntransform = [\"application/vnd.apple.mpegurl\"]",
     ))
     .await;
@@ -103,7 +114,8 @@ async fn response_hook_filters_the_manifest() {
     assert!(body.contains("low/index.m3u8") && body.contains("mid/index.m3u8"));
     assert!(!body.contains("top/index.m3u8"));
     assert_eq!(
-        r.header("content-length").and_then(|v| v.parse::<usize>().ok()),
+        r.header("content-length")
+            .and_then(|v| v.parse::<usize>().ok()),
         Some(r.body.len())
     );
     // Bodies of other content types stream through untouched.
@@ -155,12 +167,21 @@ async fn unrouted_requests_get_404() {
 async fn h2c_clients_are_served() {
     use http_body_util::BodyExt;
     let origin = TestOrigin::start().await;
-    let node = TestNode::new(&config(origin.addr, &[("rw", "rewrite", "")], "request = [\"rw\"]")).await;
+    let node = TestNode::new(&config(
+        origin.addr,
+        &[("rw", "rewrite", "")],
+        "request = [\"rw\"]",
+    ))
+    .await;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .http2_only(true)
         .build_http::<Full<Bytes>>();
     let resp = client
-        .get(format!("http://{}/h2//path?utm_medium=a", node.addr).parse().expect("uri"))
+        .get(
+            format!("http://{}/h2//path?utm_medium=a", node.addr)
+                .parse()
+                .expect("uri"),
+        )
         .await
         .expect("h2c answer");
     assert_eq!(resp.version(), http::Version::HTTP_2);

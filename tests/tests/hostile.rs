@@ -39,7 +39,10 @@ async fn malformed_wasm_is_refused_with_a_clear_error() {
     );
     let errs = build_errors(&toml).await;
     assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(errs[0].contains("guest `bad`: not a valid WebAssembly component"), "{errs:?}");
+    assert!(
+        errs[0].contains("guest `bad`: not a valid WebAssembly component"),
+        "{errs:?}"
+    );
     assert!(errs[0].starts_with("hostile.toml:"), "positioned: {errs:?}");
     // The running node is untouched.
     assert_eq!(node.get("/").await.status, StatusCode::OK);
@@ -50,9 +53,17 @@ async fn a_component_lacking_the_hook_is_refused() {
     let origin = TestOrigin::start().await;
     let node = TestNode::new(&config(origin.addr, &[], "")).await;
     // `rewrite` exports the request hook only; use it as an admit guest.
-    let errs = build_errors(&config(origin.addr, &[("rw", "rewrite", "")], "admit = \"rw\"")).await;
+    let errs = build_errors(&config(
+        origin.addr,
+        &[("rw", "rewrite", "")],
+        "admit = \"rw\"",
+    ))
+    .await;
     assert_eq!(errs.len(), 1, "{errs:?}");
-    assert!(errs[0].contains("does not export `outpost:edge/admit-hook@0.1.0`"), "{errs:?}");
+    assert!(
+        errs[0].contains("does not export `outpost:edge/admit-hook@0.1.0`"),
+        "{errs:?}"
+    );
     assert!(errs[0].contains("it exports: request"), "{errs:?}");
     assert_eq!(node.get("/").await.status, StatusCode::OK);
 }
@@ -64,7 +75,10 @@ async fn a_trapping_guest_fails_open_or_closed_as_configured() {
         "{}\n[[routes]]\nname = \"rest\"\norigin = \"main\"\nrequest = [\"open\"]\n",
         config(
             origin.addr,
-            &[("open", "trap", "fail = \"open\""), ("closed", "trap", "fail = \"closed\"")],
+            &[
+                ("open", "trap", "fail = \"open\""),
+                ("closed", "trap", "fail = \"closed\"")
+            ],
             "path_prefix = \"/strict/\"\nrequest = [\"closed\"]",
         )
     );
@@ -75,8 +89,14 @@ async fn a_trapping_guest_fails_open_or_closed_as_configured() {
     assert_eq!(closed.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(closed.text().contains("trapped"), "{}", closed.text());
     let m = node.metrics().await;
-    assert!(m.contains("outpost_guest_failures_total{guest=\"open\",kind=\"trap\"} 1"), "{m}");
-    assert!(m.contains("outpost_guest_fail_actions_total{guest=\"closed\",action=\"closed\"} 1"), "{m}");
+    assert!(
+        m.contains("outpost_guest_failures_total{guest=\"open\",kind=\"trap\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("outpost_guest_fail_actions_total{guest=\"closed\",action=\"closed\"} 1"),
+        "{m}"
+    );
     for _ in 0..5 {
         assert_eq!(node.get("/y").await.status, StatusCode::OK);
     }
@@ -89,7 +109,11 @@ async fn a_spinning_guest_is_interrupted_while_others_are_served() {
     let deadline = Duration::from_millis(200);
     let toml = format!(
         "{}\n[[routes]]\nname = \"plain\"\npath_prefix = \"/\"\norigin = \"main\"\n",
-        config(origin.addr, &[("spin", "spin", "cpu = 200\nfail = \"closed\"")], "path_prefix = \"/spin/\"\nrequest = [\"spin\"]")
+        config(
+            origin.addr,
+            &[("spin", "spin", "cpu = 200\nfail = \"closed\"")],
+            "path_prefix = \"/spin/\"\nrequest = [\"spin\"]"
+        )
     );
     let node = std::sync::Arc::new(TestNode::new(&toml).await);
     let spinner = {
@@ -110,9 +134,15 @@ async fn a_spinning_guest_is_interrupted_while_others_are_served() {
     let (status, elapsed) = spinner.await.expect("join");
     assert_eq!(ok, 20);
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(elapsed < deadline * 2, "interrupted after {elapsed:?}, deadline {deadline:?}");
+    assert!(
+        elapsed < deadline * 2,
+        "interrupted after {elapsed:?}, deadline {deadline:?}"
+    );
     let m = node.metrics().await;
-    assert!(m.contains("outpost_guest_failures_total{guest=\"spin\",kind=\"deadline\"} 1"), "{m}");
+    assert!(
+        m.contains("outpost_guest_failures_total{guest=\"spin\",kind=\"deadline\"} 1"),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,9 +157,16 @@ async fn a_guest_allocating_past_its_cap_is_stopped() {
     let r = node.get("/eat").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     let m = node.metrics().await;
-    assert!(m.contains("outpost_guest_failures_total{guest=\"hog\",kind=\"memory\"} 1"), "{m}\n{}", r.text());
+    assert!(
+        m.contains("outpost_guest_failures_total{guest=\"hog\",kind=\"memory\"} 1"),
+        "{m}\n{}",
+        r.text()
+    );
     assert_eq!(origin.hits(), 0);
     // Twice more: each request gets a fresh instance, and the node keeps serving.
-    assert_eq!(node.get("/eat").await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        node.get("/eat").await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     assert!(guest_wasm("hog").exists());
 }

@@ -15,11 +15,18 @@ fn invalid_configs_print_their_snapshot() {
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     entries.sort();
-    assert!(entries.len() >= 8, "expected the ui cases, found {}", entries.len());
+    assert!(
+        entries.len() >= 8,
+        "expected the ui cases, found {}",
+        entries.len()
+    );
     let bless = std::env::var_os("BLESS").is_some();
     let mut failures = Vec::new();
     for path in entries {
-        let name = format!("ui/{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("?"));
+        let name = format!(
+            "ui/{}",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("?")
+        );
         let text = std::fs::read_to_string(&path).expect("read case");
         let got = match Config::from_source(Source {
             name: name.clone(),

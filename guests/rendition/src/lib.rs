@@ -524,6 +524,42 @@ lo.m3u8
     }
 
     #[test]
+    fn arbitrary_bytes_never_panic() {
+        let pieces: [&[u8]; 12] = [
+            b"#EXTM3U\n",
+            b"#EXT-X-STREAM-INF:",
+            b"BANDWIDTH=",
+            b"123",
+            b",",
+            b"\"",
+            b"=",
+            b"\r\n",
+            b"\n",
+            b"x.m3u8",
+            b"\xff\xfe",
+            b"CODECS=\"a,b\"",
+        ];
+        let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..3000 {
+            let mut body = Vec::new();
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            for _ in 0..(state >> 60) * 3 {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                let idx = usize::try_from(state >> 33).unwrap_or(0) % pieces.len();
+                body.extend_from_slice(pieces[idx]);
+            }
+            if let Some(f) = filter_playlist(&body, 100) {
+                assert!(f.body.len() <= body.len());
+            }
+            let _ = bandwidth(&body);
+        }
+    }
+
+    #[test]
     fn brownout_applies_under_load() {
         let config = [
             ("max_bandwidth", "4000000"),

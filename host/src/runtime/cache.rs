@@ -54,7 +54,9 @@ impl CompileCache {
             // directory, which only the node writes to.
             match unsafe { Component::deserialize(engine, &bytes) } {
                 Ok(c) => return Ok(c),
-                Err(e) => tracing::warn!(path = %path.display(), "ignoring a bad cache entry: {e:#}"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "ignoring a bad cache entry: {e:#}")
+                }
             }
         }
         let component = Component::new(engine, wasm)?;

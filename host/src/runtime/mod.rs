@@ -161,9 +161,10 @@ impl Runtime {
         if hooks == Hooks::default() {
             return Err(GuestError::Load {
                 guest: name.to_string(),
-                message: "exports no hook: expected at least one of `outpost:edge/admit-hook@0.1.0`, \
+                message:
+                    "exports no hook: expected at least one of `outpost:edge/admit-hook@0.1.0`, \
                           `outpost:edge/request-hook@0.1.0`, `outpost:edge/response-hook@0.1.0`"
-                    .into(),
+                        .into(),
             });
         }
         let deadline_ticks = (limits.cpu.as_micros() / self.tick.as_micros().max(1)).max(1) as u64;
@@ -296,7 +297,10 @@ impl Guest {
         load: LoadSource,
         req: &types::RequestHead,
     ) -> Result<types::RequestAction, GuestError> {
-        let idx = self.request.as_ref().ok_or_else(|| self.missing("request"))?;
+        let idx = self
+            .request
+            .as_ref()
+            .ok_or_else(|| self.missing("request"))?;
         let mut store = self.store(runtime, load);
         let out = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
@@ -357,7 +361,12 @@ impl Guest {
 fn classify(guest: &Arc<str>, e: wasmtime::Error, past_deadline: bool) -> GuestError {
     let guest = guest.to_string();
     let message = format!("{e:#}");
-    if past_deadline || matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+    if past_deadline
+        || matches!(
+            e.downcast_ref::<wasmtime::Trap>(),
+            Some(wasmtime::Trap::Interrupt)
+        )
+    {
         return GuestError::Deadline { guest };
     }
     if message.contains("forcing trap when growing memory")
