@@ -132,6 +132,7 @@ async fn a_spinning_guest_is_interrupted_while_others_are_served() {
         }
     }
     let (status, elapsed) = spinner.await.expect("join");
+    eprintln!("spinning guest interrupted after {elapsed:?} (deadline {deadline:?})");
     assert_eq!(ok, 20);
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(

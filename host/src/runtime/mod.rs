@@ -108,8 +108,16 @@ impl Runtime {
         std::thread::Builder::new()
             .name("outpost-epoch".into())
             .spawn(move || {
+                // Tick on an absolute schedule so sleep overshoot does not stretch
+                // every guest's deadline.
+                let mut next = std::time::Instant::now();
                 while !ticker_stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(tick);
+                    next += tick;
+                    let now = std::time::Instant::now();
+                    match next.checked_duration_since(now) {
+                        Some(wait) => std::thread::sleep(wait),
+                        None => next = now,
+                    }
                     ticker_engine.increment_epoch();
                 }
             })?;
