@@ -75,6 +75,14 @@ fn bench(c: &mut Criterion) {
         max_instances: 100,
         max_memory_bytes: 16 << 20,
         tick: Duration::from_millis(1),
+        keep_resident: true,
+    })
+    .expect("engine");
+    let cold_runtime = Runtime::new(&EngineOptions {
+        max_instances: 100,
+        max_memory_bytes: 16 << 20,
+        tick: Duration::from_millis(1),
+        keep_resident: false,
     })
     .expect("engine");
     let limits = GuestLimits {
@@ -155,6 +163,26 @@ fn bench(c: &mut Criterion) {
             ))
             .expect("ok")
         })
+    });
+    g.finish();
+
+    // The instance policy: what keeping memory resident saves, and what reusing one
+    // instance for many requests (not done by the node) would save.
+    let mut g = c.benchmark_group("policy");
+    let cold_noop = cold_runtime
+        .load("noop-request", &wasm("noop-request"), limits, BTreeMap::new(), None)
+        .expect("guest loads");
+    g.bench_function("request/noop/fresh-not-resident", |b| {
+        b.iter(|| rt.block_on(cold_noop.request(&cold_runtime, ls.clone(), black_box(&req))).expect("ok"))
+    });
+    g.bench_function("request/noop/fresh-resident", |b| {
+        b.iter(|| rt.block_on(noop_request.request(&runtime, ls.clone(), black_box(&req))).expect("ok"))
+    });
+    g.bench_function("request/noop/reused-x100", |b| {
+        b.iter(|| rt.block_on(noop_request.request_reused(&runtime, ls.clone(), black_box(&req), 100)).expect("ok"))
+    });
+    g.bench_function("request/rewrite/reused-x100", |b| {
+        b.iter(|| rt.block_on(rewrite.request_reused(&runtime, ls.clone(), black_box(&req), 100)).expect("ok"))
     });
     g.finish();
 

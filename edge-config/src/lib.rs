@@ -19,7 +19,7 @@ pub use schema::{
     Route,
 };
 pub use toml::Spanned;
-pub use values::{Millis, Name};
+pub use values::{Addr, Millis, Name};
 
 /// The configuration the node runs with when it is given none: a demo origin serving a
 /// synthetic live HLS stream, and the shipped guests in front of it.
@@ -181,7 +181,7 @@ impl Config {
                 {
                     out.push(src.diagnostic(
                         l.address.span(),
-                        format!("listener address {} is used twice", l.address.get_ref()),
+                        format!("listener address {} is used twice", l.address.get_ref().0),
                     ));
                 }
             }
@@ -260,6 +260,21 @@ impl Config {
             }
         }
         for (name, guest) in &self.guests {
+            if !(1..=4096).contains(guest.memory_mib.get_ref()) {
+                out.push(src.diagnostic(
+                    guest.memory_mib.span(),
+                    format!(
+                        "guest `{name}`: memory_mib = {} is out of range; expected 1 to 4096",
+                        guest.memory_mib.get_ref()
+                    ),
+                ));
+            }
+            if guest.cpu.get_ref().0 == 0 {
+                out.push(src.diagnostic(
+                    guest.cpu.span(),
+                    format!("guest `{name}`: cpu must be at least 1ms"),
+                ));
+            }
             if let GuestSource::Builtin(b) = guest.source()
                 && !schema::BUILTIN_GUESTS.contains(&b.as_str())
             {

@@ -1,13 +1,12 @@
 //! The configuration's shape: raw serde structs, unknown fields rejected.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::Source;
-use crate::values::{Millis, Name};
+use crate::values::{Addr, Millis, Name};
 
 /// Built-in guests the binary carries, usable as `wasm = "builtin:NAME"`.
 pub const BUILTIN_GUESTS: &[&str] = &["rewrite", "rendition", "shed"];
@@ -52,7 +51,7 @@ fn empty_source() -> Source {
 pub struct Node {
     /// The admin API's address (metrics, health, config); none disables it.
     #[serde(default)]
-    pub admin: Option<SocketAddr>,
+    pub admin: Option<Addr>,
     /// Where compiled guests are cached; relative to the working directory.
     #[serde(default = "default_cache_dir")]
     pub cache_dir: Option<String>,
@@ -90,7 +89,7 @@ fn default_max_instances() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     /// `IP:PORT`; port 0 picks a free port.
-    pub address: Spanned<SocketAddr>,
+    pub address: Spanned<Addr>,
     /// Longest wait for a client's complete request head.
     #[serde(default = "default_header_timeout")]
     pub header_timeout: Millis,
@@ -177,10 +176,10 @@ pub struct Guest {
     pub wasm: Spanned<String>,
     /// Linear memory cap, MiB.
     #[serde(default = "default_memory_mib")]
-    pub memory_mib: u32,
+    pub memory_mib: Spanned<u32>,
     /// CPU deadline per invocation.
     #[serde(default = "default_cpu")]
-    pub cpu: Millis,
+    pub cpu: Spanned<Millis>,
     /// `open` (skip and count) or `closed` (503) on failure.
     #[serde(default)]
     pub fail: FailMode,
@@ -189,11 +188,11 @@ pub struct Guest {
     pub config: BTreeMap<String, ConfigValue>,
 }
 
-fn default_memory_mib() -> u32 {
-    16
+fn default_memory_mib() -> Spanned<u32> {
+    Spanned::new(0..0, 16)
 }
-fn default_cpu() -> Millis {
-    Millis(10)
+fn default_cpu() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(10))
 }
 
 /// A guest config value: strings, numbers and booleans are all handed over as text.

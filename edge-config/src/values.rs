@@ -120,3 +120,24 @@ mod tests {
         assert_eq!(parse_duration("5h"), None);
     }
 }
+
+/// A socket address written `IP:PORT` (`127.0.0.1:8080`, `[::1]:8080`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct Addr(pub std::net::SocketAddr);
+
+impl TryFrom<String> for Addr {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse().map(Addr).map_err(|_| {
+            format!("invalid address `{s}`: expected `IP:PORT`, e.g. `127.0.0.1:8080` or `[::1]:8080`")
+        })
+    }
+}
+
+impl std::ops::Deref for Addr {
+    type Target = std::net::SocketAddr;
+    fn deref(&self) -> &std::net::SocketAddr {
+        &self.0
+    }
+}

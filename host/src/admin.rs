@@ -32,6 +32,26 @@ pub fn metrics_text(node: &Node) -> String {
         }
     }
     x.family(
+        "outpost_request_duration_seconds",
+        "histogram",
+        "Time from request to response head, per route.",
+    );
+    for r in &node.routes {
+        r.metrics
+            .duration
+            .expose(&mut x, "outpost_request_duration_seconds", &[("route", &r.name)]);
+    }
+    x.family(
+        "outpost_guest_duration_seconds",
+        "histogram",
+        "Time per guest invocation: instantiate, call, tear down.",
+    );
+    for (name, g) in &node.guests {
+        g.metrics
+            .duration
+            .expose(&mut x, "outpost_guest_duration_seconds", &[("guest", name)]);
+    }
+    x.family(
         "outpost_edge_answers_total",
         "counter",
         "Requests answered by a guest at the edge.",

@@ -74,7 +74,7 @@ pub async fn start(
     for (i, l) in node.config.listeners.iter().enumerate() {
         let addr = match (i, listen_override) {
             (0, Some(a)) => a,
-            _ => *l.address.get_ref(),
+            _ => l.address.get_ref().0,
         };
         let listener = server::bind(addr).await?;
         listeners.push(listener.local_addr()?);
@@ -84,7 +84,7 @@ pub async fn start(
             l.header_timeout.duration(),
         )));
     }
-    let admin_addr = admin_override.unwrap_or(node.config.node.admin);
+    let admin_addr = admin_override.unwrap_or(node.config.node.admin.map(|a| a.0));
     let admin = match admin_addr {
         Some(a) => {
             let listener = server::bind(a).await?;

@@ -5,9 +5,61 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::GuestError;
 
+/// Upper bounds of the latency histograms' buckets, seconds.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25, 1.0,
+];
+
+/// A latency histogram with fixed buckets (Prometheus style), lock-free.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    /// Record one observation.
+    pub fn observe(&self, d: std::time::Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ns
+            .fetch_add(d.as_nanos().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+    }
+
+    /// Write it as a Prometheus histogram (cumulative buckets, `_sum`, `_count`).
+    pub fn expose(&self, x: &mut Exposition, name: &str, labels: &[(&str, &str)]) {
+        let mut cumulative = 0;
+        let bucket = format!("{name}_bucket");
+        for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
+            cumulative += get(&self.buckets[i]);
+            let le = le.to_string();
+            let mut l = labels.to_vec();
+            l.push(("le", &le));
+            x.sample(&bucket, &l, cumulative);
+        }
+        let count = get(&self.count);
+        let mut l = labels.to_vec();
+        l.push(("le", "+Inf"));
+        x.sample(&bucket, &l, count);
+        x.sample(
+            &format!("{name}_sum"),
+            labels,
+            get(&self.sum_ns) as f64 / 1e9,
+        );
+        x.sample(&format!("{name}_count"), labels, count);
+    }
+}
+
 /// Counters of one guest.
 #[derive(Debug, Default)]
 pub struct GuestMetrics {
+    /// Time per invocation: instantiate, call, tear down.
+    pub duration: Histogram,
     /// Invocations, successful or not.
     pub invocations: AtomicU64,
     /// Traps.
@@ -44,6 +96,8 @@ impl GuestMetrics {
 /// Counters of one route.
 #[derive(Debug, Default)]
 pub struct RouteMetrics {
+    /// Time from the request to the response head.
+    pub duration: Histogram,
     /// Responses by status class: 1xx..5xx.
     pub responses: [AtomicU64; 5],
     /// Answered at the edge by a guest (redirects, rejections ...).

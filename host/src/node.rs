@@ -127,13 +127,14 @@ impl Node {
         let max_memory = config
             .guests
             .values()
-            .map(|g| g.memory_mib as usize * (1 << 20))
+            .map(|g| *g.memory_mib.get_ref() as usize * (1 << 20))
             .max()
             .unwrap_or(16 << 20);
         let runtime = Runtime::new(&EngineOptions {
             max_instances: config.node.max_instances,
             max_memory_bytes: max_memory,
             tick: config.node.epoch_tick.duration(),
+            keep_resident: true,
         })
         .map_err(|e| vec![src.diagnostic(0..0, format!("cannot start the wasm engine: {e:#}"))])?;
         let cache = if opts.no_cache {
@@ -164,8 +165,8 @@ impl Node {
                 }
             };
             let limits = GuestLimits {
-                memory_bytes: g.memory_mib as usize * (1 << 20),
-                cpu: g.cpu.duration(),
+                memory_bytes: *g.memory_mib.get_ref() as usize * (1 << 20),
+                cpu: g.cpu.get_ref().duration(),
             };
             let values = g
                 .config

@@ -38,6 +38,7 @@ pub enum Phase {
 
 /// Serve one request through every phase. Never fails: errors become responses.
 pub async fn serve(node: &Node, req: Request<Body>, client: SocketAddr) -> Response<Body> {
+    let start = std::time::Instant::now();
     let (resp, route) = match run(node, req, client).await {
         Ok((resp, route)) => (resp, Some(route)),
         Err((e, route)) => {
@@ -50,6 +51,7 @@ pub async fn serve(node: &Node, req: Request<Body>, client: SocketAddr) -> Respo
     };
     if let Some(r) = route {
         r.metrics.record_status(resp.status().as_u16());
+        r.metrics.duration.observe(start.elapsed());
     }
     resp
 }

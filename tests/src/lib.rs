@@ -77,6 +77,11 @@ async fn origin_handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
             Bytes::from_static(MASTER.as_bytes()),
         );
     }
+    if let Some(n) = path.strip_prefix("/bytes/") {
+        let n: usize = n.parse().unwrap_or(0);
+        let body: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        return reply(200, "application/octet-stream", Bytes::from(body));
+    }
     if path == "/big" {
         return reply(
             200,

@@ -59,6 +59,8 @@ pub struct EngineOptions {
     pub max_memory_bytes: usize,
     /// Epoch tick period.
     pub tick: Duration,
+    /// Keep the pages an instance touched resident when its pool slot is reused.
+    pub keep_resident: bool,
 }
 
 /// The shared wasmtime engine and its epoch ticker. Dropping it stops the ticker.
@@ -83,11 +85,13 @@ impl Runtime {
             .max_memories_per_component(2)
             .max_tables_per_component(8)
             .max_memory_size(opts.max_memory_bytes)
-            // Keep the pages a request touched mapped: a fresh instance then costs no page
-            // faults (see ARCHITECTURE.md, "Instance policy").
-            .linear_memory_keep_resident(1 << 20)
-            .table_keep_resident(64 << 10)
             .pagemap_scan(wasmtime::Enabled::Auto);
+        if opts.keep_resident {
+            // Keep the pages a request touched mapped: a fresh instance then costs no
+            // page faults (see ARCHITECTURE.md, "Instance policy").
+            pool.linear_memory_keep_resident(2 << 20)
+                .table_keep_resident(64 << 10);
+        }
         let mut config = wasmtime::Config::new();
         config
             .epoch_interruption(true)
@@ -288,6 +292,7 @@ impl Guest {
         req: &types::RequestHead,
     ) -> Result<types::AdmitDecision, GuestError> {
         let idx = self.admit.as_ref().ok_or_else(|| self.missing("admit"))?;
+        let start = std::time::Instant::now();
         let mut store = self.store(runtime, load);
         let out = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
@@ -295,7 +300,7 @@ impl Guest {
             hook.call_on_admit(&mut store, req).await
         }
         .await;
-        self.finish(out, &store)
+        self.finish(out, store, start)
     }
 
     /// Run the request hook in a fresh instance.
@@ -309,6 +314,7 @@ impl Guest {
             .request
             .as_ref()
             .ok_or_else(|| self.missing("request"))?;
+        let start = std::time::Instant::now();
         let mut store = self.store(runtime, load);
         let out = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
@@ -316,7 +322,7 @@ impl Guest {
             hook.call_on_request(&mut store, req).await
         }
         .await;
-        self.finish(out, &store)
+        self.finish(out, store, start)
     }
 
     /// Run the response hook in a fresh instance.
@@ -332,6 +338,7 @@ impl Guest {
             .response
             .as_ref()
             .ok_or_else(|| self.missing("response"))?;
+        let start = std::time::Instant::now();
         let mut store = self.store(runtime, load);
         let out = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
@@ -339,7 +346,32 @@ impl Guest {
             hook.call_on_response(&mut store, req, resp, body).await
         }
         .await;
-        self.finish(out, &store)
+        self.finish(out, store, start)
+    }
+
+    /// Run the request hook `n` times on one instance: not how the node serves (it
+    /// never shares an instance between requests), but how the benchmarks measure
+    /// what reuse would save.
+    pub async fn request_reused(
+        &self,
+        runtime: &Runtime,
+        load: LoadSource,
+        req: &types::RequestHead,
+        n: usize,
+    ) -> Result<(), GuestError> {
+        let idx = self.request.as_ref().ok_or_else(|| self.missing("request"))?;
+        let start = std::time::Instant::now();
+        let mut store = self.store(runtime, load);
+        let out = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            let hook = idx.load(&mut store, &instance)?;
+            for _ in 0..n {
+                hook.call_on_request(&mut store, req).await?;
+            }
+            Ok(())
+        }
+        .await;
+        self.finish(out, store, start)
     }
 
     fn missing(&self, hook: &str) -> GuestError {
@@ -352,13 +384,18 @@ impl Guest {
     fn finish<T>(
         &self,
         out: wasmtime::Result<T>,
-        store: &Store<GuestState>,
+        store: Store<GuestState>,
+        start: std::time::Instant,
     ) -> Result<T, GuestError> {
+        let past_deadline = store.data().ticks >= self.deadline_ticks;
+        // Teardown is part of the cost.
+        drop(store);
         self.metrics.record_invocation();
+        self.metrics.duration.observe(start.elapsed());
         match out {
             Ok(v) => Ok(v),
             Err(e) => {
-                let err = classify(&self.name, e, store.data().ticks >= self.deadline_ticks);
+                let err = classify(&self.name, e, past_deadline);
                 self.metrics.record_failure(&err);
                 Err(err)
             }
