@@ -170,19 +170,37 @@ fn bench(c: &mut Criterion) {
     // instance for many requests (not done by the node) would save.
     let mut g = c.benchmark_group("policy");
     let cold_noop = cold_runtime
-        .load("noop-request", &wasm("noop-request"), limits, BTreeMap::new(), None)
+        .load(
+            "noop-request",
+            &wasm("noop-request"),
+            limits,
+            BTreeMap::new(),
+            None,
+        )
         .expect("guest loads");
     g.bench_function("request/noop/fresh-not-resident", |b| {
-        b.iter(|| rt.block_on(cold_noop.request(&cold_runtime, ls.clone(), black_box(&req))).expect("ok"))
+        b.iter(|| {
+            rt.block_on(cold_noop.request(&cold_runtime, ls.clone(), black_box(&req)))
+                .expect("ok")
+        })
     });
     g.bench_function("request/noop/fresh-resident", |b| {
-        b.iter(|| rt.block_on(noop_request.request(&runtime, ls.clone(), black_box(&req))).expect("ok"))
+        b.iter(|| {
+            rt.block_on(noop_request.request(&runtime, ls.clone(), black_box(&req)))
+                .expect("ok")
+        })
     });
     g.bench_function("request/noop/reused-x100", |b| {
-        b.iter(|| rt.block_on(noop_request.request_reused(&runtime, ls.clone(), black_box(&req), 100)).expect("ok"))
+        b.iter(|| {
+            rt.block_on(noop_request.request_reused(&runtime, ls.clone(), black_box(&req), 100))
+                .expect("ok")
+        })
     });
     g.bench_function("request/rewrite/reused-x100", |b| {
-        b.iter(|| rt.block_on(rewrite.request_reused(&runtime, ls.clone(), black_box(&req), 100)).expect("ok"))
+        b.iter(|| {
+            rt.block_on(rewrite.request_reused(&runtime, ls.clone(), black_box(&req), 100))
+                .expect("ok")
+        })
     });
     g.finish();
 

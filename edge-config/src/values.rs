@@ -130,7 +130,9 @@ impl TryFrom<String> for Addr {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
         s.parse().map(Addr).map_err(|_| {
-            format!("invalid address `{s}`: expected `IP:PORT`, e.g. `127.0.0.1:8080` or `[::1]:8080`")
+            format!(
+                "invalid address `{s}`: expected `IP:PORT`, e.g. `127.0.0.1:8080` or `[::1]:8080`"
+            )
         })
     }
 }

@@ -37,9 +37,11 @@ pub fn metrics_text(node: &Node) -> String {
         "Time from request to response head, per route.",
     );
     for r in &node.routes {
-        r.metrics
-            .duration
-            .expose(&mut x, "outpost_request_duration_seconds", &[("route", &r.name)]);
+        r.metrics.duration.expose(
+            &mut x,
+            "outpost_request_duration_seconds",
+            &[("route", &r.name)],
+        );
     }
     x.family(
         "outpost_guest_duration_seconds",

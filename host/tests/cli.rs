@@ -40,10 +40,15 @@ request = ["garbage", "missing", "shed"]
     assert!(!out.status.success());
     let file = config.display().to_string();
     assert!(
-        stderr.contains(&format!("{file}:8:8: guest `garbage`: not a valid WebAssembly component")),
+        stderr.contains(&format!(
+            "{file}:8:8: guest `garbage`: not a valid WebAssembly component"
+        )),
         "{stderr}"
     );
-    assert!(stderr.contains(&format!("{file}:11:8: guest `missing`: cannot read")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{file}:11:8: guest `missing`: cannot read")),
+        "{stderr}"
+    );
     assert!(
         stderr.contains(&format!(
             "{file}:19:34: route `r` uses guest `shed` as a request guest, but it does not export"
@@ -60,8 +65,15 @@ fn check_accepts_a_good_config_and_lists_hooks() {
     std::fs::write(&config, edge_config::EMBEDDED_DEFAULT).expect("write");
     let out = outpost().arg("check").arg(&config).output().expect("runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("guest rendition: exports response"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("guest rendition: exports response"),
+        "{stdout}"
+    );
     assert!(stdout.contains("guest shed: exports admit"), "{stdout}");
 }
 
@@ -69,7 +81,11 @@ fn check_accepts_a_good_config_and_lists_hooks() {
 fn a_bad_config_file_is_refused_with_file_line_and_column() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("edge.toml");
-    std::fs::write(&config, "[[listeners]]\naddress = \"127.0.0.1:0\"\nport = 8080\n").expect("write");
+    std::fs::write(
+        &config,
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\nport = 8080\n",
+    )
+    .expect("write");
     let out = outpost()
         .args(["serve", "--config"])
         .arg(&config)

@@ -92,8 +92,14 @@ async fn admit_hook_classifies_and_rejects() {
         m.contains("outpost_admitted_total{origin=\"main\",class=\"bulk\"} 1"),
         "{m}"
     );
-    assert!(m.contains("outpost_guest_duration_seconds_count{guest=\"shed\"} 3"), "{m}");
-    assert!(m.contains("outpost_request_duration_seconds_count{route=\"all\"} 3"), "{m}");
+    assert!(
+        m.contains("outpost_guest_duration_seconds_count{guest=\"shed\"} 3"),
+        "{m}"
+    );
+    assert!(
+        m.contains("outpost_request_duration_seconds_count{route=\"all\"} 3"),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

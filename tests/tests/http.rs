@@ -23,12 +23,21 @@ async fn bodies_stream_through_untouched_both_ways() {
     let r = node.get(&format!("/bytes/{n}")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body.len(), n);
-    assert!(r.body.iter().enumerate().all(|(i, b)| *b == (i % 251) as u8));
+    assert!(
+        r.body
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == (i % 251) as u8)
+    );
     // 3 MiB up.
     let up: Vec<u8> = (0..3u32 << 20).map(|i| (i % 7) as u8).collect();
     let sum: u64 = up.iter().map(|b| u64::from(*b)).sum();
     let r = node
-        .send(Request::post("/upload").body(Full::new(Bytes::from(up))).expect("request"))
+        .send(
+            Request::post("/upload")
+                .body(Full::new(Bytes::from(up)))
+                .expect("request"),
+        )
         .await;
     let echo = r.json();
     assert_eq!(echo["method"], "POST");
@@ -44,21 +53,36 @@ async fn a_client_that_never_finishes_its_head_is_cut_off() {
         "address = \"127.0.0.1:0\"\nheader_timeout = \"300ms\"\n",
     );
     let node = TestNode::new(&toml).await;
-    let mut slow = tokio::net::TcpStream::connect(node.addr).await.expect("connect");
+    let mut slow = tokio::net::TcpStream::connect(node.addr)
+        .await
+        .expect("connect");
     slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         .await
         .expect("write");
     let mut buf = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "the node must close the connection of a client stuck mid-head");
+    assert!(
+        read.is_ok(),
+        "the node must close the connection of a client stuck mid-head"
+    );
     let text = String::from_utf8_lossy(&buf);
-    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
     // Garbage instead of HTTP gets a 400 and the node keeps serving.
-    let mut junk = tokio::net::TcpStream::connect(node.addr).await.expect("connect");
-    junk.write_all(b"\x16\x03\x01 definitely not http\r\n\r\n").await.expect("write");
+    let mut junk = tokio::net::TcpStream::connect(node.addr)
+        .await
+        .expect("connect");
+    junk.write_all(b"\x16\x03\x01 definitely not http\r\n\r\n")
+        .await
+        .expect("write");
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), junk.read_to_end(&mut buf)).await;
-    assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 400"), "{buf:?}");
+    assert!(
+        String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 400"),
+        "{buf:?}"
+    );
     assert_eq!(node.get("/").await.status, StatusCode::OK);
 }
 

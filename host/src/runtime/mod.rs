@@ -90,7 +90,8 @@ impl Runtime {
             // Keep the pages a request touched mapped: a fresh instance then costs no
             // page faults (see ARCHITECTURE.md, "Instance policy").
             pool.linear_memory_keep_resident(2 << 20)
-                .table_keep_resident(64 << 10);
+                .table_keep_resident(64 << 10)
+                .async_stack_keep_resident(128 << 10);
         }
         let mut config = wasmtime::Config::new();
         config
@@ -359,7 +360,10 @@ impl Guest {
         req: &types::RequestHead,
         n: usize,
     ) -> Result<(), GuestError> {
-        let idx = self.request.as_ref().ok_or_else(|| self.missing("request"))?;
+        let idx = self
+            .request
+            .as_ref()
+            .ok_or_else(|| self.missing("request"))?;
         let start = std::time::Instant::now();
         let mut store = self.store(runtime, load);
         let out = async {
