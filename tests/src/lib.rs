@@ -100,11 +100,22 @@ async fn origin_handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
             )
         })
         .collect();
+    let method = req.method().as_str().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let sum: u64 = body.iter().map(|b| u64::from(*b)).sum();
     let echo = serde_json::json!({
-        "method": req.method().as_str(),
+        "method": method,
         "path": path,
-        "query": req.uri().query().unwrap_or(""),
+        "query": query,
         "headers": headers,
+        "body_len": body.len(),
+        "body_sum": sum,
     });
     reply(200, "application/json", Bytes::from(echo.to_string()))
 }
