@@ -88,6 +88,7 @@ fn bench(c: &mut Criterion) {
     let limits = GuestLimits {
         memory_bytes: 16 << 20,
         cpu: Duration::from_millis(50),
+        reuse: 0,
     };
     let load = |name: &str, cfg: &[(&str, &str)]| {
         let cfg: BTreeMap<String, String> = cfg

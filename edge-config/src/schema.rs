@@ -183,6 +183,12 @@ pub struct Guest {
     /// `open` (skip and count) or `closed` (503) on failure.
     #[serde(default)]
     pub fail: FailMode,
+    /// Calls one instance may serve. 0 (the default): a fresh instance for every
+    /// call, nothing shared between requests. N > 1: an instance serves up to N calls,
+    /// so state a guest keeps in memory is seen by later requests: only for guests
+    /// that keep none.
+    #[serde(default)]
+    pub instance_reuse: u32,
     /// Key/values handed to the guest (`config-get`).
     #[serde(default)]
     pub config: BTreeMap<String, ConfigValue>,

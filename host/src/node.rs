@@ -167,6 +167,7 @@ impl Node {
             let limits = GuestLimits {
                 memory_bytes: *g.memory_mib.get_ref() as usize * (1 << 20),
                 cpu: g.cpu.get_ref().duration(),
+                reuse: g.instance_reuse,
             };
             let values = g
                 .config

@@ -171,3 +171,42 @@ async fn a_guest_allocating_past_its_cap_is_stopped() {
     );
     assert!(guest_wasm("hog").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_are_fresh_per_request_unless_reuse_is_opted_into() {
+    let origin = TestOrigin::start().await;
+    let fresh = TestNode::new(&config(
+        origin.addr,
+        &[("c", "counter", "")],
+        "request = [\"c\"]",
+    ))
+    .await;
+    for _ in 0..3 {
+        let echo = fresh.get("/").await.json();
+        assert_eq!(
+            echo["headers"]["x-count"], "1",
+            "no state survives a request"
+        );
+    }
+    let reused = TestNode::new(&config(
+        origin.addr,
+        &[("c", "counter", "instance_reuse = 3")],
+        "request = [\"c\"]",
+    ))
+    .await;
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        let echo = reused.get("/").await.json();
+        seen.push(
+            echo["headers"]["x-count"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        seen,
+        ["1", "2", "3", "1", "2", "3"],
+        "an instance serves 3 calls, then a fresh one"
+    );
+}

@@ -101,6 +101,7 @@ async fn compiled_guests_are_cached_so_a_restart_does_not_recompile() {
     let limits = GuestLimits {
         memory_bytes: 16 << 20,
         cpu: Duration::from_millis(50),
+        reuse: 0,
     };
     let rt = Runtime::new(&opts).expect("engine");
     assert!(!cache.contains(rt.engine(), &wasm));

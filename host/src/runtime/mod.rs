@@ -191,6 +191,8 @@ impl Runtime {
             limits,
             deadline_ticks,
             config: Arc::new(config),
+            reuse: limits.reuse,
+            idle: std::sync::Mutex::new(Vec::new()),
             metrics: Arc::new(GuestMetrics::default()),
         }))
     }
@@ -209,6 +211,10 @@ pub struct GuestLimits {
     pub memory_bytes: usize,
     /// CPU deadline per invocation.
     pub cpu: Duration,
+    /// Calls one instance may serve before it is dropped. 0 or 1: a fresh instance
+    /// for every call (the default, full isolation). More trades isolation between
+    /// requests for speed: only for guests that keep no state.
+    pub reuse: u32,
 }
 
 /// A loaded guest: linked once, instantiated fresh for every invocation.
@@ -225,6 +231,9 @@ pub struct Guest {
     pub limits: GuestLimits,
     deadline_ticks: u64,
     config: Arc<BTreeMap<String, String>>,
+    /// Calls one instance may serve (0 or 1: a fresh instance per call).
+    reuse: u32,
+    idle: std::sync::Mutex<Vec<Live>>,
     /// Its counters.
     pub metrics: Arc<GuestMetrics>,
 }
@@ -285,48 +294,33 @@ impl Guest {
         store
     }
 
-    /// Run the admit hook in a fresh instance.
+    /// Run the admit hook.
     pub async fn admit(
         &self,
         runtime: &Runtime,
         load: LoadSource,
         req: &types::RequestHead,
     ) -> Result<types::AdmitDecision, GuestError> {
-        let idx = self.admit.as_ref().ok_or_else(|| self.missing("admit"))?;
-        let start = std::time::Instant::now();
-        let mut store = self.store(runtime, load);
-        let out = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            let hook = idx.load(&mut store, &instance)?;
-            hook.call_on_admit(&mut store, req).await
+        match self.invoke(runtime, load, Call::Admit(req)).await? {
+            Out::Admit(d) => Ok(d),
+            _ => Err(self.missing("admit")),
         }
-        .await;
-        self.finish(out, store, start)
     }
 
-    /// Run the request hook in a fresh instance.
+    /// Run the request hook.
     pub async fn request(
         &self,
         runtime: &Runtime,
         load: LoadSource,
         req: &types::RequestHead,
     ) -> Result<types::RequestAction, GuestError> {
-        let idx = self
-            .request
-            .as_ref()
-            .ok_or_else(|| self.missing("request"))?;
-        let start = std::time::Instant::now();
-        let mut store = self.store(runtime, load);
-        let out = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            let hook = idx.load(&mut store, &instance)?;
-            hook.call_on_request(&mut store, req).await
+        match self.invoke(runtime, load, Call::Request(req)).await? {
+            Out::Request(a) => Ok(a),
+            _ => Err(self.missing("request")),
         }
-        .await;
-        self.finish(out, store, start)
     }
 
-    /// Run the response hook in a fresh instance.
+    /// Run the response hook.
     pub async fn response(
         &self,
         runtime: &Runtime,
@@ -335,24 +329,17 @@ impl Guest {
         resp: &types::ResponseHead,
         body: Option<&[u8]>,
     ) -> Result<types::ResponseEdit, GuestError> {
-        let idx = self
-            .response
-            .as_ref()
-            .ok_or_else(|| self.missing("response"))?;
-        let start = std::time::Instant::now();
-        let mut store = self.store(runtime, load);
-        let out = async {
-            let instance = self.pre.instantiate_async(&mut store).await?;
-            let hook = idx.load(&mut store, &instance)?;
-            hook.call_on_response(&mut store, req, resp, body).await
+        match self
+            .invoke(runtime, load, Call::Response(req, resp, body))
+            .await?
+        {
+            Out::Response(e) => Ok(e),
+            _ => Err(self.missing("response")),
         }
-        .await;
-        self.finish(out, store, start)
     }
 
-    /// Run the request hook `n` times on one instance: not how the node serves (it
-    /// never shares an instance between requests), but how the benchmarks measure
-    /// what reuse would save.
+    /// Run the request hook `n` times on one instance, whatever the guest's reuse
+    /// setting: for the benchmarks that measure what reuse saves.
     pub async fn request_reused(
         &self,
         runtime: &Runtime,
@@ -360,22 +347,133 @@ impl Guest {
         req: &types::RequestHead,
         n: usize,
     ) -> Result<(), GuestError> {
-        let idx = self
-            .request
-            .as_ref()
-            .ok_or_else(|| self.missing("request"))?;
-        let start = std::time::Instant::now();
+        let mut inst = self.instantiate(runtime, load).await?;
+        for _ in 0..n {
+            let Some(h) = &inst.request else {
+                return Err(self.missing("request"));
+            };
+            inst.store.set_epoch_deadline(1);
+            inst.store.data_mut().ticks = 0;
+            h.call_on_request(&mut inst.store, req)
+                .await
+                .map_err(|e| classify(&self.name, e, false))?;
+        }
+        Ok(())
+    }
+
+    /// A fresh instance with every hook it exports looked up.
+    async fn instantiate(&self, runtime: &Runtime, load: LoadSource) -> Result<Live, GuestError> {
         let mut store = self.store(runtime, load);
-        let out = async {
+        let looked_up = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
-            let hook = idx.load(&mut store, &instance)?;
-            for _ in 0..n {
-                hook.call_on_request(&mut store, req).await?;
-            }
-            Ok(())
+            let admit = match &self.admit {
+                Some(i) => Some(i.load(&mut store, &instance)?),
+                None => None,
+            };
+            let request = match &self.request {
+                Some(i) => Some(i.load(&mut store, &instance)?),
+                None => None,
+            };
+            let response = match &self.response {
+                Some(i) => Some(i.load(&mut store, &instance)?),
+                None => None,
+            };
+            wasmtime::Result::Ok((admit, request, response))
         }
         .await;
-        self.finish(out, store, start)
+        match looked_up {
+            Ok((admit, request, response)) => Ok(Live {
+                store,
+                admit,
+                request,
+                response,
+                calls: 0,
+            }),
+            Err(e) => {
+                let past = store.data().ticks >= self.deadline_ticks;
+                Err(classify(&self.name, e, past))
+            }
+        }
+    }
+
+    /// The one path every invocation takes: an instance (fresh, or a reused one when
+    /// the operator opted in), one call under the guest's bounds, then teardown or
+    /// return to the idle list.
+    async fn invoke(
+        &self,
+        runtime: &Runtime,
+        load: LoadSource,
+        call: Call<'_>,
+    ) -> Result<Out, GuestError> {
+        let start = std::time::Instant::now();
+        let reused = if self.reuse > 0 {
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+        } else {
+            None
+        };
+        let mut inst = match reused {
+            Some(mut inst) => {
+                let data = inst.store.data_mut();
+                data.load = load;
+                data.ticks = 0;
+                inst.store.set_epoch_deadline(1);
+                inst
+            }
+            None => match self.instantiate(runtime, load).await {
+                Ok(i) => i,
+                Err(e) => return Err(self.failed(e, start)),
+            },
+        };
+        let out = match call {
+            Call::Admit(req) => match &inst.admit {
+                Some(h) => h.call_on_admit(&mut inst.store, req).await.map(Out::Admit),
+                None => return Err(self.missing("admit")),
+            },
+            Call::Request(req) => match &inst.request {
+                Some(h) => h
+                    .call_on_request(&mut inst.store, req)
+                    .await
+                    .map(Out::Request),
+                None => return Err(self.missing("request")),
+            },
+            Call::Response(req, resp, body) => match &inst.response {
+                Some(h) => h
+                    .call_on_response(&mut inst.store, req, resp, body)
+                    .await
+                    .map(Out::Response),
+                None => return Err(self.missing("response")),
+            },
+        };
+        inst.calls += 1;
+        let past_deadline = inst.store.data().ticks >= self.deadline_ticks;
+        match out {
+            Ok(v) => {
+                // A trapped instance is never reused; a healthy one may be, up to its
+                // call budget, if the operator marked the guest reusable.
+                if inst.calls < self.reuse {
+                    let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                    if idle.len() < MAX_IDLE {
+                        idle.push(inst);
+                    }
+                } else {
+                    drop(inst);
+                }
+                self.metrics.record_invocation();
+                self.metrics.duration.observe(start.elapsed());
+                Ok(v)
+            }
+            Err(e) => {
+                drop(inst);
+                Err(self.failed(classify(&self.name, e, past_deadline), start))
+            }
+        }
+    }
+
+    fn failed(&self, err: GuestError, start: std::time::Instant) -> GuestError {
+        self.metrics.record_invocation();
+        self.metrics.duration.observe(start.elapsed());
+        self.metrics.record_failure(&err);
+        err
     }
 
     fn missing(&self, hook: &str) -> GuestError {
@@ -384,27 +482,36 @@ impl Guest {
             message: format!("does not export the {hook} hook"),
         }
     }
+}
 
-    fn finish<T>(
-        &self,
-        out: wasmtime::Result<T>,
-        store: Store<GuestState>,
-        start: std::time::Instant,
-    ) -> Result<T, GuestError> {
-        let past_deadline = store.data().ticks >= self.deadline_ticks;
-        // Teardown is part of the cost.
-        drop(store);
-        self.metrics.record_invocation();
-        self.metrics.duration.observe(start.elapsed());
-        match out {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                let err = classify(&self.name, e, past_deadline);
-                self.metrics.record_failure(&err);
-                Err(err)
-            }
-        }
-    }
+/// Idle instances kept per reusable guest.
+const MAX_IDLE: usize = 64;
+
+/// An instance and its looked-up hooks.
+struct Live {
+    store: Store<GuestState>,
+    admit: Option<admit_hook::Guest>,
+    request: Option<request_hook::Guest>,
+    response: Option<response_hook::Guest>,
+    calls: u32,
+}
+
+/// One hook call's arguments.
+enum Call<'a> {
+    Admit(&'a types::RequestHead),
+    Request(&'a types::RequestHead),
+    Response(
+        &'a types::RequestHead,
+        &'a types::ResponseHead,
+        Option<&'a [u8]>,
+    ),
+}
+
+/// One hook call's result.
+enum Out {
+    Admit(types::AdmitDecision),
+    Request(types::RequestAction),
+    Response(types::ResponseEdit),
 }
 
 fn classify(guest: &Arc<str>, e: wasmtime::Error, past_deadline: bool) -> GuestError {
