@@ -63,7 +63,12 @@ fn check_accepts_a_good_config_and_lists_hooks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("edge.toml");
     std::fs::write(&config, edge_config::EMBEDDED_DEFAULT).expect("write");
-    let out = outpost().arg("check").arg(&config).output().expect("runs");
+    let out = outpost()
+        .current_dir(dir.path())
+        .arg("check")
+        .arg(&config)
+        .output()
+        .expect("runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
