@@ -43,8 +43,8 @@ pub async fn serve(node: &Node, req: Request<Body>, client: SocketAddr) -> Respo
         Ok((resp, route)) => (resp, Some(route)),
         Err((e, route)) => {
             node.metrics.record_error(e.source_label());
-            if let EdgeError::GuestClosed(_) | EdgeError::OriginDown { .. } = e {
-                tracing::warn!("{e}");
+            if let EdgeError::OriginDown { .. } = e {
+                tracing::warn!(phase = ?Phase::Origin, "{e}");
             }
             (error_response(&e), route)
         }
@@ -132,7 +132,7 @@ async fn run<'a>(
                     apply_request_edit(&mut head, edit, node, &mut origin, &g.guest.name)
                 {
                     g.guest.metrics.record_failure(&e);
-                    if let Some(e) = on_failure(g, e) {
+                    if let Some(e) = on_failure(Phase::Request, g, e) {
                         return fail(e);
                     }
                 }
@@ -147,13 +147,13 @@ async fn run<'a>(
                 }
                 Err(e) => {
                     g.guest.metrics.record_failure(&e);
-                    if let Some(e) = on_failure(g, e) {
+                    if let Some(e) = on_failure(Phase::Request, g, e) {
                         return fail(e);
                     }
                 }
             },
             Err(e) => {
-                if let Some(e) = on_failure(g, e) {
+                if let Some(e) = on_failure(Phase::Request, g, e) {
                     return fail(e);
                 }
             }
@@ -217,24 +217,25 @@ async fn admit(
             Ok(resp) => Ok(Admitted::Answer(resp)),
             Err(e) => {
                 g.guest.metrics.record_failure(&e);
-                on_failure(g, e).map_or(Ok(Admitted::Class(2, 1)), Err)
+                on_failure(Phase::Admit, g, e).map_or(Ok(Admitted::Class(2, 1)), Err)
             }
         },
-        Err(e) => on_failure(g, e).map_or(Ok(Admitted::Class(2, 1)), Err),
+        Err(e) => on_failure(Phase::Admit, g, e).map_or(Ok(Admitted::Class(2, 1)), Err),
     }
 }
 
 /// Fail open: count and skip (None). Fail closed: the error to answer with.
-fn on_failure(g: &GuestRef, e: GuestError) -> Option<EdgeError> {
+fn on_failure(phase: Phase, g: &GuestRef, e: GuestError) -> Option<EdgeError> {
     use std::sync::atomic::Ordering::Relaxed;
     match g.fail {
         FailMode::Open => {
             g.guest.metrics.skipped.fetch_add(1, Relaxed);
-            tracing::debug!("skipping failed guest: {e}");
+            tracing::debug!(?phase, kind = e.kind(), "skipping failed guest: {e}");
             None
         }
         FailMode::Closed => {
             g.guest.metrics.closed.fetch_add(1, Relaxed);
+            tracing::warn!(?phase, kind = e.kind(), "{e}");
             Some(EdgeError::GuestClosed(e))
         }
     }
@@ -505,7 +506,7 @@ async fn response_chain(
             .await;
         let edit = match out {
             Ok(edit) => edit,
-            Err(e) => match on_failure(g, e) {
+            Err(e) => match on_failure(Phase::Response, g, e) {
                 Some(e) => return Err(e),
                 None => continue,
             },
@@ -529,7 +530,7 @@ async fn response_chain(
             }
             Err(e) => {
                 g.guest.metrics.record_failure(&e);
-                if let Some(e) = on_failure(g, e) {
+                if let Some(e) = on_failure(Phase::Response, g, e) {
                     return Err(e);
                 }
             }
