@@ -1,7 +1,6 @@
 //! The admin API: `/metrics` (Prometheus text), `/healthz`, `/config`, `/guests`.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use http::{Response, StatusCode, header};
 use hyper::service::service_fn;
@@ -11,7 +10,7 @@ use tokio::net::TcpListener;
 use crate::body::{Body, full};
 use crate::limiter::CLASS_NAMES;
 use crate::metrics::{Exposition, get};
-use crate::node::Node;
+use crate::node::{Node, NodeSlot};
 
 /// Render every metric of the node.
 pub fn metrics_text(node: &Node) -> String {
@@ -257,15 +256,15 @@ pub fn handle(node: &Node, path: &str) -> Response<Body> {
 }
 
 /// Serve the admin API on `listener`.
-pub async fn serve(node: Arc<Node>, listener: TcpListener) {
+pub async fn serve(slot: NodeSlot, listener: TcpListener) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let node = node.clone();
+        let slot = slot.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let node = node.clone();
+                let node = slot.current();
                 async move { Ok::<_, Infallible>(handle(&node, req.uri().path())) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())

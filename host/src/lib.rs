@@ -23,12 +23,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use edge_config::Config;
-pub use node::{BuildOptions, Node};
+pub use node::{BuildOptions, Node, NodeSlot};
 
 /// A running node: its listeners' addresses and the tasks serving them.
 pub struct Running {
-    /// The node.
-    pub node: Arc<Node>,
+    /// The node serving requests (swapped by [`Running::reload`]).
+    pub slot: NodeSlot,
+    opts: BuildOptions,
     /// Where each configured listener listens (ports resolved).
     pub listeners: Vec<SocketAddr>,
     /// Where the admin API listens, if enabled.
@@ -37,6 +38,24 @@ pub struct Running {
 }
 
 impl Running {
+    /// The node serving requests now.
+    pub fn node(&self) -> Arc<Node> {
+        self.slot.current()
+    }
+
+    /// Build a node from `config` and swap it in. New requests get the new node;
+    /// requests in flight finish on the one they started with. On error nothing
+    /// changes. Listener and admin addresses are not rebound.
+    pub async fn reload(&self, config: Config) -> Result<(), Vec<edge_config::Diagnostic>> {
+        let opts = BuildOptions {
+            demo_origin: self.node().demo_origin,
+            ..self.opts.clone()
+        };
+        let node = Node::build(config, &opts).await?;
+        self.slot.replace(Arc::new(node));
+        Ok(())
+    }
+
     /// Stop accepting connections.
     pub fn shutdown(&self) {
         for t in &self.tasks {
@@ -69,6 +88,7 @@ pub async fn start(
         )
     })?;
     let node = Arc::new(node);
+    let slot = NodeSlot::new(node.clone());
     let mut listeners = Vec::new();
     let mut tasks = Vec::new();
     for (i, l) in node.config.listeners.iter().enumerate() {
@@ -79,7 +99,7 @@ pub async fn start(
         let listener = server::bind(addr).await?;
         listeners.push(listener.local_addr()?);
         tasks.push(tokio::spawn(server::serve(
-            node.clone(),
+            slot.clone(),
             listener,
             l.header_timeout.duration(),
         )));
@@ -89,13 +109,14 @@ pub async fn start(
         Some(a) => {
             let listener = server::bind(a).await?;
             let local = listener.local_addr()?;
-            tasks.push(tokio::spawn(admin::serve(node.clone(), listener)));
+            tasks.push(tokio::spawn(admin::serve(slot.clone(), listener)));
             Some(local)
         }
         None => None,
     };
     Ok(Running {
-        node,
+        slot,
+        opts: opts.clone(),
         listeners,
         admin,
         tasks,

@@ -110,7 +110,7 @@ async fn serve(
             return ExitCode::FAILURE;
         }
     };
-    let from = path.map_or_else(
+    let from = path.as_ref().map_or_else(
         || "the embedded default".to_string(),
         |p| p.display().to_string(),
     );
@@ -121,7 +121,7 @@ async fn serve(
     if let Some(a) = running.admin {
         println!("  admin API    http://{a}/metrics  /healthz  /guests  /config");
     }
-    if let (Some(demo), Some(l)) = (running.node.demo_origin, running.listeners.first()) {
+    if let (Some(demo), Some(l)) = (running.node().demo_origin, running.listeners.first()) {
         println!("  demo origin  http://{demo} (a synthetic live HLS stream)");
         println!();
         println!("Try it:");
@@ -129,9 +129,48 @@ async fn serve(
         println!("  curl -s http://{l}/live/360p/index.m3u8");
         println!("  ffplay http://{l}/live/master.m3u8    (or any HLS player)");
     }
-    match tokio::signal::ctrl_c().await {
-        Ok(()) => println!("shutting down"),
-        Err(e) => eprintln!("cannot wait for ctrl-c: {e}"),
+    println!("  (SIGHUP reloads the configuration; ctrl-c stops)");
+    let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("cannot listen for SIGHUP, reload disabled: {e}");
+            None
+        }
+    };
+    loop {
+        let reload = async {
+            match hangup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => {
+                if let Err(e) = r {
+                    eprintln!("cannot wait for ctrl-c: {e}");
+                }
+                println!("shutting down");
+                break;
+            }
+            _ = reload => {
+                let config = match load(path.as_ref()) {
+                    Ok(c) => c,
+                    Err(_) => {
+                        eprintln!("reload refused: the configuration is invalid; still serving the old one");
+                        continue;
+                    }
+                };
+                match running.reload(config).await {
+                    Ok(()) => println!("configuration reloaded"),
+                    Err(errors) => {
+                        for e in &errors {
+                            eprintln!("error: {e}");
+                        }
+                        eprintln!("reload refused; still serving the old configuration");
+                    }
+                }
+            }
+        }
     }
     running.shutdown();
     ExitCode::SUCCESS

@@ -98,6 +98,33 @@ pub struct BuildOptions {
     pub cache_dir: Option<PathBuf>,
     /// Disable the compile cache.
     pub no_cache: bool,
+    /// A demo origin already running (from the node a reload replaces), to reuse.
+    pub demo_origin: Option<SocketAddr>,
+}
+
+/// The node requests are served by. A reload swaps it whole; a request keeps the node
+/// it started on until it finishes.
+#[derive(Clone)]
+pub struct NodeSlot(Arc<std::sync::RwLock<Arc<Node>>>);
+
+impl NodeSlot {
+    /// A slot holding `node`.
+    pub fn new(node: Arc<Node>) -> NodeSlot {
+        NodeSlot(Arc::new(std::sync::RwLock::new(node)))
+    }
+
+    /// The current node.
+    pub fn current(&self) -> Arc<Node> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Swap in `node`; returns the one it replaces.
+    pub fn replace(&self, node: Arc<Node>) -> Arc<Node> {
+        std::mem::replace(
+            &mut *self.0.write().unwrap_or_else(|p| p.into_inner()),
+            node,
+        )
+    }
 }
 
 /// A node ready to serve.
@@ -184,7 +211,7 @@ impl Node {
 
         let limiter_cfg = LimiterConfig::from(&config.limiter);
         let mut origins = HashMap::new();
-        let mut demo_origin = None;
+        let mut demo_origin = opts.demo_origin;
         for (name, o) in &config.origins {
             let authority = match (o.kind, &o.address) {
                 (OriginKind::Demo, _) => {

@@ -11,11 +11,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::body;
-use crate::node::Node;
+use crate::node::NodeSlot;
 use crate::pipeline;
 
 /// Serve `listener` until the task is dropped.
-pub async fn serve(node: Arc<Node>, listener: TcpListener, header_timeout: Duration) {
+pub async fn serve(slot: NodeSlot, listener: TcpListener, header_timeout: Duration) {
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -37,13 +37,17 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, header_timeout: Durat
                 continue;
             }
         };
-        node.metrics.connections.fetch_add(1, Ordering::Relaxed);
+        slot.current()
+            .metrics
+            .connections
+            .fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
-        let node = node.clone();
+        let slot = slot.clone();
         let builder = builder.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: hyper::Request<Incoming>| {
-                let node = node.clone();
+                // The node current when the request arrives serves all of it.
+                let node = slot.current();
                 async move {
                     let req = req.map(body::boxed);
                     Ok::<_, std::convert::Infallible>(pipeline::serve(&node, req, peer).await)

@@ -11,6 +11,7 @@ async fn the_embedded_default_serves_a_filtered_live_stream() {
     let opts = BuildOptions {
         cache_dir: Some(cache.path().to_path_buf()),
         no_cache: false,
+        demo_origin: None,
     };
     let running = outpost::start(
         Config::embedded().expect("valid"),

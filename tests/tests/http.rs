@@ -125,3 +125,51 @@ async fn compiled_guests_are_cached_so_a_restart_does_not_recompile() {
         .expect("recompiles");
     assert!(g.hooks.request);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_swaps_the_config_and_requests_in_flight_finish_on_the_old_one() {
+    let origin = TestOrigin::start().await;
+    let patient = config(origin.addr, &[], "").replace(
+        "first_byte_timeout = \"1s\"",
+        "first_byte_timeout = \"10s\"",
+    );
+    let node = std::sync::Arc::new(TestNode::new(&patient).await);
+    let in_flight = {
+        let node = node.clone();
+        tokio::spawn(async move { node.get("/slow").await.status })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The new config answers everything at the edge.
+    let teapot = config(
+        origin.addr,
+        &[("teapot", "respond", "")],
+        "request = [\"teapot\"]",
+    );
+    let parsed = edge_config::Config::from_source(edge_config::Source {
+        name: "reload.toml".into(),
+        base_dir: ".".into(),
+        text: teapot,
+    })
+    .expect("valid");
+    node.running.reload(parsed).await.expect("reloads");
+    assert_eq!(node.get("/").await.status, StatusCode::IM_A_TEAPOT);
+    assert_eq!(
+        in_flight.await.expect("join"),
+        StatusCode::OK,
+        "finished on the old config"
+    );
+    // A config that does not load changes nothing.
+    let broken = config(
+        origin.addr,
+        &[("bad", "no-such-guest", "")],
+        "request = [\"bad\"]",
+    );
+    let parsed = edge_config::Config::from_source(edge_config::Source {
+        name: "broken.toml".into(),
+        base_dir: ".".into(),
+        text: broken,
+    })
+    .expect("parses");
+    assert!(node.running.reload(parsed).await.is_err());
+    assert_eq!(node.get("/").await.status, StatusCode::IM_A_TEAPOT);
+}
