@@ -147,41 +147,29 @@ pub fn metrics_text(node: &Node) -> String {
     }
     let mut origins: Vec<_> = node.origins.iter().collect();
     origins.sort_by(|a, b| a.0.cmp(b.0));
-    x.family(
-        "outpost_limiter_limit",
-        "gauge",
-        "Current concurrency limit per origin.",
-    );
-    for (name, o) in &origins {
-        x.sample(
+    // One snapshot per origin, so the three gauges agree with each other.
+    let snapshots: Vec<_> = origins.iter().map(|(_, o)| o.limiter.snapshot()).collect();
+    for (family, help, value) in [
+        (
             "outpost_limiter_limit",
-            &[("origin", name)],
-            o.limiter.snapshot().limit,
-        );
-    }
-    x.family(
-        "outpost_limiter_in_flight",
-        "gauge",
-        "Requests in flight per origin.",
-    );
-    for (name, o) in &origins {
-        x.sample(
+            "Current concurrency limit per origin.",
+            (|s: &crate::limiter::LoadSnapshot| s.limit) as fn(&_) -> u32,
+        ),
+        (
             "outpost_limiter_in_flight",
-            &[("origin", name)],
-            o.limiter.snapshot().in_flight,
-        );
-    }
-    x.family(
-        "outpost_limiter_queued",
-        "gauge",
-        "Requests waiting for admission per origin.",
-    );
-    for (name, o) in &origins {
-        x.sample(
+            "Requests in flight per origin.",
+            |s| s.in_flight,
+        ),
+        (
             "outpost_limiter_queued",
-            &[("origin", name)],
-            o.limiter.snapshot().queued,
-        );
+            "Requests waiting for admission per origin.",
+            |s| s.queued,
+        ),
+    ] {
+        x.family(family, "gauge", help);
+        for ((name, _), snap) in origins.iter().zip(&snapshots) {
+            x.sample(family, &[("origin", name)], value(snap));
+        }
     }
     for (family, help) in [
         (

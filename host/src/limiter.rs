@@ -285,11 +285,6 @@ impl Permit {
         let rtt = now.saturating_sub(self.started_ns);
         self.limiter.sample(now, rtt, overload);
     }
-
-    /// Record and release in one step.
-    pub fn complete(mut self, overload: bool) {
-        self.record(overload);
-    }
 }
 
 impl Drop for Permit {
@@ -534,7 +529,7 @@ mod tests {
         // Queue full (bulk, normal); a critical request evicts the bulk one.
         let crit = tokio::spawn({
             let l = l.clone();
-            async move { l.acquire(0, 1).await.map(|p| p.complete(false)) }
+            async move { l.acquire(0, 1).await.map(|mut p| p.record(false)) }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(low.await.expect("join"), Err("evicted by a higher class"));

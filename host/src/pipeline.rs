@@ -282,22 +282,26 @@ fn check_header(guest: &str, h: &types::Header) -> Result<(), GuestError> {
     Ok(())
 }
 
-/// Apply header operations to a WIT header list, validating what the guest wrote.
+/// Apply header operations to a WIT header list. Every op is validated before any is
+/// applied, so a bad edit leaves the list untouched.
 pub fn apply_header_ops(
     headers: &mut Vec<types::Header>,
     ops: Vec<HeaderOp>,
     guest: &str,
 ) -> Result<(), GuestError> {
+    for op in &ops {
+        if let HeaderOp::Set(h) | HeaderOp::Append(h) = op {
+            check_header(guest, h)?;
+        }
+    }
     for op in ops {
         match op {
             HeaderOp::Set(mut h) => {
-                check_header(guest, &h)?;
                 h.name.make_ascii_lowercase();
                 headers.retain(|x| !x.name.eq_ignore_ascii_case(&h.name));
                 headers.push(h);
             }
             HeaderOp::Append(mut h) => {
-                check_header(guest, &h)?;
                 h.name.make_ascii_lowercase();
                 headers.push(h);
             }
@@ -307,6 +311,8 @@ pub fn apply_header_ops(
     Ok(())
 }
 
+/// Apply a request guest's edit. Everything is validated before anything changes, so
+/// a failing guest under `fail = "open"` leaves the request exactly as it was.
 fn apply_request_edit<'n>(
     head: &mut RequestHead,
     edit: types::RequestEdit,
@@ -314,35 +320,44 @@ fn apply_request_edit<'n>(
     origin: &mut &'n Arc<OriginEntry>,
     guest: &str,
 ) -> Result<(), GuestError> {
-    if let Some(m) = edit.method {
+    if let Some(m) = &edit.method {
         Method::from_bytes(m.as_bytes())
             .map_err(|_| invalid(guest, format!("bad method {m:?}")))?;
+    }
+    if let Some(p) = &edit.path
+        && !p.starts_with('/')
+    {
+        return Err(invalid(
+            guest,
+            format!("path {p:?} does not start with `/`"),
+        ));
+    }
+    let path = edit.path.as_deref().unwrap_or(&head.path);
+    let query = edit.query.as_deref().unwrap_or(&head.query);
+    format!("{path}?{query}")
+        .parse::<http::uri::PathAndQuery>()
+        .map_err(|e| invalid(guest, format!("path or query do not form a valid URI: {e}")))?;
+    let chosen = match &edit.origin {
+        Some(o) => Some(node.origins.get(o).ok_or_else(|| {
+            invalid(
+                guest,
+                format!("chose origin `{o}`, which is not configured"),
+            )
+        })?),
+        None => None,
+    };
+    apply_header_ops(&mut head.headers, edit.headers, guest)?;
+    if let Some(m) = edit.method {
         head.method = m;
     }
     if let Some(p) = edit.path {
-        if !p.starts_with('/') {
-            return Err(invalid(
-                guest,
-                format!("path {p:?} does not start with `/`"),
-            ));
-        }
         head.path = p;
     }
     if let Some(q) = edit.query {
         head.query = q;
     }
-    // The URI must still parse.
-    format!("{}?{}", head.path, head.query)
-        .parse::<http::uri::PathAndQuery>()
-        .map_err(|e| invalid(guest, format!("path or query do not form a valid URI: {e}")))?;
-    apply_header_ops(&mut head.headers, edit.headers, guest)?;
-    if let Some(o) = edit.origin {
-        *origin = node.origins.get(&o).ok_or_else(|| {
-            invalid(
-                guest,
-                format!("chose origin `{o}`, which is not configured"),
-            )
-        })?;
+    if let Some(o) = chosen {
+        *origin = o;
     }
     Ok(())
 }
@@ -511,18 +526,17 @@ async fn response_chain(
                 None => continue,
             },
         };
-        let mut next = head.clone();
-        let applied = (|| {
-            if let Some(s) = edit.status {
-                StatusCode::from_u16(s)
-                    .map_err(|_| invalid(&g.guest.name, format!("bad status {s}")))?;
-                next.status = s;
+        // Validate the status first; header ops validate before applying, so a bad
+        // edit changes nothing and needs no copy of the head to roll back.
+        let applied = match edit.status {
+            Some(s) if StatusCode::from_u16(s).is_err() => {
+                Err(invalid(&g.guest.name, format!("bad status {s}")))
             }
-            apply_header_ops(&mut next.headers, edit.headers, &g.guest.name)
-        })();
+            status => apply_header_ops(&mut head.headers, edit.headers, &g.guest.name)
+                .map(|()| head.status = status.unwrap_or(head.status)),
+        };
         match applied {
             Ok(()) => {
-                head = next;
                 if let (Some(b), true) = (edit.body, body_bytes.is_some()) {
                     body_bytes = Some(Bytes::from(b));
                     changed_body = true;
