@@ -130,3 +130,10 @@ pub fn config_bool(key: &str, default: bool) -> bool {
 pub fn config_list(key: &str) -> Option<Vec<String>> {
     config(key).map(|v| crate::url::split_list(&v))
 }
+
+/// Config value `key` as a list of lines: a TOML array in the operator's config
+/// arrives one item per line, so item `i` here is item `i` of the array (the index
+/// a [`crate::ConfigProblem::item`] names). Items are trimmed; `None` when absent.
+pub fn config_lines(key: &str) -> Option<Vec<String>> {
+    config(key).map(|v| v.lines().map(|l| l.trim().to_string()).collect())
+}

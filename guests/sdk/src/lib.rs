@@ -45,7 +45,7 @@ pub mod url;
 pub mod wit;
 
 pub use types::{
-    Admission, AdmitDecision, ClientInfo, Header, HeaderOp, LoadSignals, LogLevel, PriorityClass,
+    Admission, AdmitDecision, CheckContext, ClientInfo, ConfigProblem, Header, HeaderOp, LoadSignals, LogLevel, PriorityClass,
     RequestAction, RequestEdit, RequestHead, Response, ResponseEdit, ResponseHead,
 };
 
@@ -72,6 +72,27 @@ pub trait ResponseHook {
     fn on_response(req: &RequestHead, resp: &ResponseHead, body: Option<&[u8]>) -> ResponseEdit;
 }
 
+/// Check a guest's configuration when the node loads it (`config-check`).
+///
+/// Pass the implementing type to the export macro:
+/// `export_request!(MyGuest, check: MyGuest)`. Each problem becomes a config error
+/// positioned at the key (and list item) in the operator's TOML; the node does not
+/// start with a guest whose check reports problems. Read the configuration with
+/// [`host`] as in the hook itself, so the check and the hook agree.
+pub trait ConfigCheck {
+    /// Every problem found; empty when the configuration is good.
+    fn check_config(ctx: &CheckContext) -> Vec<ConfigProblem>;
+}
+
+/// The check of a guest that has none: every configuration is accepted.
+pub struct NoCheck;
+
+impl ConfigCheck for NoCheck {
+    fn check_config(_: &CheckContext) -> Vec<ConfigProblem> {
+        Vec::new()
+    }
+}
+
 // `__outpost_generate!`: `wit_bindgen::generate!` with the WIT package inlined
 // (written by build.rs from ../../wit/outpost.wit).
 include!(concat!(env!("OUT_DIR"), "/wit_macro.rs"));
@@ -88,6 +109,19 @@ pub mod __private {
 
     /// The type a guest's generated `Guest` trait is implemented for.
     pub struct Glue<T: ?Sized>(PhantomData<T>);
+
+    pub fn assert_check<T: crate::ConfigCheck>() {}
+
+    /// Run `C`'s check and convert its problems with `f` (the guest's generated type).
+    pub fn run_check<C: crate::ConfigCheck, P>(
+        origins: Vec<String>,
+        f: impl Fn(crate::ConfigProblem) -> P,
+    ) -> Vec<P> {
+        C::check_config(&crate::CheckContext { origins })
+            .into_iter()
+            .map(f)
+            .collect()
+    }
 
     #[cfg(feature = "admit")]
     pub fn assert_admit<T: crate::AdmitHook>() {}
@@ -124,12 +158,21 @@ pub mod __private {
 
 /// Export `T: AdmitHook` as this component's `outpost:edge/admit-hook`.
 ///
-/// Use once per crate, at item level. Off wasm32 it only checks the trait bound.
+/// Use once per crate, at item level; `, check: C` also exports `C: ConfigCheck` as
+/// the load-time configuration check (without it, every configuration passes).
+/// Off wasm32 it only checks the trait bounds.
 #[cfg(feature = "admit")]
 #[macro_export]
 macro_rules! export_admit {
     ($t:ty) => {
+        $crate::export_admit!($t, check: $crate::NoCheck);
+    };
+    ($t:ty, check: $c:ty) => {
         const _: fn() = $crate::__private::assert_admit::<$t>;
+        const _: fn() = $crate::__private::assert_check::<$c>;
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        type __OutpostAdmitCheck = $c;
         #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         type __OutpostAdmitGlue = $crate::__private::Glue<$t>;
@@ -154,6 +197,20 @@ macro_rules! export_admit {
                     Glue::run_admit(req)
                 }
             }
+            impl exports::outpost::edge::config_check::Guest for Glue {
+                fn check(
+                    context: exports::outpost::edge::config_check::CheckContext,
+                ) -> ::std::vec::Vec<exports::outpost::edge::config_check::ConfigProblem> {
+                    ::outpost_guest::__private::run_check::<super::__OutpostAdmitCheck, _>(
+                        context.origins,
+                        |p| exports::outpost::edge::config_check::ConfigProblem {
+                            key: p.key,
+                            item: p.item,
+                            message: p.message,
+                        },
+                    )
+                }
+            }
             export!(Glue);
         }
     };
@@ -161,12 +218,21 @@ macro_rules! export_admit {
 
 /// Export `T: RequestHook` as this component's `outpost:edge/request-hook`.
 ///
-/// Use once per crate, at item level. Off wasm32 it only checks the trait bound.
+/// Use once per crate, at item level; `, check: C` also exports `C: ConfigCheck` as
+/// the load-time configuration check (without it, every configuration passes).
+/// Off wasm32 it only checks the trait bounds.
 #[cfg(feature = "request")]
 #[macro_export]
 macro_rules! export_request {
     ($t:ty) => {
+        $crate::export_request!($t, check: $crate::NoCheck);
+    };
+    ($t:ty, check: $c:ty) => {
         const _: fn() = $crate::__private::assert_request::<$t>;
+        const _: fn() = $crate::__private::assert_check::<$c>;
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        type __OutpostRequestCheck = $c;
         #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         type __OutpostRequestGlue = $crate::__private::Glue<$t>;
@@ -191,6 +257,20 @@ macro_rules! export_request {
                     Glue::run_request(req)
                 }
             }
+            impl exports::outpost::edge::config_check::Guest for Glue {
+                fn check(
+                    context: exports::outpost::edge::config_check::CheckContext,
+                ) -> ::std::vec::Vec<exports::outpost::edge::config_check::ConfigProblem> {
+                    ::outpost_guest::__private::run_check::<super::__OutpostRequestCheck, _>(
+                        context.origins,
+                        |p| exports::outpost::edge::config_check::ConfigProblem {
+                            key: p.key,
+                            item: p.item,
+                            message: p.message,
+                        },
+                    )
+                }
+            }
             export!(Glue);
         }
     };
@@ -198,12 +278,21 @@ macro_rules! export_request {
 
 /// Export `T: ResponseHook` as this component's `outpost:edge/response-hook`.
 ///
-/// Use once per crate, at item level. Off wasm32 it only checks the trait bound.
+/// Use once per crate, at item level; `, check: C` also exports `C: ConfigCheck` as
+/// the load-time configuration check (without it, every configuration passes).
+/// Off wasm32 it only checks the trait bounds.
 #[cfg(feature = "response")]
 #[macro_export]
 macro_rules! export_response {
     ($t:ty) => {
+        $crate::export_response!($t, check: $crate::NoCheck);
+    };
+    ($t:ty, check: $c:ty) => {
         const _: fn() = $crate::__private::assert_response::<$t>;
+        const _: fn() = $crate::__private::assert_check::<$c>;
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        type __OutpostResponseCheck = $c;
         #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         type __OutpostResponseGlue = $crate::__private::Glue<$t>;
@@ -228,6 +317,20 @@ macro_rules! export_response {
                     body: Option<Vec<u8>>,
                 ) -> ::outpost_guest::__private::wit::types::ResponseEdit {
                     Glue::run_response(req, resp, body)
+                }
+            }
+            impl exports::outpost::edge::config_check::Guest for Glue {
+                fn check(
+                    context: exports::outpost::edge::config_check::CheckContext,
+                ) -> ::std::vec::Vec<exports::outpost::edge::config_check::ConfigProblem> {
+                    ::outpost_guest::__private::run_check::<super::__OutpostResponseCheck, _>(
+                        context.origins,
+                        |p| exports::outpost::edge::config_check::ConfigProblem {
+                            key: p.key,
+                            item: p.item,
+                            message: p.message,
+                        },
+                    )
                 }
             }
             export!(Glue);

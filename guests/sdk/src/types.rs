@@ -55,6 +55,8 @@ pub struct RequestHead {
     pub client: ClientInfo,
     /// Name of the route that matched.
     pub route: String,
+    /// The node's identifier for this request (unique on the node).
+    pub id: String,
 }
 
 impl Default for RequestHead {
@@ -71,6 +73,7 @@ impl Default for RequestHead {
                 country: None,
             },
             route: "default".into(),
+            id: "0000000000000001".into(),
         }
     }
 }
@@ -714,5 +717,43 @@ mod tests {
                 client_key: Some("k".into())
             })
         );
+    }
+}
+
+/// What a guest may check its configuration against (`config-check`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CheckContext {
+    /// The names of the origins the operator configured.
+    pub origins: Vec<String>,
+}
+
+/// One problem in a guest's configuration, reported when the node loads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The configuration key at fault.
+    pub key: String,
+    /// For a list value (a TOML array), the 0-based item at fault.
+    pub item: Option<u32>,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl ConfigProblem {
+    /// A problem with the value of `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            item: None,
+            message: message.into(),
+        }
+    }
+
+    /// A problem with item `item` of the list value of `key`.
+    pub fn item(key: impl Into<String>, item: usize, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            item: Some(u32::try_from(item).unwrap_or(u32::MAX)),
+            message: message.into(),
+        }
     }
 }

@@ -68,6 +68,7 @@ impl From<w::RequestHead> for n::RequestHead {
                 country: r.client.country,
             },
             route: r.route,
+            id: r.id,
         }
     }
 }
