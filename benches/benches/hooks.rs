@@ -48,6 +48,7 @@ fn head() -> RequestHead {
             country: None,
         },
         route: "live".into(),
+        id: "00000000000000a1".into(),
     }
 }
 

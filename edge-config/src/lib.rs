@@ -15,11 +15,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use schema::{
-    Config, ConfigValue, FailMode, Guest, GuestSource, Limiter, Listener, Node, Origin, OriginKind,
-    Route,
+    Client, Config, ConfigValue, FailMode, ForwardedHeader, Guest, GuestSource, Limiter, Listener,
+    Node, Origin, OriginKind, Route, Scalar,
 };
 pub use toml::Spanned;
-pub use values::{Addr, Millis, Name};
+pub use values::{Addr, Cidr, Millis, Name};
 
 /// The configuration the node runs with when it is given none: a demo origin serving a
 /// synthetic live HLS stream, and the shipped guests in front of it.
@@ -259,6 +259,17 @@ impl Config {
                 ));
             }
         }
+        for (net, cc) in &self.client.countries {
+            let c = cc.get_ref();
+            if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+                out.push(src.diagnostic(
+                    cc.span(),
+                    format!(
+                        "client.countries: `{net}` maps to `{c}`; expected an ISO 3166-1 alpha-2 code such as `US`"
+                    ),
+                ));
+            }
+        }
         for (name, guest) in &self.guests {
             if !(1..=4096).contains(guest.memory_mib.get_ref()) {
                 out.push(src.diagnostic(
@@ -311,6 +322,11 @@ impl Config {
     /// The source this configuration was read from.
     pub fn source(&self) -> &Source {
         &self.source
+    }
+
+    /// Resolve a path written in the config against the config file's directory.
+    pub fn resolve_path(&self, path: &str) -> PathBuf {
+        self.source.base_dir.join(path)
     }
 
     /// Resolve a guest's wasm location (relative paths against the config's directory).

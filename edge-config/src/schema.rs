@@ -6,7 +6,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::Source;
-use crate::values::{Addr, Millis, Name};
+use crate::values::{Addr, Cidr, Millis, Name};
 
 /// Built-in guests the binary carries, usable as `wasm = "builtin:NAME"`.
 pub const BUILTIN_GUESTS: &[&str] = &["rewrite", "rendition", "shed"];
@@ -33,6 +33,9 @@ pub struct Config {
     /// The admission limiter's parameters.
     #[serde(default)]
     pub limiter: Limiter,
+    /// How the node establishes facts about the client (address, scheme, country).
+    #[serde(default)]
+    pub client: Client,
     #[serde(skip, default = "empty_source")]
     pub(crate) source: Source,
 }
@@ -82,6 +85,47 @@ fn default_tick() -> Millis {
 }
 fn default_max_instances() -> u32 {
     1000
+}
+
+/// How the node establishes facts about a client.
+///
+/// The client's address is the peer's, unless the peer is a trusted proxy: then the
+/// forwarding header is read from the right, skipping trusted proxies, and the first
+/// untrusted address is the client (so a client cannot forge its address by sending
+/// the header itself). The scheme comes from `x-forwarded-proto` (or `Forwarded`'s
+/// `proto=`) only from a trusted peer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Client {
+    /// Peers whose forwarding headers are believed (CIDRs or addresses).
+    #[serde(default)]
+    pub trusted_proxies: Vec<Spanned<Cidr>>,
+    /// Which forwarding header to read from trusted peers.
+    #[serde(default)]
+    pub forwarded_header: ForwardedHeader,
+    /// A CSV file of `CIDR,CC` lines (ISO 3166-1 alpha-2), relative to the config
+    /// file: the IP-to-country table.
+    #[serde(default)]
+    pub country_table: Option<Spanned<String>>,
+    /// A MaxMind DB file (GeoIP2/GeoLite2 Country or City, or any database whose
+    /// records carry `country.iso_code`), relative to the config file.
+    #[serde(default)]
+    pub country_db: Option<Spanned<String>>,
+    /// Inline IP-to-country entries: `"CIDR" = "CC"`, consulted before the table and
+    /// the database.
+    #[serde(default)]
+    pub countries: BTreeMap<Cidr, Spanned<String>>,
+}
+
+/// The forwarding header read from trusted proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (and `X-Forwarded-Proto`).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded` (`for=`, `proto=`).
+    Forwarded,
 }
 
 /// A listening socket.
@@ -189,9 +233,9 @@ pub struct Guest {
     /// that keep none.
     #[serde(default)]
     pub instance_reuse: u32,
-    /// Key/values handed to the guest (`config-get`).
+    /// Key/values handed to the guest (`config-get`), with their positions.
     #[serde(default)]
-    pub config: BTreeMap<String, ConfigValue>,
+    pub config: BTreeMap<String, Spanned<ConfigValue>>,
 }
 
 fn default_memory_mib() -> Spanned<u32> {
@@ -201,10 +245,20 @@ fn default_cpu() -> Spanned<Millis> {
     Spanned::new(0..0, Millis(10))
 }
 
-/// A guest config value: strings, numbers and booleans are all handed over as text.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+/// A guest config value: strings, numbers and booleans are all handed over as text;
+/// an array of them as one text with an item per line (items may not contain line
+/// breaks), which the guest reads back with `host::config_lines`.
+#[derive(Debug, Clone, PartialEq)]
 pub enum ConfigValue {
+    /// A string, number or boolean.
+    Scalar(Scalar),
+    /// An array of scalars, each with its position in the file.
+    List(Vec<Spanned<Scalar>>),
+}
+
+/// One string, number or boolean of a guest's config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
     /// A string.
     Text(String),
     /// An integer.
@@ -215,15 +269,119 @@ pub enum ConfigValue {
     Bool(bool),
 }
 
+impl Scalar {
+    /// The value as the guest sees it.
+    pub fn to_text(&self) -> String {
+        match self {
+            Scalar::Text(s) => s.clone(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
 impl ConfigValue {
     /// The value as the guest sees it.
     pub fn to_text(&self) -> String {
         match self {
-            ConfigValue::Text(s) => s.clone(),
-            ConfigValue::Int(i) => i.to_string(),
-            ConfigValue::Float(f) => f.to_string(),
-            ConfigValue::Bool(b) => b.to_string(),
+            ConfigValue::Scalar(s) => s.to_text(),
+            ConfigValue::List(items) => items
+                .iter()
+                .map(|i| i.get_ref().to_text())
+                .collect::<Vec<_>>()
+                .join("\n"),
         }
+    }
+
+    /// Where item `index` of a list value is in the file, if this is a list.
+    pub fn item_span(&self, index: usize) -> Option<std::ops::Range<usize>> {
+        match self {
+            ConfigValue::List(items) => items.get(index).map(Spanned::span),
+            ConfigValue::Scalar(_) => None,
+        }
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
+    type Value = Scalar;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string, number or boolean")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Scalar, E> {
+        Ok(Scalar::Text(v.to_string()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Scalar, E> {
+        Ok(Scalar::Text(v))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Scalar, E> {
+        Ok(Scalar::Int(v))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Scalar, E> {
+        i64::try_from(v)
+            .map(Scalar::Int)
+            .map_err(|_| E::custom("integer out of range"))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Scalar, E> {
+        Ok(Scalar::Float(v))
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Scalar, E> {
+        Ok(Scalar::Bool(v))
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+    type Value = ConfigValue;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string, number, boolean or an array of them")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ConfigValue, E> {
+        ScalarVisitor.visit_str(v).map(ConfigValue::Scalar)
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<ConfigValue, E> {
+        ScalarVisitor.visit_string(v).map(ConfigValue::Scalar)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ConfigValue, E> {
+        ScalarVisitor.visit_i64(v).map(ConfigValue::Scalar)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ConfigValue, E> {
+        ScalarVisitor.visit_u64(v).map(ConfigValue::Scalar)
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ConfigValue, E> {
+        ScalarVisitor.visit_f64(v).map(ConfigValue::Scalar)
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ConfigValue, E> {
+        ScalarVisitor.visit_bool(v).map(ConfigValue::Scalar)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ConfigValue, A::Error> {
+        let mut items: Vec<Spanned<Scalar>> = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<Scalar>>()? {
+            if let Scalar::Text(t) = item.get_ref()
+                && (t.contains('\n') || t.contains('\r'))
+            {
+                return Err(serde::de::Error::custom(
+                    "an item of a list value may not contain a line break",
+                ));
+            }
+            items.push(item);
+        }
+        Ok(ConfigValue::List(items))
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ConfigValue, D::Error> {
+        d.deserialize_any(ValueVisitor)
     }
 }
 

@@ -218,7 +218,7 @@ pub fn handle(node: &Node, path: &str) -> Response<Body> {
         "/config" => text(
             StatusCode::OK,
             "application/toml",
-            node.config.source().text.clone(),
+            redacted_source(&node.config),
         ),
         "/guests" => {
             let list: Vec<serde_json::Value> = node
@@ -260,4 +260,32 @@ pub async fn serve(slot: NodeSlot, listener: TcpListener) {
                 .await;
         });
     }
+}
+
+/// Whether a guest config key holds a secret (its value is never shown).
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["secret", "password", "token", "credential", "private"]
+        .iter()
+        .any(|w| k.contains(w))
+}
+
+/// The config's text with the values of secret guest config keys replaced.
+fn redacted_source(config: &edge_config::Config) -> String {
+    let mut text = config.source().text.clone();
+    let mut spans: Vec<std::ops::Range<usize>> = config
+        .guests
+        .values()
+        .flat_map(|g| g.config.iter())
+        .filter(|(k, _)| is_secret_key(k))
+        .map(|(_, v)| v.span())
+        .filter(|s| s.end <= text.len() && s.start < s.end)
+        .collect();
+    spans.sort_by_key(|s| std::cmp::Reverse(s.start));
+    for s in spans {
+        if text.is_char_boundary(s.start) && text.is_char_boundary(s.end) {
+            text.replace_range(s, "\"<redacted>\"");
+        }
+    }
+    text
 }

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod client;
 pub mod clock;
 pub mod demo;
 pub mod error;

@@ -143,6 +143,9 @@ pub struct Node {
     pub config: Config,
     /// Where the demo origin listens, if one was started.
     pub demo_origin: Option<SocketAddr>,
+    /// How client address, scheme and country are established.
+    pub clients: crate::client::ClientRules,
+    next_request_id: std::sync::atomic::AtomicU64,
 }
 
 impl Node {
@@ -199,7 +202,7 @@ impl Node {
             let values = g
                 .config
                 .iter()
-                .map(|(k, v)| (k.clone(), v.to_text()))
+                .map(|(k, v)| (k.clone(), v.get_ref().to_text()))
                 .collect();
             match runtime.load(name.as_str(), &wasm, limits, values, cache.as_ref()) {
                 Ok(guest) => {
@@ -208,6 +211,50 @@ impl Node {
                 Err(e) => errors.push(src.diagnostic(g.wasm.span(), e.to_string())),
             }
         }
+
+        // Each guest checks its own configuration; a problem is a config error at
+        // the key (and list item) it names.
+        let origin_names: Vec<String> = config.origins.keys().map(|k| k.to_string()).collect();
+        for (name, guest) in &guests {
+            let Some(g) = config.guests.get(name.as_str()) else {
+                continue;
+            };
+            match guest.check_config(&runtime, origin_names.clone()).await {
+                Ok(problems) => {
+                    for p in problems {
+                        let value = g.config.get(&p.key);
+                        let span = match (value, p.item) {
+                            (Some(v), Some(i)) => v
+                                .get_ref()
+                                .item_span(i as usize)
+                                .unwrap_or_else(|| v.span()),
+                            (Some(v), None) => v.span(),
+                            (None, _) => g.wasm.span(),
+                        };
+                        let what = match p.item {
+                            Some(i) => format!("`{}` item {i}", p.key),
+                            None => format!("`{}`", p.key),
+                        };
+                        errors.push(src.diagnostic(
+                            span,
+                            format!("guest `{name}`: config {what}: {}", p.message),
+                        ));
+                    }
+                }
+                Err(e) => errors.push(src.diagnostic(
+                    g.wasm.span(),
+                    format!("guest `{name}`: its configuration check failed: {e}"),
+                )),
+            }
+        }
+
+        let clients = match crate::client::ClientRules::load(&config) {
+            Ok(c) => c,
+            Err(mut e) => {
+                errors.append(&mut e);
+                crate::client::ClientRules::default()
+            }
+        };
 
         let limiter_cfg = LimiterConfig::from(&config.limiter);
         let mut origins = HashMap::new();
@@ -341,11 +388,34 @@ impl Node {
             metrics: NodeMetrics::default(),
             config,
             demo_origin,
+            clients,
+            next_request_id: std::sync::atomic::AtomicU64::new(request_id_seed()),
         })
+    }
+
+    /// A new request id: 16 hex digits, unique on this node (a counter from a
+    /// time-derived start, so ids of successive nodes do not repeat).
+    pub fn request_id(&self) -> String {
+        let n = self
+            .next_request_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{n:016x}")
     }
 
     /// The first route matching `host` (lower-case, no port) and `path`.
     pub fn route(&self, host: &str, path: &str) -> Option<&RouteEntry> {
         self.routes.iter().find(|r| r.matches(host, path))
     }
+}
+
+fn request_id_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    // splitmix64: spread the clock's bits so ids do not look sequential across nodes.
+    let mut z = nanos.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }

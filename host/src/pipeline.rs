@@ -91,18 +91,20 @@ async fn run<'a>(
         ));
     };
     let fail = |e| Err((e, Some(route)));
+    let facts = node.clients.facts(client.ip(), &parts.headers);
     let mut head = RequestHead {
         method: parts.method.as_str().to_string(),
-        scheme: "http".into(),
+        scheme: facts.scheme.into(),
         authority,
         path: path.to_string(),
         query: parts.uri.query().unwrap_or("").to_string(),
         headers: to_wit_headers(&parts.headers),
         client: ClientInfo {
-            ip: client.ip().to_string(),
-            country: None,
+            ip: facts.ip.to_string(),
+            country: facts.country,
         },
         route: route.name.to_string(),
+        id: node.request_id(),
     };
     let load = LoadSource::new(route.origin.limiter.clone());
 

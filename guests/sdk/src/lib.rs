@@ -45,8 +45,9 @@ pub mod url;
 pub mod wit;
 
 pub use types::{
-    Admission, AdmitDecision, CheckContext, ClientInfo, ConfigProblem, Header, HeaderOp, LoadSignals, LogLevel, PriorityClass,
-    RequestAction, RequestEdit, RequestHead, Response, ResponseEdit, ResponseHead,
+    Admission, AdmitDecision, CheckContext, ClientInfo, ConfigProblem, Header, HeaderOp,
+    LoadSignals, LogLevel, PriorityClass, RequestAction, RequestEdit, RequestHead, Response,
+    ResponseEdit, ResponseHead,
 };
 
 /// The admit hook: classify a request or reject it. Runs first, once per request.

@@ -17,7 +17,7 @@ use wasmtime::{StoreLimitsBuilder, UpdateDeadline};
 use crate::error::GuestError;
 use crate::limiter::LoadSource;
 use crate::metrics::GuestMetrics;
-use bindings::{admit_hook, request_hook, response_hook, types};
+use bindings::{admit_hook, config_check, request_hook, response_hook, types};
 
 pub use cache::CompileCache;
 
@@ -166,6 +166,7 @@ impl Runtime {
         let admit = admit_hook::GuestIndices::new(&pre).ok();
         let request = request_hook::GuestIndices::new(&pre).ok();
         let response = response_hook::GuestIndices::new(&pre).ok();
+        let check = config_check::GuestIndices::new(&pre).ok();
         let hooks = Hooks {
             admit: admit.is_some(),
             request: request.is_some(),
@@ -187,6 +188,7 @@ impl Runtime {
             admit,
             request,
             response,
+            check,
             hooks,
             limits,
             deadline_ticks,
@@ -225,6 +227,7 @@ pub struct Guest {
     admit: Option<admit_hook::GuestIndices>,
     request: Option<request_hook::GuestIndices>,
     response: Option<response_hook::GuestIndices>,
+    check: Option<config_check::GuestIndices>,
     /// The hooks it exports.
     pub hooks: Hooks,
     /// Its bounds.
@@ -336,6 +339,30 @@ impl Guest {
             Out::Response(e) => Ok(e),
             _ => Err(self.missing("response")),
         }
+    }
+
+    /// Run the guest's configuration check (`config-check`), if it exports one, in a
+    /// fresh instance under its bounds. `Ok(vec![])` when it has none or finds
+    /// nothing wrong.
+    pub async fn check_config(
+        &self,
+        runtime: &Runtime,
+        origins: Vec<String>,
+    ) -> Result<Vec<config_check::ConfigProblem>, GuestError> {
+        let Some(indices) = &self.check else {
+            return Ok(Vec::new());
+        };
+        let mut store = self.store(runtime, LoadSource::default());
+        let run = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            let check = indices.load(&mut store, &instance)?;
+            check
+                .call_check(&mut store, &config_check::CheckContext { origins })
+                .await
+        };
+        let out = run.await;
+        let past = store.data().ticks >= self.deadline_ticks;
+        out.map_err(|e| classify(&self.name, e, past))
     }
 
     /// Run the request hook `n` times on one instance, whatever the guest's reuse
