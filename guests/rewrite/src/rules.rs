@@ -466,9 +466,11 @@ pub fn parse(line: &str, secrets: &BTreeMap<String, Secret>) -> Result<Rule, Str
             arity(verb, args, 2, "rewrite <pattern> <template>")?;
             let pattern = Pattern::parse(args[0])?;
             let template = Template::parse(args[1], &pattern.names())?;
-            if !(template.literal_prefix().starts_with('/') || template.starts_with_var("path")) {
+            if !(template.literal_prefix().starts_with('/') || template.starts_with_var("path"))
+                || template.has_query()
+            {
                 return Err(format!(
-                    "rewrite template `{}` must be a path starting with `/`",
+                    "rewrite template `{}` must be a path starting with `/` (no `?`)",
                     args[1]
                 ));
             }
@@ -1021,7 +1023,7 @@ impl<'a> State<'a> {
     }
 
     fn touch(&mut self, name: &str) {
-        if !self.touched.iter().any(|t| t == name) {
+        if !self.touched.iter().any(|t| t.eq_ignore_ascii_case(name)) {
             self.touched.push(name.to_ascii_lowercase());
         }
     }
