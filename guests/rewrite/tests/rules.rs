@@ -353,9 +353,12 @@ fn header_rules() {
     }
 }
 
+/// `(rule, request headers, expected header value)`.
+type RequestIdCase<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<&'a str>);
+
 #[test]
 fn request_id_rules() {
-    let cases: &[(&str, &[(&str, &str)], Option<&str>)] = &[
+    let cases: &[RequestIdCase<'_>] = &[
         ("request-id x-request-id", &[], Some("0000000000000001")),
         (
             "request-id x-request-id",
@@ -920,9 +923,12 @@ fn ip_rules() {
     }
 }
 
+/// `(config, query, expected query)`.
+type KeepCase<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+
 #[test]
 fn keep_query_allow_list() {
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    let cases: &[KeepCase<'_>] = &[
         (
             &[("keep_query", "id,page")],
             "id=1&x=2&page=3&utm_source=a",

@@ -88,10 +88,10 @@ pub fn har_user_agents(name: &str) -> Vec<String> {
     let lines: Vec<&str> = text.lines().collect();
     let mut out = Vec::new();
     for (i, l) in lines.iter().enumerate() {
-        if l.trim().eq_ignore_ascii_case("\"name\": \"user-agent\",") {
-            if let Some(v) = lines.get(i + 1).and_then(|n| json_string(n, "value")) {
-                out.push(v);
-            }
+        if l.trim().eq_ignore_ascii_case("\"name\": \"user-agent\",")
+            && let Some(v) = lines.get(i + 1).and_then(|n| json_string(n, "value"))
+        {
+            out.push(v);
         }
     }
     out
