@@ -1,23 +1,78 @@
-//! `rewrite`: a request guest that normalises the path, strips tracking query
-//! parameters and applies header rules. See README.md for the contract.
+//! `rewrite`: a request guest that normalises the path, filters query
+//! parameters, applies header rules and runs a configured rule engine
+//! (rewrites, redirects, routing, A/B splits, signed URLs, IP lists). See
+//! README.md for the operator reference.
+
+use std::collections::BTreeMap;
+use std::ops::Deref;
 
 use outpost_guest::url::{hex_value, percent_decode, split_list};
-use outpost_guest::{RequestAction, RequestEdit, RequestHead, RequestHook, host};
+use outpost_guest::{
+    CheckContext, ConfigCheck, ConfigProblem, RequestAction, RequestEdit, RequestHead, RequestHook,
+    Response, host,
+};
+
+mod class;
+mod ip;
+pub mod rules;
+mod sign;
+mod split;
+pub mod template;
+
+pub use class::{CLASSES, client_class};
+pub use ip::{Cidr, parse_ip};
+pub use rules::{Rule, Secret};
+pub use sign::{sign_path, verify as verify_token};
+pub use split::{pick as split_pick, stable_hash};
 
 /// Tracking parameters stripped when `strip_query` is not configured.
 pub const DEFAULT_STRIP_QUERY: &str = "utm_*,fbclid,gclid,mc_eid,_ga";
+
+/// The configuration keys this guest knows (`set_header.` and `secret.` are
+/// prefixes).
+pub const KNOWN_KEYS: &[&str] = &[
+    "normalize_path",
+    "lowercase_path",
+    "strip_query",
+    "keep_query",
+    "sort_query",
+    "set_header.<name>",
+    "remove_header",
+    "rules",
+    "secret.<name>",
+];
 
 /// The guest.
 pub struct Rewrite;
 
 impl RequestHook for Rewrite {
     fn on_request(req: &RequestHead) -> RequestAction {
-        let config = Config::from_host();
-        RequestAction::forward(rewrite(req, &config))
+        with_config(|config| rewrite(req, config).into_action())
     }
 }
 
-outpost_guest::export_request!(Rewrite);
+impl ConfigCheck for Rewrite {
+    fn check_config(ctx: &CheckContext) -> Vec<ConfigProblem> {
+        check(&ctx.origins)
+    }
+}
+
+outpost_guest::export_request!(Rewrite, check: Rewrite);
+
+/// Run `f` with the configuration. On wasm32 it is parsed once per instance
+/// (the config of an instance never changes); natively it is read every time,
+/// so tests can change the mock config.
+fn with_config<R>(f: impl FnOnce(&Config) -> R) -> R {
+    #[cfg(target_arch = "wasm32")]
+    {
+        static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+        f(CONFIG.get_or_init(Config::from_host))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        f(&Config::from_host())
+    }
+}
 
 /// The guest's configuration, read from the host.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,12 +83,16 @@ pub struct Config {
     pub lowercase_path: bool,
     /// Query parameter patterns to drop; a trailing `*` is a prefix glob.
     pub strip_query: Vec<String>,
+    /// When set, only parameters matching these patterns survive (after strip).
+    pub keep_query: Option<Vec<String>>,
     /// Sort the remaining query parameters by name (default false).
     pub sort_query: bool,
     /// `(name, value)` headers to set, in key order.
     pub set_headers: Vec<(String, String)>,
     /// Header names to remove.
     pub remove_headers: Vec<String>,
+    /// The rules, in order (the ones that parsed).
+    pub rules: Vec<Rule>,
 }
 
 impl Default for Config {
@@ -42,45 +101,130 @@ impl Default for Config {
             normalize_path: true,
             lowercase_path: false,
             strip_query: split_list(DEFAULT_STRIP_QUERY),
+            keep_query: None,
             sort_query: false,
             set_headers: Vec::new(),
             remove_headers: Vec::new(),
+            rules: Vec::new(),
         }
     }
 }
 
-impl Config {
-    /// Read the configuration; bad values are logged and replaced by defaults.
-    pub fn from_host() -> Self {
-        let mut c = Config {
-            normalize_path: host::config_bool("normalize_path", true),
-            lowercase_path: host::config_bool("lowercase_path", false),
-            sort_query: host::config_bool("sort_query", false),
-            ..Config::default()
-        };
-        if let Some(list) = host::config_list("strip_query") {
-            c.strip_query = list;
-        }
-        for (key, value) in host::config_all() {
-            let Some(name) = key.strip_prefix("set_header.") else {
-                continue;
-            };
-            if !is_token(name) {
-                host::warn(&format!("config `{key}`: invalid header name; ignored"));
-            } else if !is_field_value(&value) {
-                host::warn(&format!("config `{key}`: invalid header value; ignored"));
-            } else {
-                c.set_headers.push((name.to_ascii_lowercase(), value));
+/// `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`, any case.
+pub(crate) fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// A `secret.<name>` value: the UTF-8 bytes, or `hex:<hex digits>`.
+pub fn parse_secret(raw: &str) -> Result<Secret, String> {
+    let bytes = match raw.strip_prefix("hex:") {
+        Some(h) => {
+            let b = h.trim().as_bytes();
+            if b.len() % 2 != 0 {
+                return Err("`hex:` secret has an odd number of digits".into());
             }
+            b.chunks(2)
+                .map(|pair| match (hex_value(pair[0]), hex_value(pair[1])) {
+                    (Some(hi), Some(lo)) => Ok(hi << 4 | lo),
+                    _ => Err("`hex:` secret has a non-hex digit".to_string()),
+                })
+                .collect::<Result<Vec<u8>, String>>()?
         }
-        if let Some(names) = host::config_list("remove_header") {
-            for name in names {
-                if is_token(&name) {
-                    c.remove_headers.push(name.to_ascii_lowercase());
-                } else {
-                    host::warn(&format!(
-                        "config `remove_header`: invalid header name {name:?}; ignored"
-                    ));
+        None => raw.as_bytes().to_vec(),
+    };
+    if bytes.is_empty() {
+        return Err("empty secret".into());
+    }
+    Ok(Secret(bytes))
+}
+
+/// The rule lines of a `rules` value: `(item index, line)`, without blank
+/// items and `#` comments.
+fn rule_lines(value: &str) -> impl Iterator<Item = (usize, &str)> {
+    value
+        .lines()
+        .map(str::trim)
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+}
+
+fn secrets_of(pairs: &[(String, String)]) -> BTreeMap<String, Secret> {
+    pairs
+        .iter()
+        .filter_map(|(k, v)| {
+            let name = k.strip_prefix("secret.")?;
+            Some((name.to_string(), parse_secret(v).ok()?))
+        })
+        .collect()
+}
+
+impl Config {
+    /// Read the configuration; bad values are logged and replaced by defaults,
+    /// rules that do not parse are logged and skipped (the load-time [`check`]
+    /// rejects both).
+    pub fn from_host() -> Self {
+        Self::from_pairs(&host::config_all())
+    }
+
+    /// The configuration of these `(key, value)` pairs (see [`Config::from_host`]).
+    pub fn from_pairs(pairs: &[(String, String)]) -> Self {
+        let mut c = Config::default();
+        let secrets = secrets_of(pairs);
+        for (key, value) in pairs {
+            let flag = match key.as_str() {
+                "normalize_path" => Some(&mut c.normalize_path),
+                "lowercase_path" => Some(&mut c.lowercase_path),
+                "sort_query" => Some(&mut c.sort_query),
+                _ => None,
+            };
+            if let Some(flag) = flag {
+                match parse_bool(value) {
+                    Some(b) => *flag = b,
+                    None => host::warn(&format!(
+                        "config `{key}`: {value:?} is not a boolean; using {flag}"
+                    )),
+                }
+                continue;
+            }
+            match key.as_str() {
+                "strip_query" => c.strip_query = split_list(value),
+                "keep_query" => c.keep_query = Some(split_list(value)),
+                "remove_header" => {
+                    for name in split_list(value) {
+                        if is_token(&name) {
+                            c.remove_headers.push(name.to_ascii_lowercase());
+                        } else {
+                            host::warn(&format!(
+                                "config `remove_header`: invalid header name {name:?}; ignored"
+                            ));
+                        }
+                    }
+                }
+                "rules" => {
+                    for (i, line) in rule_lines(value) {
+                        match rules::parse(line, &secrets) {
+                            Ok(rule) => c.rules.push(rule),
+                            Err(e) => {
+                                host::warn(&format!("config `rules` item {i}: {e}; rule skipped"))
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    if let Some(name) = key.strip_prefix("set_header.") {
+                        if !is_token(name) {
+                            host::warn(&format!("config `{key}`: invalid header name; ignored"));
+                        } else if !is_field_value(value) {
+                            host::warn(&format!("config `{key}`: invalid header value; ignored"));
+                        } else {
+                            c.set_headers
+                                .push((name.to_ascii_lowercase(), value.clone()));
+                        }
+                    }
                 }
             }
         }
@@ -88,36 +232,182 @@ impl Config {
     }
 }
 
-/// The edit `config` makes to `req`: only what changes is set.
-pub fn rewrite(req: &RequestHead, config: &Config) -> RequestEdit {
-    let mut edit = RequestEdit::default();
-    if config.normalize_path || config.lowercase_path {
-        let path = if config.normalize_path {
-            normalize_path(&req.path, config.lowercase_path)
-        } else {
-            lowercase_outside_escapes(&req.path)
-        };
-        if path != req.path {
-            edit.path = Some(path);
+/// Every problem of the host's configuration of this guest; `origins` are the
+/// origins the operator configured.
+pub fn check(origins: &[String]) -> Vec<ConfigProblem> {
+    check_pairs(&host::config_all(), origins)
+}
+
+fn check_query_list(key: &str, value: &str, problems: &mut Vec<ConfigProblem>) {
+    for item in split_list(value) {
+        let body = item.strip_suffix('*').unwrap_or(&item);
+        if body.contains('*') {
+            problems.push(ConfigProblem::new(
+                key,
+                format!("`{item}`: `*` is only allowed at the end (a prefix glob)"),
+            ));
+        } else if body.contains(['&', '=', '#', '?']) || body.chars().any(char::is_whitespace) {
+            problems.push(ConfigProblem::new(
+                key,
+                format!("`{item}` is not a query parameter name"),
+            ));
         }
     }
-    let query = rewrite_query(&req.query, &config.strip_query, config.sort_query);
-    if query != req.query {
-        edit.query = Some(query);
+}
+
+/// [`check`] on explicit `(key, value)` pairs.
+pub fn check_pairs(pairs: &[(String, String)], origins: &[String]) -> Vec<ConfigProblem> {
+    let mut problems = Vec::new();
+    let mut rules_value = None;
+    for (key, value) in pairs {
+        let k = key.as_str();
+        match k {
+            "normalize_path" | "lowercase_path" | "sort_query" => {
+                if parse_bool(value).is_none() {
+                    problems.push(ConfigProblem::new(
+                        k,
+                        format!("{value:?} is not a boolean: expected true or false"),
+                    ));
+                }
+            }
+            "strip_query" | "keep_query" => check_query_list(k, value, &mut problems),
+            "remove_header" => {
+                for name in split_list(value) {
+                    if !is_token(&name) {
+                        problems.push(ConfigProblem::new(
+                            k,
+                            format!("`{name}` is not a valid header name"),
+                        ));
+                    }
+                }
+            }
+            "rules" => rules_value = Some(value),
+            _ => {
+                if let Some(name) = k.strip_prefix("set_header.") {
+                    if !is_token(name) {
+                        problems.push(ConfigProblem::new(
+                            k,
+                            format!("`{name}` is not a valid header name"),
+                        ));
+                    } else if !is_field_value(value) {
+                        problems.push(ConfigProblem::new(
+                            k,
+                            "the value has control characters (line breaks?)",
+                        ));
+                    }
+                } else if let Some(name) = k.strip_prefix("secret.") {
+                    if name.is_empty() {
+                        problems.push(ConfigProblem::new(
+                            k,
+                            "a secret needs a name: `secret.<name>`",
+                        ));
+                    }
+                    if let Err(e) = parse_secret(value) {
+                        problems.push(ConfigProblem::new(k, e));
+                    }
+                } else {
+                    problems.push(ConfigProblem::new(
+                        k,
+                        format!("unknown key; known keys: {}", KNOWN_KEYS.join(", ")),
+                    ));
+                }
+            }
+        }
     }
+    if let Some(value) = rules_value {
+        let config = Config::from_pairs_quiet(pairs);
+        let secrets = secrets_of(pairs);
+        for (i, line) in rule_lines(value) {
+            match rules::parse(line, &secrets) {
+                Ok(rule) => {
+                    for msg in
+                        rule.problems(origins, &config.strip_query, config.keep_query.as_deref())
+                    {
+                        problems.push(ConfigProblem::item("rules", i, msg));
+                    }
+                }
+                Err(msg) => problems.push(ConfigProblem::item("rules", i, msg)),
+            }
+        }
+    }
+    problems
+}
+
+impl Config {
+    /// The query settings of `pairs`, without logging (for the check).
+    fn from_pairs_quiet(pairs: &[(String, String)]) -> Self {
+        let mut c = Config::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "strip_query" => c.strip_query = split_list(value),
+                "keep_query" => c.keep_query = Some(split_list(value)),
+                _ => {}
+            }
+        }
+        c
+    }
+}
+
+/// What the guest does with a request: forward it with `edit`, or answer with
+/// `response`. Derefs to the edit, so `rewrite(..).path` reads the new path.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Outcome {
+    /// The changes to forward with (empty when `response` is set).
+    pub edit: RequestEdit,
+    /// The response a rule answered with, which ends processing.
+    pub response: Option<Response>,
+}
+
+impl Outcome {
+    /// The hook's verdict.
+    pub fn into_action(self) -> RequestAction {
+        match self.response {
+            Some(r) => RequestAction::Respond(r),
+            None => RequestAction::Forward(self.edit),
+        }
+    }
+}
+
+impl Deref for Outcome {
+    type Target = RequestEdit;
+    fn deref(&self) -> &RequestEdit {
+        &self.edit
+    }
+}
+
+/// Apply `config` to `req`: normalisation, query filtering, the header keys,
+/// then the rules in order. The edit holds only what changes.
+pub fn rewrite(req: &RequestHead, config: &Config) -> Outcome {
+    let mut st = rules::State::new(req, config.normalize_path.then_some(config.lowercase_path));
+    if config.normalize_path {
+        st.path = normalize_path(&req.path, config.lowercase_path);
+    } else if config.lowercase_path {
+        st.path = lowercase_outside_escapes(&req.path);
+    }
+    st.query = filter_query(
+        &req.query,
+        &config.strip_query,
+        config.keep_query.as_deref(),
+        config.sort_query,
+    );
     for name in &config.remove_headers {
-        if req.header(name).is_some() {
-            edit = edit.remove_header(name);
-        }
+        st.remove_header(name);
     }
     for (name, value) in &config.set_headers {
-        let mut current = req.headers_all(name);
-        let already = current.next() == Some(value.as_str()) && current.next().is_none();
-        if !already {
-            edit = edit.set_header(name, value);
+        st.set_header(name, value);
+    }
+    for rule in &config.rules {
+        if let Some(response) = rule.apply(&mut st) {
+            return Outcome {
+                edit: RequestEdit::default(),
+                response: Some(response),
+            };
         }
     }
-    edit
+    Outcome {
+        edit: st.into_edit(),
+        response: None,
+    }
 }
 
 /// RFC 3986 unreserved characters.
@@ -266,11 +556,20 @@ pub fn matches_any(name: &str, patterns: &[String]) -> bool {
 /// rest by name (stable, so repeated names keep their order). Kept parameters
 /// are copied byte for byte.
 pub fn rewrite_query(query: &str, strip: &[String], sort: bool) -> String {
+    filter_query(query, strip, None, sort)
+}
+
+/// [`rewrite_query`] with an allow-list: when `keep` is set, only parameters
+/// matching it survive (applied after `strip`).
+pub fn filter_query(query: &str, strip: &[String], keep: Option<&[String]>, sort: bool) -> String {
     let mut kept: Vec<(&str, &str)> = query
         .split('&')
         .filter(|piece| !piece.is_empty())
         .map(|piece| (piece.split_once('=').map_or(piece, |(name, _)| name), piece))
-        .filter(|(name, _)| !matches_any(&percent_decode(name), strip))
+        .filter(|(name, _)| {
+            let decoded = percent_decode(name);
+            !matches_any(&decoded, strip) && keep.is_none_or(|k| matches_any(&decoded, k))
+        })
         .collect();
     if sort {
         kept.sort_by(|a, b| a.0.cmp(b.0));
@@ -286,7 +585,7 @@ pub fn rewrite_query(query: &str, strip: &[String], sort: bool) -> String {
 }
 
 /// An HTTP token (RFC 9110 §5.6.2), as header names must be.
-fn is_token(s: &str) -> bool {
+pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes().all(|b| {
             b.is_ascii_alphanumeric()
@@ -311,7 +610,7 @@ fn is_token(s: &str) -> bool {
 }
 
 /// A header value without control characters (tab allowed).
-fn is_field_value(s: &str) -> bool {
+pub(crate) fn is_field_value(s: &str) -> bool {
     s.bytes().all(|b| b == b'\t' || !b.is_ascii_control())
 }
 

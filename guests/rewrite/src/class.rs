@@ -1,0 +1,168 @@
+//! Client class from the User-Agent: `mobile`, `tablet`, `tv`, `desktop`, `bot`.
+
+/// The classes [`client_class`] returns.
+pub const CLASSES: &[&str] = &["mobile", "tablet", "tv", "desktop", "bot"];
+
+/// Lower-case substrings that mark automated clients.
+const BOT: &[&str] = &[
+    "bot",
+    "crawl",
+    "spider",
+    "slurp",
+    "curl/",
+    "wget/",
+    "python-requests",
+    "python-urllib",
+    "aiohttp",
+    "go-http-client",
+    "headlesschrome",
+    "phantomjs",
+    "scrapy",
+    "libwww-perl",
+    "apache-httpclient",
+    "java/",
+    "node-fetch",
+    "axios/",
+    "postmanruntime",
+    "facebookexternalhit",
+    "bingpreview",
+    "mediapartners-google",
+    "lighthouse",
+    "pingdom",
+    "uptimerobot",
+    "httpie/",
+    "okhttp/", // bare okhttp: scripts; apps add their own product token first
+];
+
+/// Lower-case substrings that look like a bot marker but are devices.
+const NOT_BOT: &[&str] = &["cubot"];
+
+/// Lower-case substrings of TVs, set-top boxes, streaming sticks and consoles.
+const TV: &[&str] = &[
+    "smarttv",
+    "smart-tv",
+    "smart tv",
+    "tizen",
+    "web0s",
+    "webos",
+    "netcast",
+    "appletv",
+    "apple tv",
+    "tvos",
+    "roku",
+    "crkey",
+    "bravia",
+    "hbbtv",
+    "android tv",
+    "googletv",
+    "google tv",
+    "viera",
+    "philipstv",
+    "aquos",
+    "xbox",
+    "playstation 4",
+    "playstation 5",
+];
+
+/// Lower-case substrings of tablets (checked after bots and TVs).
+const TABLET: &[&str] = &["ipad", "kindle", "silk/", "playbook"];
+
+/// Lower-case substrings of phones (checked after tablets).
+const MOBILE: &[&str] = &[
+    "mobi",
+    "iphone",
+    "ipod",
+    "windows phone",
+    "blackberry",
+    "bb10",
+    "opera mini",
+    "iemobile",
+];
+
+/// Is there an Amazon Fire TV model token (` AFTB`, `;AFTMM` ...) in `ua`?
+fn has_fire_tv_model(ua: &str) -> bool {
+    let b = ua.as_bytes();
+    ua.match_indices("AFT").any(|(i, _)| {
+        let before = i.checked_sub(1).and_then(|j| b.get(j)).copied();
+        let after = b.get(i + 3).copied();
+        matches!(before, Some(b' ' | b';' | b'(')) && after.is_some_and(|c| c.is_ascii_uppercase())
+    })
+}
+
+/// A bot marker in `lower`; `bot` inside a device name (CUBOT) does not count.
+fn is_bot(lower: &str) -> bool {
+    BOT.iter().any(|t| {
+        if *t == "bot" {
+            let devices: usize = NOT_BOT.iter().map(|d| lower.matches(d).count()).sum();
+            lower.matches("bot").count() > devices
+        } else {
+            lower.contains(t)
+        }
+    })
+}
+
+/// The class of a client from its User-Agent: `bot`, `tv`, `tablet`, `mobile`
+/// or `desktop`, checked in that order with the tables above. An absent or
+/// blank User-Agent is `bot` (every browser sends one).
+pub fn client_class(ua: Option<&str>) -> &'static str {
+    let Some(ua) = ua.map(str::trim).filter(|u| !u.is_empty()) else {
+        return "bot";
+    };
+    let lower = ua.to_ascii_lowercase();
+    let has = |table: &[&str]| table.iter().any(|t| lower.contains(t));
+    if is_bot(&lower) {
+        return "bot";
+    }
+    if has(TV) || has_fire_tv_model(ua) {
+        return "tv";
+    }
+    let android = lower.contains("android");
+    let mobile_token = lower.contains("mobile");
+    if has(TABLET)
+        || (android && !mobile_token)
+        || (lower.contains("tablet") && !lower.contains("tablet pc"))
+    {
+        return "tablet";
+    }
+    if has(MOBILE) || (android && mobile_token) {
+        return "mobile";
+    }
+    "desktop"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies() {
+        let cases = [
+            (None, "bot"),
+            (Some(""), "bot"),
+            (Some("curl/8.5.0"), "bot"),
+            (
+                Some(
+                    "Mozilla/5.0 (Linux; Android 9; CUBOT X19) AppleWebKit/537.36 Mobile Safari/537.36",
+                ),
+                "mobile",
+            ),
+            (
+                Some("Mozilla/5.0 (Linux; Android 9; CUBOT X19) Googlebot/2.1"),
+                "bot",
+            ),
+            (
+                Some("Mozilla/5.0 (Linux; Android 7.1.2; AFTMM Build/NS6264) AppleWebKit/537.36"),
+                "tv",
+            ),
+            (
+                Some(
+                    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36 Edg/120.0",
+                ),
+                "desktop",
+            ),
+        ];
+        for (ua, want) in cases {
+            assert_eq!(client_class(ua), want, "{ua:?}");
+        }
+    }
+}
