@@ -428,7 +428,7 @@ mod tests {
         }
         assert_eq!(Cmcd::parse("br=-5").br(), None);
         assert_eq!(Cmcd::parse("br=(3200 1600)").br(), Some(3200));
-        assert_eq!(Cmcd::parse("sid=\"s\"").is_playing_session(), false);
+        assert!(!Cmcd::parse("sid=\"s\"").is_playing_session());
         assert!(Cmcd::parse("sid=\"s\",mtp=100").is_playing_session());
     }
 

@@ -23,13 +23,13 @@ pub fn is_playlist(body: &[u8]) -> bool {
 }
 
 /// A line without its terminator (`\n` or `\r\n`).
-fn content(line: &[u8]) -> &[u8] {
+pub fn content_of(line: &[u8]) -> &[u8] {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 fn is_uri_line(line: &[u8]) -> bool {
-    let c = content(line);
+    let c = content_of(line);
     !c.iter().all(u8::is_ascii_whitespace) && !c.starts_with(b"#")
 }
 
@@ -58,7 +58,7 @@ pub fn variants(lines: &[&[u8]]) -> Vec<VariantLines> {
         {
             let attrs = lines
                 .get(tag)
-                .map(|l| content(l))
+                .map(|l| content_of(l))
                 .and_then(|l| l.get(STREAM_INF.len()..))
                 .unwrap_or_default();
             out.push(VariantLines {

@@ -155,3 +155,6 @@ fn report(f: &hls::Filtered, d: &Decision) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests;

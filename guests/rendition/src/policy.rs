@@ -417,21 +417,26 @@ impl Config {
                 }
             }
         }
+        let present = |key: &str| pairs.iter().any(|(k, _)| k == key);
+        let (has_u, has_cap) = (
+            present("brownout_utilization"),
+            present("brownout_max_bandwidth"),
+        );
         match (legacy_threshold, legacy_cap) {
             (Some(_), Some(_)) if has_ladder => problems.push(ConfigProblem::new(
                 "brownout_utilization",
                 "set either `brownout` or `brownout_utilization`/`brownout_max_bandwidth`, not both",
             )),
             (Some(threshold), Some(cap)) => cfg.brownout.push(Step { threshold, cap }),
-            (Some(_), None) => problems.push(ConfigProblem::new(
+            (Some(_), None) if !has_cap => problems.push(ConfigProblem::new(
                 "brownout_utilization",
                 "set without `brownout_max_bandwidth`",
             )),
-            (None, Some(_)) => problems.push(ConfigProblem::new(
+            (None, Some(_)) if !has_u => problems.push(ConfigProblem::new(
                 "brownout_max_bandwidth",
                 "set without `brownout_utilization`",
             )),
-            (None, None) => {}
+            _ => {}
         }
         // Leniency at runtime: a ladder written out of order still works.
         cfg.brownout
