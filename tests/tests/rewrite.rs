@@ -398,7 +398,7 @@ async fn a_bad_rule_is_a_config_error_at_its_line() {
     for (needle, what) in [
         ("redirect 303", "303"),
         ("route nowhere", "nowhere"),
-        ("deny-ip 10.0.0.0/33", "10.0.0.1/8"),
+        ("deny-ip 10.0.0.0/33", "10.0.0.0/33"),
     ] {
         let line = line_of(needle);
         assert!(
