@@ -67,6 +67,75 @@ fn master() -> Vec<u8> {
     s.into_bytes()
 }
 
+/// A 10-variant multivariant playlist with audio groups and I-frame playlists.
+fn master10() -> Vec<u8> {
+    let mut s = String::from(
+        "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+         #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aac\",NAME=\"English\",DEFAULT=YES,AUTOSELECT=YES,LANGUAGE=\"en\",URI=\"audio/en.m3u8\"\n\
+         #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aac\",NAME=\"Deutsch\",DEFAULT=NO,AUTOSELECT=YES,LANGUAGE=\"de\",URI=\"audio/de.m3u8\"\n",
+    );
+    let ladder = [
+        (300_000u64, "416x234"),
+        (600_000, "640x360"),
+        (900_000, "768x432"),
+        (1_500_000, "960x540"),
+        (2_500_000, "1280x720"),
+        (3_500_000, "1280x720"),
+        (5_000_000, "1920x1080"),
+        (6_500_000, "1920x1080"),
+        (8_000_000, "2560x1440"),
+        (12_000_000, "3840x2160"),
+    ];
+    for (i, (bw, res)) in ladder.iter().enumerate() {
+        s.push_str(&format!(
+            "#EXT-X-STREAM-INF:BANDWIDTH={bw},AVERAGE-BANDWIDTH={},RESOLUTION={res},FRAME-RATE=29.970,CODECS=\"avc1.640028,mp4a.40.2\",AUDIO=\"aac\"\nv{i}/index.m3u8\n",
+            bw * 9 / 10
+        ));
+    }
+    for (i, (bw, res)) in ladder.iter().enumerate().take(4) {
+        s.push_str(&format!(
+            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},RESOLUTION={res},CODECS=\"avc1.640028\",URI=\"v{i}/iframes.m3u8\"\n",
+            bw / 10
+        ));
+    }
+    s.into_bytes()
+}
+
+/// A typical MPD as `ffmpeg -f dash` writes it: one video set of 5, one audio.
+fn dash_mpd() -> Vec<u8> {
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+         <MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" type=\"static\" mediaPresentationDuration=\"PT1M0.0S\" minBufferTime=\"PT4.0S\">\n\
+         \t<Period id=\"0\" start=\"PT0.0S\">\n\
+         \t\t<AdaptationSet id=\"0\" contentType=\"video\" startWithSAP=\"1\" segmentAlignment=\"true\" bitstreamSwitching=\"true\" frameRate=\"30/1\" maxWidth=\"1920\" maxHeight=\"1080\" par=\"16:9\">\n",
+    );
+    for (i, (bw, w, h)) in [
+        (800_000u64, 640, 360),
+        (1_500_000, 960, 540),
+        (3_000_000, 1280, 720),
+        (6_000_000, 1920, 1080),
+        (8_000_000, 1920, 1080),
+    ]
+    .iter()
+    .enumerate()
+    {
+        s.push_str(&format!(
+            "\t\t\t<Representation id=\"{i}\" mimeType=\"video/mp4\" codecs=\"avc1.640028\" bandwidth=\"{bw}\" width=\"{w}\" height=\"{h}\" sar=\"1:1\">\n\
+             \t\t\t\t<SegmentTemplate timescale=\"15360\" initialization=\"init-stream$RepresentationID$.m4s\" media=\"chunk-stream$RepresentationID$-$Number%05d$.m4s\" startNumber=\"1\">\n\
+             \t\t\t\t\t<SegmentTimeline><S t=\"0\" d=\"61440\" r=\"14\" /></SegmentTimeline>\n\
+             \t\t\t\t</SegmentTemplate>\n\t\t\t</Representation>\n"
+        ));
+    }
+    s.push_str(
+        "\t\t</AdaptationSet>\n\
+         \t\t<AdaptationSet id=\"1\" contentType=\"audio\" startWithSAP=\"1\" segmentAlignment=\"true\" bitstreamSwitching=\"true\">\n\
+         \t\t\t<Representation id=\"5\" mimeType=\"audio/mp4\" codecs=\"mp4a.40.2\" bandwidth=\"128000\" audioSamplingRate=\"48000\">\n\
+         \t\t\t\t<AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"2\" />\n\
+         \t\t\t</Representation>\n\t\t</AdaptationSet>\n\t</Period>\n</MPD>\n",
+    );
+    s.into_bytes()
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -111,7 +180,55 @@ fn bench(c: &mut Criterion) {
             ("remove_header", "x-debug"),
         ],
     );
+    // A typical operator rule set: 20 rules of every kind (plus the query and
+    // header keys), none of which answers for the benchmark's request.
+    let rules20 = [
+        "deny-ip 198.51.100.0/24,2001:db8:bad::/48",
+        "allow-ip 0.0.0.0/0,::/0",
+        "canonical-host cdn.example.com 301",
+        "redirect 301 /old/{*rest} https://{host}/new/{rest}",
+        "redirect 302 /promo/{id} https://www.example.com/p/{id}",
+        "rewrite /videos/{id}/{*rest} /v/{id}/{rest}",
+        "prefix /static/ /assets/v2/",
+        "sign /private/ key=media",
+        "header set x-forwarded-proto {scheme}",
+        "header set x-edge-id {id}",
+        "header copy user-agent x-original-ua",
+        "header append via 1.1 outpost",
+        "header remove x-debug",
+        "request-id x-request-id",
+        "client-class x-client-class",
+        "route beta when cookie.beta=1",
+        "route eu when country=DE,FR,NL",
+        "route media when host=*.media.example.com path=/live/",
+        "split launch by cookie.uid main:90 beta:10",
+        "header set x-edge main",
+    ]
+    .join("\n");
+    let rewrite20 = load(
+        "rewrite",
+        &[
+            ("strip_query", "utm_*,fbclid,gclid"),
+            ("sort_query", "true"),
+            ("secret.media", "0123456789abcdef0123456789abcdef"),
+            ("rules", &rules20),
+        ],
+    );
+    let origins = ["main", "beta", "eu", "media"].map(String::from).to_vec();
+    let problems = rt
+        .block_on(rewrite20.check_config(&runtime, origins))
+        .expect("check runs");
+    assert!(problems.is_empty(), "the 20 rules are valid: {problems:?}");
     let rendition = load("rendition", &[("max_bandwidth", "4000000")]);
+    let body10 = master10();
+    let mpd = dash_mpd();
+    let dash_head = ResponseHead {
+        status: 200,
+        headers: vec![Header {
+            name: "content-type".into(),
+            value: "application/dash+xml".into(),
+        }],
+    };
     let req = head();
     let resp_head = ResponseHead {
         status: 200,
@@ -146,6 +263,36 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(rewrite.request(&runtime, ls.clone(), black_box(&req)))
                 .expect("ok")
+        })
+    });
+    g.bench_function("request/rewrite-20-rules", |b| {
+        b.iter(|| {
+            rt.block_on(rewrite20.request(&runtime, ls.clone(), black_box(&req)))
+                .expect("ok")
+        })
+    });
+    g.bench_function("response/rendition-10-variants", |b| {
+        b.iter(|| {
+            rt.block_on(rendition.response(
+                &runtime,
+                ls.clone(),
+                &req,
+                &resp_head,
+                Some(black_box(&body10)),
+            ))
+            .expect("ok")
+        })
+    });
+    g.bench_function("response/rendition-dash-mpd", |b| {
+        b.iter(|| {
+            rt.block_on(rendition.response(
+                &runtime,
+                ls.clone(),
+                &req,
+                &dash_head,
+                Some(black_box(&mpd)),
+            ))
+            .expect("ok")
         })
     });
     g.bench_function("response/noop", |b| {

@@ -80,7 +80,10 @@ async fn signed_urls_are_checked_at_the_edge() {
     ))
     .await;
     let exp = now() + 300;
-    let token = hmac_hex(b"launch-day-secret", format!("/live/a.m3u8:{exp}").as_bytes());
+    let token = hmac_hex(
+        b"launch-day-secret",
+        format!("/live/a.m3u8:{exp}").as_bytes(),
+    );
 
     // Valid: forwarded, the token parameters stripped (one cache key).
     let r = node
@@ -195,7 +198,8 @@ async fn routing_by_host_header_cookie_and_country() {
         client,
     ))
     .await;
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
         (&[("host", "beta.example.com")], "/", "beta"),
         (&[("x-beta", "1")], "/", "beta"),
         (&[("cookie", "a=1; beta=yes")], "/app/x", "beta"),
@@ -298,14 +302,14 @@ async fn rewrites_header_rules_request_id_and_client_class() {
     // Ids are unique per request; a client's own id is kept.
     let r2 = node.get("/img/logo.png").await;
     assert_eq!(r2.json()["path"], "/static/images/logo.png");
-    assert_ne!(r2.json()["headers"]["x-request-id"].as_str(), Some(id.as_str()));
+    assert_ne!(
+        r2.json()["headers"]["x-request-id"].as_str(),
+        Some(id.as_str())
+    );
     let r3 = node
         .send(get(
             "/",
-            &[
-                ("x-request-id", "abc-123"),
-                ("user-agent", "Googlebot/2.1"),
-            ],
+            &[("x-request-id", "abc-123"), ("user-agent", "Googlebot/2.1")],
         ))
         .await;
     assert_eq!(r3.json()["headers"]["x-request-id"], "abc-123");
@@ -317,7 +321,10 @@ async fn ip_lists_use_the_client_address_through_trusted_proxies_only() {
     let origin = TestOrigin::start().await;
     let node = TestNode::new(&config(
         &[("main", &origin)],
-        &["deny-ip 192.0.2.0/24", "allow-ip 127.0.0.0/8, 198.51.100.0/24, 192.0.2.0/24"],
+        &[
+            "deny-ip 192.0.2.0/24",
+            "allow-ip 127.0.0.0/8, 198.51.100.0/24, 192.0.2.0/24",
+        ],
         "",
         "[client]\ntrusted_proxies = [\"127.0.0.1\"]\n",
     ))
@@ -334,7 +341,11 @@ async fn ip_lists_use_the_client_address_through_trusted_proxies_only() {
         .send(get("/", &[("x-forwarded-for", "198.51.100.3")]))
         .await;
     assert_eq!(allowed.status, StatusCode::OK);
-    assert_eq!(node.get("/").await.status, StatusCode::OK, "loopback itself");
+    assert_eq!(
+        node.get("/").await.status,
+        StatusCode::OK,
+        "loopback itself"
+    );
     assert_eq!(origin.hits(), 2);
 }
 

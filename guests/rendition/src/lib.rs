@@ -112,7 +112,12 @@ pub fn respond(
         }
     }
     if !cfg.brownout.is_empty() {
-        edit = edit.set_header(LEVEL_HEADER, &d.engaged.to_string());
+        let level = d.engaged.to_string();
+        let key = policy::level_key(&req.route);
+        if outpost_guest::host::shared_get(&key).as_deref() != Some(level.as_str()) {
+            outpost_guest::host::shared_set(&key, &level);
+        }
+        edit = edit.set_header(LEVEL_HEADER, &level);
     }
     if cfg.cmsd
         && let Some(entry) = cmsd::dynamic_entry(cmsd::SERVER_ID, d.etp_kbps, d.mb_kbps())

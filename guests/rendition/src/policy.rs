@@ -8,10 +8,14 @@ use std::collections::BTreeMap;
 
 /// Default request header carrying the client class.
 pub const DEFAULT_CLASS_HEADER: &str = "x-client-class";
-/// The request header a node (or a proxy in front) may set to the brownout
-/// level the previous response advertised; the response advertises the level
-/// in force in the same header.
+/// The response header advertising the brownout level in force.
 pub const LEVEL_HEADER: &str = "x-outpost-brownout-level";
+
+/// The key in the guest's shared store (per route) holding the engaged brownout
+/// level, so hysteresis spans requests though each runs in a fresh instance.
+pub fn level_key(route: &str) -> String {
+    format!("brownout_level/{route}")
+}
 /// Default `brownout_hysteresis`.
 pub const DEFAULT_HYSTERESIS: f32 = 0.1;
 /// Default `cmcd_throughput_factor`.
@@ -494,8 +498,10 @@ pub fn decide(cfg: &Config, req: &RequestHead, load: &LoadSignals) -> Decision {
         caps.merge(r);
     }
     let cmcd = Cmcd::from_request(req);
-    let previous = req
-        .header(LEVEL_HEADER)
+    // The level engaged before this request, from the node's shared store (never
+    // from the request: a client must not steer the ladder).
+    let previous = outpost_guest::host::shared_get(&level_key(&req.route))
+        .as_deref()
         .and_then(parse_decimal)
         .map_or(0, |p| usize::try_from(p).unwrap_or(usize::MAX));
     let engaged = if cfg.brownout.is_empty() {

@@ -30,10 +30,28 @@ mod imp {
     pub fn log(level: LogLevel, message: &str) {
         h::log(level.into(), message)
     }
+    pub fn shared_get(key: &str) -> Option<String> {
+        h::shared_get(key)
+    }
+    pub fn shared_set(key: &str, value: &str) {
+        h::shared_set(key, value)
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 use crate::testing::mock as imp;
+
+/// A value of this guest's shared store (kept by the node per guest, seen by
+/// every instance on the node, emptied by a reload), or `None`.
+pub fn shared_get(key: &str) -> Option<String> {
+    imp::shared_get(key)
+}
+
+/// Set a value in this guest's shared store. The host bounds the store (1,024
+/// keys, 128-byte keys, 1,024-byte values); a write past a bound is dropped.
+pub fn shared_set(key: &str, value: &str) {
+    imp::shared_set(key, value)
+}
 
 /// This guest's configuration value `key`, or `None`.
 pub fn config(key: &str) -> Option<String> {

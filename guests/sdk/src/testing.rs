@@ -25,6 +25,7 @@ struct State {
     unix_time: Option<u64>,
     now_ns: Option<u64>,
     logs: Vec<(LogLevel, String)>,
+    shared: BTreeMap<String, String>,
 }
 
 thread_local! {
@@ -59,6 +60,11 @@ pub fn set_unix_time(secs: u64) {
 /// Pin the monotonic clock [`crate::host::now_ns`] returns.
 pub fn set_now_ns(ns: u64) {
     STATE.with(|s| s.borrow_mut().now_ns = Some(ns));
+}
+
+/// The guest's shared store as [`crate::host::shared_get`] sees it.
+pub fn shared() -> BTreeMap<String, String> {
+    STATE.with(|s| s.borrow().shared.clone())
 }
 
 /// The lines logged on this thread so far.
@@ -111,5 +117,15 @@ pub(crate) mod mock {
     }
     pub fn log(level: LogLevel, message: &str) {
         STATE.with(|s| s.borrow_mut().logs.push((level, message.to_string())));
+    }
+    pub fn shared_get(key: &str) -> Option<String> {
+        STATE.with(|s| s.borrow().shared.get(key).cloned())
+    }
+    pub fn shared_set(key: &str, value: &str) {
+        STATE.with(|s| {
+            s.borrow_mut()
+                .shared
+                .insert(key.to_string(), value.to_string())
+        });
     }
 }

@@ -47,6 +47,16 @@ impl host::Host for GuestState {
         }
     }
 
+    fn shared_get(&mut self, key: String) -> Option<String> {
+        self.shared.get(&key)
+    }
+
+    fn shared_set(&mut self, key: String, value: String) {
+        if let Err(why) = self.shared.set(key, value) {
+            tracing::warn!(guest = &*self.guest, "shared-set dropped: {why}");
+        }
+    }
+
     fn now_ns(&mut self) -> u64 {
         crate::clock::monotonic_ns()
     }

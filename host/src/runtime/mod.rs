@@ -193,6 +193,7 @@ impl Runtime {
             limits,
             deadline_ticks,
             config: Arc::new(config),
+            shared: Arc::default(),
             reuse: limits.reuse,
             idle: std::sync::Mutex::new(Vec::new()),
             metrics: Arc::new(GuestMetrics::default()),
@@ -234,6 +235,8 @@ pub struct Guest {
     pub limits: GuestLimits,
     deadline_ticks: u64,
     config: Arc<BTreeMap<String, String>>,
+    /// Its shared store.
+    pub shared: Arc<SharedStore>,
     /// Calls one instance may serve (0 or 1: a fresh instance per call).
     reuse: u32,
     idle: std::sync::Mutex<Vec<Live>>,
@@ -248,8 +251,48 @@ pub struct GuestState {
     table: ResourceTable,
     guest: Arc<str>,
     config: Arc<BTreeMap<String, String>>,
+    shared: Arc<SharedStore>,
     load: LoadSource,
     ticks: u64,
+}
+
+/// A guest's shared store (`host.shared-get` / `shared-set`): bounded, per guest,
+/// per node.
+#[derive(Default)]
+pub struct SharedStore(std::sync::Mutex<std::collections::HashMap<String, String>>);
+
+impl SharedStore {
+    /// Keys a store holds at most.
+    pub const MAX_KEYS: usize = 1024;
+    /// Longest key, bytes.
+    pub const MAX_KEY: usize = 128;
+    /// Longest value, bytes.
+    pub const MAX_VALUE: usize = 1024;
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// Set `key`; refused past the bounds.
+    pub fn set(&self, key: String, value: String) -> Result<(), &'static str> {
+        if key.len() > Self::MAX_KEY {
+            return Err("key longer than 128 bytes");
+        }
+        if value.len() > Self::MAX_VALUE {
+            return Err("value longer than 1024 bytes");
+        }
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= Self::MAX_KEYS && !map.contains_key(&key) {
+            return Err("store full (1024 keys)");
+        }
+        map.insert(key, value);
+        Ok(())
+    }
 }
 
 impl wasmtime_wasi::WasiView for GuestState {
@@ -276,6 +319,7 @@ impl Guest {
             table: ResourceTable::new(),
             guest: self.name.clone(),
             config: self.config.clone(),
+            shared: self.shared.clone(),
             load,
             ticks: 0,
         };

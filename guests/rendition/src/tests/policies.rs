@@ -218,12 +218,21 @@ fn brownout_ladder() {
     let edit = run_req(&LADDER_CFG, 1.2, &req());
     assert_eq!(variants_in(&edit), 5);
     assert_eq!(header(&edit, LEVEL_HEADER).as_deref(), Some("2"));
-    // Hysteresis through the header: 0.75 holds level 1 when it was engaged.
-    let held = req().with_header(LEVEL_HEADER, "1");
-    assert_eq!(variants_in(&run_req(&LADDER_CFG, 0.75, &held)), 7);
+    assert_eq!(
+        outpost_guest::testing::shared()
+            .get(&crate::policy::level_key("default"))
+            .map(String::as_str),
+        Some("2"),
+        "the engaged level is kept in the node's shared store"
+    );
+    // Hysteresis across requests: after level 2, 0.75 still holds level 1 ...
+    assert_eq!(variants_in(&run_req(&LADDER_CFG, 0.75, &req())), 7);
+    // ... until the load falls below 0.8 - 0.1; rising back to 0.75 does not re-engage.
+    assert!(run_req(&LADDER_CFG, 0.65, &req()).body.is_none());
     assert!(run_req(&LADDER_CFG, 0.75, &req()).body.is_none());
-    let garbage = req().with_header(LEVEL_HEADER, "many");
-    assert!(run_req(&LADDER_CFG, 0.75, &garbage).body.is_none());
+    // A client cannot steer the ladder with the response header.
+    let forged = req().with_header(LEVEL_HEADER, "2");
+    assert!(run_req(&LADDER_CFG, 0.75, &forged).body.is_none());
 }
 
 #[test]
