@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use super::*;
-use outpost_guest::{LogLevel, testing};
+use outpost_guest::{Header, LogLevel, testing};
 
 mod check;
 mod classes;
