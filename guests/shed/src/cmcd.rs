@@ -84,7 +84,7 @@ impl Cmcd {
             return Some(n);
         }
         let f = v.parse::<f64>().ok()?;
-        if f.is_finite() && f >= 0.0 && f < 1.8e19 {
+        if (0.0..1.8e19).contains(&f) {
             // In range and non-negative: the cast truncates as intended.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             return Some(f as u64);
