@@ -40,15 +40,31 @@ impl<R: BufRead> Iterator for JsonlReader<R> {
         Some(match line {
             Line::TooLong(n) => Err(InputError::new(source, Position::Line(n), "line too long")),
             Line::Text(n, text) => serde_json::from_slice::<Entry>(&text)
-                .map(|mut entry| {
+                .map_err(|e| e.to_string())
+                .and_then(|mut entry| {
+                    check(&entry)?;
                     entry.seq = seq;
-                    entry
+                    Ok(entry)
                 })
                 .map_err(|e| {
                     InputError::new(source, Position::Line(n), format!("invalid entry: {e}"))
                 }),
         })
     }
+}
+
+/// What the other readers guarantee and a JSONL line could break.
+fn check(entry: &Entry) -> Result<(), String> {
+    if entry.scheme != "http" && entry.scheme != "https" {
+        return Err(format!("scheme {:?} is not http or https", entry.scheme));
+    }
+    if !entry.path.starts_with('/') {
+        return Err(format!("path {:?} does not start with /", entry.path));
+    }
+    if entry.method.is_empty() {
+        return Err("empty method".to_string());
+    }
+    Ok(())
 }
 
 /// One entry as a JSONL line, with the trailing `\n`. Fields come in [`Entry`]'s
