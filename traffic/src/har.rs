@@ -1,0 +1,386 @@
+//! HTTP Archive 1.2: `{"log": {"entries": [{startedDateTime, time, request, response,
+//! timings, …}]}}` as browsers (Chrome, Firefox) and tools write it.
+
+use serde_json::{Map, Value};
+
+use crate::{Entry, InputError, Position, time, url};
+
+/// Entries of a HAR file, loaded whole.
+pub struct HarReader {
+    source: String,
+    entries: std::vec::IntoIter<Value>,
+    index: usize,
+}
+
+impl HarReader {
+    /// Parses a whole HAR document. Fails (with [`Position::File`]) when it is not
+    /// JSON or has no `log.entries` array; malformed entries are error items later.
+    pub fn from_slice(source: &str, bytes: &[u8]) -> Result<HarReader, InputError> {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let file_err = |message: String| InputError::new(source, Position::File, message);
+        let doc: Value = serde_json::from_slice(bytes)
+            .map_err(|e| file_err(format!("not a HAR file: invalid JSON: {e}")))?;
+        let entries = match doc {
+            Value::Object(mut top) => match top.remove("log") {
+                Some(Value::Object(mut log)) => match log.remove("entries") {
+                    Some(Value::Array(entries)) => entries,
+                    _ => return Err(file_err("not a HAR file: no log.entries array".into())),
+                },
+                _ => return Err(file_err("not a HAR file: no log object".into())),
+            },
+            _ => return Err(file_err("not a HAR file: not a JSON object".into())),
+        };
+        Ok(HarReader {
+            source: source.to_string(),
+            entries: entries.into_iter(),
+            index: 0,
+        })
+    }
+}
+
+impl Iterator for HarReader {
+    type Item = Result<Entry, InputError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let value = self.entries.next()?;
+        let index = self.index;
+        self.index += 1;
+        Some(
+            parse_entry(&value)
+                .map(|mut entry| {
+                    entry.seq = index as u64;
+                    entry
+                })
+                .map_err(|(path, message)| {
+                    InputError::new(&self.source, Position::Entry { index, path }, message)
+                }),
+        )
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.entries.size_hint()
+    }
+}
+
+/// An error inside an entry: its JSON path, and the message.
+type EntryError = (String, String);
+
+fn missing(path: &str) -> EntryError {
+    (path.to_string(), format!("missing {path}"))
+}
+
+fn invalid(path: &str, why: impl std::fmt::Display) -> EntryError {
+    (path.to_string(), format!("invalid {path}: {why}"))
+}
+
+fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, EntryError> {
+    v.as_object().ok_or_else(|| invalid(path, "not an object"))
+}
+
+fn string<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str, EntryError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Err(missing(path)),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(invalid(path, "not a string")),
+    }
+}
+
+/// A HAR number that may be `-1` (or absent) for "not available".
+fn non_negative(obj: &Map<String, Value>, key: &str) -> Option<f64> {
+    obj.get(key)
+        .and_then(Value::as_f64)
+        .filter(|v| v.is_finite() && *v >= 0.0)
+}
+
+fn millis_to_micros(ms: f64) -> u64 {
+    // `as` saturates; the value is finite and non-negative here.
+    (ms * 1000.0).round() as u64
+}
+
+/// Reads `[{name, value}, …]`: names lower-cased, pseudo-headers (`:authority`, …)
+/// returned separately.
+#[allow(clippy::type_complexity)]
+fn read_headers(
+    obj: &Map<String, Value>,
+    path: &str,
+) -> Result<(Vec<(String, String)>, Vec<(String, String)>), EntryError> {
+    let list = match obj.get("headers") {
+        None | Some(Value::Null) => return Ok((Vec::new(), Vec::new())),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(invalid(path, "not an array")),
+    };
+    let mut regular = Vec::with_capacity(list.len());
+    let mut pseudo = Vec::new();
+    for (i, h) in list.iter().enumerate() {
+        let hpath = format!("{path}[{i}]");
+        let h = object(h, &hpath)?;
+        let name = string(h, "name", &format!("{hpath}.name"))?.to_ascii_lowercase();
+        let value = match h.get("value") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(invalid(&format!("{hpath}.value"), "not a string")),
+        };
+        if name.starts_with(':') {
+            pseudo.push((name, value));
+        } else {
+            regular.push((name, value));
+        }
+    }
+    Ok((regular, pseudo))
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn parse_entry(value: &Value) -> Result<Entry, EntryError> {
+    let entry = value
+        .as_object()
+        .ok_or_else(|| (String::new(), "entry is not an object".to_string()))?;
+    let started = string(entry, "startedDateTime", "startedDateTime")?;
+    let at_us = time::parse_rfc3339(started).map_err(|e| ("startedDateTime".to_string(), e))?;
+
+    let request = match entry.get("request") {
+        None | Some(Value::Null) => return Err(missing("request")),
+        Some(r) => object(r, "request")?,
+    };
+    let (headers, pseudo) = read_headers(request, "request.headers")?;
+    let pseudo_value = |name: &str| {
+        pseudo
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let method = match pseudo_value(":method") {
+        Some(m) => m,
+        None => string(request, "method", "request.method")?,
+    };
+    if !is_token(method) {
+        return Err(invalid("request.method", format!("{method:?}")));
+    }
+    let u = url::parse_absolute(string(request, "url", "request.url")?)
+        .map_err(|e| invalid("request.url", e))?;
+    let scheme = match pseudo_value(":scheme") {
+        Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {
+            s.to_ascii_lowercase()
+        }
+        Some(s) => return Err(invalid("request.headers", format!(":scheme {s:?}"))),
+        None => u.scheme,
+    };
+    let authority = match pseudo_value(":authority") {
+        Some(a) if !a.is_empty() => a.to_ascii_lowercase(),
+        _ => u.authority,
+    };
+    let (path, query) = match pseudo_value(":path") {
+        Some(p) if p.starts_with('/') => url::split_target(p.as_bytes()),
+        Some(p) => return Err(invalid("request.headers", format!(":path {p:?}"))),
+        None => (u.path, u.query),
+    };
+
+    let mut out = Entry {
+        seq: 0,
+        at_us,
+        method: method.to_string(),
+        scheme,
+        authority,
+        path,
+        query,
+        headers,
+        client_ip: None,
+        status: None,
+        response_bytes: None,
+        duration_us: None,
+        response_headers: Vec::new(),
+        decision: None,
+    };
+
+    let response = match entry.get("response") {
+        None | Some(Value::Null) => return Ok(out),
+        Some(r) => object(r, "response")?,
+    };
+    let status = match response.get("status") {
+        None | Some(Value::Null) => 0,
+        Some(s) => s
+            .as_u64()
+            .filter(|s| *s == 0 || (100..=999).contains(s))
+            .ok_or_else(|| invalid("response.status", s))?,
+    };
+    if status == 0 {
+        // No response (blocked, failed, aborted): no outcome at all.
+        return Ok(out);
+    }
+    out.status = u16::try_from(status).ok();
+    let (response_headers, _) = read_headers(response, "response.headers")?;
+    out.response_headers = response_headers;
+    out.response_bytes = non_negative(response, "bodySize")
+        .or_else(|| {
+            response
+                .get("content")
+                .and_then(Value::as_object)
+                .and_then(|c| non_negative(c, "size"))
+        })
+        // `as` saturates; the value is finite and non-negative here.
+        .map(|b| b.round() as u64);
+    out.duration_us = non_negative(entry, "time")
+        .or_else(|| {
+            let timings = entry.get("timings")?.as_object()?;
+            let parts: Vec<f64> = timings
+                .iter()
+                // `ssl` is already included in `connect`.
+                .filter(|(k, _)| k.as_str() != "ssl" && k.as_str() != "comment")
+                .filter_map(|(_, v)| v.as_f64().filter(|v| v.is_finite() && *v >= 0.0))
+                .collect();
+            (!parts.is_empty()).then(|| parts.iter().sum())
+        })
+        .map(millis_to_micros);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn one(entry: Value) -> Result<Entry, InputError> {
+        let doc = json!({"log": {"version": "1.2", "entries": [entry]}});
+        let bytes = serde_json::to_vec(&doc).unwrap();
+        HarReader::from_slice("t.har", &bytes)
+            .unwrap()
+            .next()
+            .unwrap()
+    }
+
+    #[test]
+    fn minimal_entry() {
+        let e = one(json!({
+            "startedDateTime": "2015-12-20T14:43:36.694+01:00",
+            "request": {"method": "POST", "url": "https://Example.com/a?b=1#x",
+                        "headers": [{"name": "Content-Type", "value": "text/plain"}]},
+            "response": {"status": 201, "bodySize": -1, "content": {"size": 12},
+                         "headers": [{"name": "Server", "value": "x"}]},
+            "time": -1,
+            "timings": {"blocked": -1, "dns": 1.5, "connect": 3, "ssl": 2, "send": 0.25,
+                        "wait": 10, "receive": 0.25}
+        }))
+        .unwrap();
+        assert_eq!(e.at_us, 1_450_619_016_694_000);
+        assert_eq!(e.method, "POST");
+        assert_eq!(e.scheme, "https");
+        assert_eq!(e.authority, "example.com");
+        assert_eq!((e.path.as_str(), e.query.as_str()), ("/a", "b=1"));
+        assert_eq!(e.headers, [("content-type".into(), "text/plain".into())]);
+        assert_eq!(e.status, Some(201));
+        assert_eq!(e.response_bytes, Some(12));
+        assert_eq!(e.duration_us, Some(15_000));
+        assert_eq!(e.response_headers, [("server".into(), "x".into())]);
+    }
+
+    #[test]
+    fn no_response() {
+        let e = one(json!({
+            "startedDateTime": "2015-12-20T14:43:36Z",
+            "request": {"method": "GET", "url": "http://h/"}
+        }))
+        .unwrap();
+        assert_eq!(
+            (e.status, e.response_bytes, e.duration_us),
+            (None, None, None)
+        );
+        let e = one(json!({
+            "startedDateTime": "2015-12-20T14:43:36Z", "time": 0,
+            "request": {"method": "GET", "url": "http://h/"},
+            "response": {"status": 0, "bodySize": -1, "headers": []}
+        }))
+        .unwrap();
+        assert_eq!(
+            (e.status, e.response_bytes, e.duration_us),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn malformed_entries() {
+        let ok_req = json!({"method": "GET", "url": "http://h/"});
+        for (entry, path, msg) in [
+            (json!([]), "", "entry is not an object"),
+            (
+                json!({"request": ok_req}),
+                "startedDateTime",
+                "missing startedDateTime",
+            ),
+            (
+                json!({"startedDateTime": "yesterday", "request": ok_req}),
+                "startedDateTime",
+                "invalid RFC 3339",
+            ),
+            (
+                json!({"startedDateTime": "2015-12-20T14:43:36Z"}),
+                "request",
+                "missing request",
+            ),
+            (
+                json!({"startedDateTime": "2015-12-20T14:43:36Z", "request": {"method": "GET"}}),
+                "request.url",
+                "missing request.url",
+            ),
+            (
+                json!({"startedDateTime": "2015-12-20T14:43:36Z", "request": {"url": "http://h/"}}),
+                "request.method",
+                "missing request.method",
+            ),
+            (
+                json!({"startedDateTime": "2015-12-20T14:43:36Z",
+                       "request": {"method": "GET", "url": "data:text/plain,hi"}}),
+                "request.url",
+                "invalid request.url",
+            ),
+            (
+                json!({"startedDateTime": "2015-12-20T14:43:36Z",
+                       "request": {"method": "GET", "url": "http://h/", "headers": [{"value": "x"}]}}),
+                "request.headers[0].name",
+                "missing request.headers[0].name",
+            ),
+            (
+                json!({"startedDateTime": "2015-12-20T14:43:36Z", "request": ok_req,
+                       "response": {"status": "200"}}),
+                "response.status",
+                "invalid response.status",
+            ),
+        ] {
+            let err = one(entry.clone()).unwrap_err();
+            assert_eq!(
+                err.position,
+                Position::Entry {
+                    index: 0,
+                    path: path.into()
+                },
+                "{entry}"
+            );
+            assert!(
+                err.message.contains(msg),
+                "{entry}: {:?} lacks {msg:?}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
+    fn not_har() {
+        for (doc, msg) in [
+            (&b"{\"log\": "[..], "invalid JSON"),
+            (b"[]", "not a JSON object"),
+            (b"{\"x\": 1}", "no log object"),
+            (b"{\"log\": {\"entries\": {}}}", "no log.entries"),
+        ] {
+            let err = HarReader::from_slice("x.har", doc).err().unwrap();
+            assert_eq!(err.position, Position::File);
+            assert!(
+                err.to_string().starts_with("x.har: not a HAR file"),
+                "{err}"
+            );
+            assert!(err.message.contains(msg), "{err}");
+        }
+    }
+}
