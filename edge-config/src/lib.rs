@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 pub use schema::{
     Client, Config, ConfigValue, FailMode, ForwardedHeader, Guest, GuestSource, Limiter, Listener,
-    Node, Origin, OriginKind, Route, Scalar,
+    Node, Origin, OriginKind, Record, Route, Scalar,
 };
 pub use toml::Spanned;
 pub use values::{Addr, Cidr, Millis, Name};
@@ -256,6 +256,15 @@ impl Config {
                     format!(
                         "route `{rname}` declares `transform` content types but has no `response` guests to transform them"
                     ),
+                ));
+            }
+        }
+        if let Some(r) = &self.record {
+            let rate = *r.sample.get_ref();
+            if !(0.0..=1.0).contains(&rate) {
+                out.push(src.diagnostic(
+                    r.sample.span(),
+                    format!("record.sample = {rate} is out of range; expected 0 to 1"),
                 ));
             }
         }

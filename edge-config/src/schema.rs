@@ -36,6 +36,9 @@ pub struct Config {
     /// How the node establishes facts about the client (address, scheme, country).
     #[serde(default)]
     pub client: Client,
+    /// Sampled recording of requests and their decisions, for replay.
+    #[serde(default)]
+    pub record: Option<Record>,
     #[serde(skip, default = "empty_source")]
     pub(crate) source: Source,
 }
@@ -85,6 +88,34 @@ fn default_tick() -> Millis {
 }
 fn default_max_instances() -> u32 {
     1000
+}
+
+/// Recording: a sample of requests (heads and the decisions taken) written to
+/// rotating JSONL files that `outpost replay` reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// The directory, relative to the config file.
+    pub dir: String,
+    /// The fraction of requests recorded, 0 to 1.
+    #[serde(default = "default_sample")]
+    pub sample: Spanned<f64>,
+    /// Largest file before a new one is started, MiB.
+    #[serde(default = "default_record_file")]
+    pub max_file_mib: u64,
+    /// Largest total of the directory's recordings, MiB; the oldest files go first.
+    #[serde(default = "default_record_total")]
+    pub max_total_mib: u64,
+}
+
+fn default_sample() -> Spanned<f64> {
+    Spanned::new(0..0, 0.01)
+}
+fn default_record_file() -> u64 {
+    64
+}
+fn default_record_total() -> u64 {
+    1024
 }
 
 /// How the node establishes facts about a client.

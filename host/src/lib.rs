@@ -17,6 +17,8 @@ pub mod metrics;
 pub mod node;
 pub mod origin;
 pub mod pipeline;
+pub mod record;
+pub mod replay;
 pub mod runtime;
 pub mod server;
 

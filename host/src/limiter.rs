@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::clock::monotonic_ns;
+use crate::clock::Clock;
 
 /// Number of priority classes (see `priority-class` in the WIT).
 pub const CLASSES: usize = 5;
@@ -222,6 +222,7 @@ pub struct OriginLimiter {
     /// The origin's name.
     pub origin: Arc<str>,
     config: LimiterConfig,
+    clock: Clock,
     state: Mutex<State>,
     /// Counters for metrics.
     pub counters: ClassCounters,
@@ -281,7 +282,7 @@ impl Permit {
             return;
         }
         self.sampled = true;
-        let now = monotonic_ns();
+        let now = self.limiter.clock.monotonic_ns();
         let rtt = now.saturating_sub(self.started_ns);
         self.limiter.sample(now, rtt, overload);
     }
@@ -299,14 +300,20 @@ pub type ShedReason = &'static str;
 impl OriginLimiter {
     /// A limiter for `origin`.
     pub fn new(origin: &str, config: LimiterConfig) -> Arc<OriginLimiter> {
+        Self::with_clock(origin, config, Clock::default())
+    }
+
+    /// A limiter for `origin` reading `clock` (virtual in replays).
+    pub fn with_clock(origin: &str, config: LimiterConfig, clock: Clock) -> Arc<OriginLimiter> {
         Arc::new(OriginLimiter {
             origin: origin.into(),
+            clock: clock.clone(),
             state: Mutex::new(State {
                 gradient: Gradient::new(config.initial_limit, config.min_limit, config.max_limit),
                 in_flight: 0,
                 queue: BTreeMap::new(),
                 seq: 0,
-                last_empty_ns: monotonic_ns(),
+                last_empty_ns: clock.monotonic_ns(),
                 queue_delay_ns: 0.0,
                 rates: ShedRate::default(),
             }),
@@ -326,11 +333,11 @@ impl OriginLimiter {
     pub async fn acquire(self: &Arc<Self>, class: usize, cost: u32) -> Result<Permit, ShedReason> {
         let class = class.min(CLASSES - 1);
         let cost = cost.max(1);
-        let arrived = monotonic_ns();
+        let arrived = self.clock.monotonic_ns();
         let permit = |l: &Arc<Self>| Permit {
             limiter: l.clone(),
             cost,
-            started_ns: monotonic_ns(),
+            started_ns: l.clock.monotonic_ns(),
             sampled: false,
         };
         if !self.config.enabled {
@@ -381,7 +388,7 @@ impl OriginLimiter {
         };
         let (rx, key) = rx;
         let outcome = tokio::time::timeout(timeout, rx).await;
-        let now = monotonic_ns();
+        let now = self.clock.monotonic_ns();
         let result = match outcome {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(reason))) => Err(reason),
@@ -440,7 +447,7 @@ impl OriginLimiter {
             }
         }
         if st.queue.is_empty() {
-            st.last_empty_ns = monotonic_ns();
+            st.last_empty_ns = self.clock.monotonic_ns();
         }
     }
 

@@ -1,4 +1,4 @@
-//! The `outpost` command: `serve` (the default), `check`.
+//! The `outpost` command: `serve` (the default), `check`, `replay`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +38,56 @@ enum Command {
         /// The configuration file (TOML).
         config: PathBuf,
     },
+    /// Replay recorded traffic (HAR, Common/Combined Log Format, Outpost JSONL;
+    /// told from the content) through a node and report its decisions.
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// The recordings.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The configuration (default: the embedded one).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// A second configuration: replay through both in-process and list the
+    /// requests whose decisions differ, grouped by kind of change.
+    #[arg(long)]
+    diff: Option<PathBuf>,
+    /// Force the input format: har, clf, jsonl.
+    #[arg(long)]
+    format: Option<String>,
+    /// Stop at the first malformed entry instead of reporting and skipping it.
+    #[arg(long)]
+    strict: bool,
+    /// The authority for inputs that have none (access logs).
+    #[arg(long, default_value = "localhost")]
+    authority: String,
+    /// Write every request's decisions (or, with --diff, every difference) as JSONL.
+    #[arg(long)]
+    decisions: Option<PathBuf>,
+    /// Assertions to check over the replay (TOML); failing ones fail the command.
+    #[arg(long)]
+    expect: Option<PathBuf>,
+    /// Network mode: send the requests over HTTP to a running node at this address.
+    #[arg(long)]
+    target: Option<SocketAddr>,
+    /// Network mode: replay speed relative to the recorded times.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Network mode: longest idle gap between requests, milliseconds.
+    #[arg(long)]
+    max_gap_ms: Option<u64>,
+    /// Network mode: ignore recorded times, send as fast as --concurrency allows.
+    #[arg(long)]
+    flood: bool,
+    /// Network mode: requests in flight at most.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +124,7 @@ fn main() -> ExitCode {
                 no_cache,
             } => serve(config, listen, admin, no_cache).await,
             Command::Check { config } => check(config).await,
+            Command::Replay(args) => replay(args).await,
         }
     })
 }
@@ -204,4 +255,184 @@ async fn check(path: PathBuf) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn read_entries(args: &ReplayArgs) -> Result<(Vec<outpost_traffic::Entry>, u64), ExitCode> {
+    let format = match args
+        .format
+        .as_deref()
+        .map(str::parse::<outpost_traffic::Format>)
+    {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            eprintln!("error: --format: {e}");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let options = outpost_traffic::Options {
+        format,
+        authority: args.authority.clone(),
+        ..Default::default()
+    };
+    let mut entries = Vec::new();
+    let mut malformed = 0;
+    for f in &args.files {
+        let reader = match outpost_traffic::read_file(f, &options) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {}: {e}", f.display());
+                return Err(ExitCode::FAILURE);
+            }
+        };
+        for item in reader {
+            match item {
+                Ok(e) => entries.push(e),
+                Err(e) => {
+                    eprintln!("skipped: {e}");
+                    malformed += 1;
+                    if args.strict {
+                        return Err(ExitCode::FAILURE);
+                    }
+                }
+            }
+        }
+    }
+    Ok((entries, malformed))
+}
+
+async fn replay(args: ReplayArgs) -> ExitCode {
+    use outpost::replay::{self, Decision};
+    let (entries, malformed) = match read_entries(&args) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let total = entries.len();
+    let progress = move |n: usize| {
+        if n.is_multiple_of(5000) || n == total {
+            eprint!("\rreplayed {n} / {total}");
+            if n == total {
+                eprintln!();
+            }
+        }
+    };
+    let mut report;
+    let mut decisions: Vec<Decision> = Vec::with_capacity(total);
+    if let Some(target) = args.target {
+        let pacing = if args.flood {
+            replay::Pacing::Flood
+        } else {
+            replay::Pacing::Recorded {
+                speed: args.speed,
+                max_gap: args.max_gap_ms.map(std::time::Duration::from_millis),
+            }
+        };
+        report = replay::network(target, entries, pacing, args.concurrency, |d, _| {
+            decisions.push(d.clone());
+            progress(decisions.len());
+        })
+        .await;
+    } else {
+        let build = |path: Option<PathBuf>| async move {
+            let config = load(path.as_ref())?;
+            replay::replay_node(config, None).await.map_err(|errors| {
+                for e in errors {
+                    eprintln!("{e}");
+                }
+                ExitCode::FAILURE
+            })
+        };
+        let (node, clock) = match build(args.config.clone()).await {
+            Ok(n) => n,
+            Err(code) => return code,
+        };
+        report = replay::in_process(&node, &clock, entries.iter().cloned(), |d| {
+            decisions.push(d.clone());
+            progress(decisions.len());
+        })
+        .await;
+        if let Some(b) = args.diff.clone() {
+            let (node_b, clock_b) = match build(Some(b)).await {
+                Ok(n) => n,
+                Err(code) => return code,
+            };
+            let mut other = Vec::with_capacity(total);
+            replay::in_process(&node_b, &clock_b, entries, |d| other.push(d.clone())).await;
+            let (diffs, kinds) = replay::diff(&decisions, &other);
+            println!("{} of {total} requests decided differently", diffs.len());
+            for (kind, n) in &kinds {
+                println!("  {n:>8}  {kind}");
+            }
+            for d in diffs.iter().take(20) {
+                println!(
+                    "  #{} {}: {} → {}",
+                    d.seq,
+                    d.request,
+                    d.a.forwarded.as_deref().unwrap_or(&d.a.answered_by),
+                    d.b.forwarded.as_deref().unwrap_or(&d.b.answered_by)
+                );
+            }
+            if let Some(path) = &args.decisions {
+                let mut out = String::new();
+                for d in &diffs {
+                    match serde_json::to_string(d) {
+                        Ok(l) => {
+                            out.push_str(&l);
+                            out.push('\n');
+                        }
+                        Err(e) => eprintln!("error: {e}"),
+                    }
+                }
+                if let Err(e) = std::fs::write(path, out) {
+                    eprintln!("error: writing {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            return ExitCode::SUCCESS;
+        }
+    }
+    report.malformed = malformed;
+    if let Some(path) = &args.decisions {
+        let written = std::fs::File::create(path).and_then(|f| {
+            let mut w = std::io::BufWriter::new(f);
+            replay::write_decisions(&mut w, &decisions)?;
+            std::io::Write::flush(&mut w)
+        });
+        if let Err(e) = written {
+            eprintln!("error: writing {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("error: {e}"),
+        }
+    } else {
+        print!("{}", report.summary());
+    }
+    if let Some(path) = &args.expect {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: reading {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        let expectations: replay::Expectations = match toml::from_str(&text) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        let (lines, ok) = expectations.check(&decisions);
+        for l in lines {
+            println!("{l}");
+        }
+        if !ok {
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -100,6 +100,13 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// A demo origin already running (from the node a reload replaces), to reuse.
     pub demo_origin: Option<SocketAddr>,
+    /// The clock guests and limiters read (default: real time; virtual in replays).
+    pub clock: crate::clock::Clock,
+    /// Answer every origin request from the recording it carries instead of the
+    /// network (in-process replay).
+    pub model_origins: bool,
+    /// The first request id (default: derived from the time).
+    pub request_id_seed: Option<u64>,
 }
 
 /// The node requests are served by. A reload swaps it whole; a request keeps the node
@@ -145,6 +152,10 @@ pub struct Node {
     pub demo_origin: Option<SocketAddr>,
     /// How client address, scheme and country are established.
     pub clients: crate::client::ClientRules,
+    /// The clock guests and limiters read.
+    pub clock: crate::clock::Clock,
+    /// The traffic recorder, when `[record]` is configured.
+    pub recorder: Option<crate::record::Recorder>,
     next_request_id: std::sync::atomic::AtomicU64,
 }
 
@@ -160,13 +171,14 @@ impl Node {
             .map(|g| *g.memory_mib.get_ref() as usize * (1 << 20))
             .max()
             .unwrap_or(16 << 20);
-        let runtime = Runtime::new(&EngineOptions {
+        let mut runtime = Runtime::new(&EngineOptions {
             max_instances: config.node.max_instances,
             max_memory_bytes: max_memory,
             tick: config.node.epoch_tick.duration(),
             keep_resident: true,
         })
         .map_err(|e| vec![src.diagnostic(0..0, format!("cannot start the wasm engine: {e:#}"))])?;
+        runtime.set_clock(opts.clock.clone());
         let cache = if opts.no_cache {
             None
         } else {
@@ -260,6 +272,13 @@ impl Node {
         let mut origins = HashMap::new();
         let mut demo_origin = opts.demo_origin;
         for (name, o) in &config.origins {
+            let limiter =
+                OriginLimiter::with_clock(name.as_str(), limiter_cfg.clone(), opts.clock.clone());
+            if opts.model_origins {
+                let client = OriginClient::model(name.as_str(), o.host_header.clone());
+                origins.insert(name.to_string(), Arc::new(OriginEntry { client, limiter }));
+                continue;
+            }
             let authority = match (o.kind, &o.address) {
                 (OriginKind::Demo, _) => {
                     let addr = match demo_origin {
@@ -301,13 +320,7 @@ impl Node {
                 o.pool_max_idle,
                 o.pool_idle_timeout.duration(),
             );
-            origins.insert(
-                name.to_string(),
-                Arc::new(OriginEntry {
-                    client,
-                    limiter: OriginLimiter::new(name.as_str(), limiter_cfg.clone()),
-                }),
-            );
+            origins.insert(name.to_string(), Arc::new(OriginEntry { client, limiter }));
         }
 
         let mut routes = Vec::new();
@@ -376,11 +389,33 @@ impl Node {
             });
         }
 
+        let recorder = match &config.record {
+            Some(r) if !opts.model_origins => {
+                let dir = config.resolve_path(&r.dir);
+                match crate::record::Recorder::start(
+                    dir.clone(),
+                    *r.sample.get_ref(),
+                    r.max_file_mib.saturating_mul(1 << 20),
+                    r.max_total_mib.saturating_mul(1 << 20),
+                ) {
+                    Ok(rec) => Some(rec),
+                    Err(e) => {
+                        errors.push(src.diagnostic(
+                            r.sample.span(),
+                            format!("cannot record to `{}`: {e}", dir.display()),
+                        ));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         if !errors.is_empty() {
             errors.sort_by_key(|d| (d.line, d.column));
             return Err(errors);
         }
         Ok(Node {
+            recorder,
             runtime,
             routes,
             origins,
@@ -389,7 +424,10 @@ impl Node {
             config,
             demo_origin,
             clients,
-            next_request_id: std::sync::atomic::AtomicU64::new(request_id_seed()),
+            next_request_id: std::sync::atomic::AtomicU64::new(
+                opts.request_id_seed.unwrap_or_else(request_id_seed),
+            ),
+            clock: opts.clock.clone(),
         })
     }
 

@@ -31,6 +31,19 @@ pub struct OriginClient {
     pub host_header: Option<String>,
     timeouts: OriginTimeouts,
     client: Client<HttpConnector, Body>,
+    model: bool,
+}
+
+/// What a recorded origin answered, carried in a replayed request's extensions:
+/// a model origin answers with it instead of the network.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    /// Status (200 when the recording has none).
+    pub status: Option<u16>,
+    /// Body length (the body is filler bytes of that length, capped at 1 MiB).
+    pub bytes: Option<u64>,
+    /// Response headers, if recorded.
+    pub headers: Vec<(String, String)>,
 }
 
 impl OriginClient {
@@ -58,7 +71,53 @@ impl OriginClient {
             host_header,
             timeouts,
             client,
+            model: false,
         }
+    }
+
+    /// A model origin: no network; every request is answered from the [`Recorded`]
+    /// response it carries (200 and an empty body without one). For in-process
+    /// replay.
+    pub fn model(name: &str, host_header: Option<String>) -> OriginClient {
+        let t = Duration::from_secs(60);
+        let mut c = OriginClient::new(
+            name,
+            "model.invalid:0",
+            host_header,
+            OriginTimeouts {
+                connect: t,
+                first_byte: t,
+                total: t,
+            },
+            0,
+            t,
+        );
+        c.model = true;
+        c
+    }
+
+    fn answer_model(req: &Request<Body>) -> Response<Body> {
+        let rec = req
+            .extensions()
+            .get::<Recorded>()
+            .cloned()
+            .unwrap_or_default();
+        let len = rec.bytes.unwrap_or(0).min(1 << 20) as usize;
+        let mut resp = Response::new(crate::body::full(bytes::Bytes::from(vec![b'.'; len])));
+        *resp.status_mut() =
+            http::StatusCode::from_u16(rec.status.unwrap_or(200)).unwrap_or(http::StatusCode::OK);
+        for (k, v) in &rec.headers {
+            if let (Ok(n), Ok(v)) = (
+                http::HeaderName::from_bytes(k.as_bytes()),
+                http::HeaderValue::from_str(v),
+            ) && !matches!(
+                n.as_str(),
+                "content-length" | "transfer-encoding" | "content-encoding"
+            ) {
+                resp.headers_mut().append(n, v);
+            }
+        }
+        resp
     }
 
     /// The origin's `host:port`.
@@ -69,6 +128,9 @@ impl OriginClient {
     /// Send `req` (its URI holds path and query) and return the response, its body
     /// cut off at the total timeout.
     pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Body>, EdgeError> {
+        if self.model {
+            return Ok(Self::answer_model(&req));
+        }
         let start = tokio::time::Instant::now();
         let pq = req
             .uri()

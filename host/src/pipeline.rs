@@ -38,17 +38,76 @@ pub enum Phase {
 
 /// Serve one request through every phase. Never fails: errors become responses.
 pub async fn serve(node: &Node, req: Request<Body>, client: SocketAddr) -> Response<Body> {
+    let mut trace = Trace::default();
+    match &node.recorder {
+        Some(rec) if rec.sample() => {
+            let start = std::time::Instant::now();
+            let (parts, body) = req.into_parts();
+            let entry = crate::record::Recorder::entry(&parts, client);
+            let resp =
+                serve_traced(node, Request::from_parts(parts, body), client, &mut trace).await;
+            rec.finish(entry, &trace, start.elapsed());
+            resp
+        }
+        _ => serve_traced(node, req, client, &mut trace).await,
+    }
+}
+
+/// What happened to one request: every decision taken, as plain values. The
+/// replay harness compares these; recordings store them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Trace {
+    /// The route that matched (none: no route).
+    pub route: Option<String>,
+    /// The class the admit phase gave (`critical` ... `bulk`).
+    pub class: Option<String>,
+    /// Each guest's action, in order: `admit:shed=normal`, `request:rw=forward`,
+    /// `request:rw=respond 403`, `response:rendition=edit`, `request:rw=failed trap` ...
+    pub guests: Vec<String>,
+    /// The request as sent to the origin (method, path, query), if it was.
+    pub forwarded: Option<String>,
+    /// Headers the request guests set or changed (`name: value`), sorted.
+    pub headers_set: Vec<String>,
+    /// Headers the request guests removed, sorted.
+    pub headers_removed: Vec<String>,
+    /// The origin it went to.
+    pub origin: Option<String>,
+    /// Who answered: `origin`, `admit:<guest>`, `request:<guest>`, `limiter`, `error`.
+    pub answered_by: String,
+    /// Why it was shed or failed, when it was.
+    pub reason: Option<String>,
+    /// The status the client got.
+    pub status: u16,
+    /// Whether a response guest replaced the body.
+    pub body_replaced: bool,
+}
+
+/// Serve one request, recording its decisions in `trace`.
+pub async fn serve_traced(
+    node: &Node,
+    req: Request<Body>,
+    client: SocketAddr,
+    trace: &mut Trace,
+) -> Response<Body> {
     let start = std::time::Instant::now();
-    let (resp, route) = match run(node, req, client).await {
+    let (resp, route) = match run(node, req, client, trace).await {
         Ok((resp, route)) => (resp, Some(route)),
         Err((e, route)) => {
             node.metrics.record_error(e.source_label());
             if let EdgeError::OriginDown { .. } = e {
                 tracing::warn!(phase = ?Phase::Origin, "{e}");
             }
+            if trace.answered_by.is_empty() {
+                trace.answered_by = match e {
+                    EdgeError::Shed { .. } => "limiter".into(),
+                    _ => "error".into(),
+                };
+            }
+            trace.reason = Some(e.to_string());
             (error_response(&e), route)
         }
     };
+    trace.status = resp.status().as_u16();
     if let Some(r) = route {
         r.metrics.record_status(resp.status().as_u16());
         r.metrics.duration.observe(start.elapsed());
@@ -56,12 +115,15 @@ pub async fn serve(node: &Node, req: Request<Body>, client: SocketAddr) -> Respo
     resp
 }
 
+const CLASS_NAMES: [&str; crate::limiter::CLASSES] = ["critical", "high", "normal", "low", "bulk"];
+
 type Failure<'a> = (EdgeError, Option<&'a RouteEntry>);
 
 async fn run<'a>(
     node: &'a Node,
     req: Request<Body>,
     client: SocketAddr,
+    trace: &mut Trace,
 ) -> Result<(Response<Body>, &'a RouteEntry), Failure<'a>> {
     let (parts, req_body) = req.into_parts();
     let authority = parts
@@ -90,6 +152,7 @@ async fn run<'a>(
             None,
         ));
     };
+    trace.route = Some(route.name.to_string());
     let fail = |e| Err((e, Some(route)));
     let facts = node.clients.facts(client.ip(), &parts.headers);
     let mut head = RequestHead {
@@ -108,10 +171,28 @@ async fn run<'a>(
     };
     let load = LoadSource::new(route.origin.limiter.clone());
 
+    let incoming = head.headers.clone();
+
     // Phase: admit.
     let (class, cost) = match admit(node, route, &load, &head).await {
-        Ok(Admitted::Class(c, cost)) => (c, cost),
+        Ok(Admitted::Class(c, cost)) => {
+            trace.class = CLASS_NAMES.get(c).map(|n| n.to_string());
+            if let Some(g) = &route.admit {
+                trace
+                    .guests
+                    .push(format!("admit:{}={}", g.guest.name, CLASS_NAMES[c.min(4)]));
+            }
+            (c, cost)
+        }
         Ok(Admitted::Answer(resp)) => {
+            if let Some(g) = &route.admit {
+                trace.answered_by = format!("admit:{}", g.guest.name);
+                trace.guests.push(format!(
+                    "admit:{}=reject {}",
+                    g.guest.name,
+                    resp.status().as_u16()
+                ));
+            }
             route
                 .metrics
                 .edge_answers
@@ -128,7 +209,17 @@ async fn run<'a>(
     // Phase: request chain.
     let mut origin: &Arc<OriginEntry> = &route.origin;
     for g in &route.request {
-        match g.guest.request(&node.runtime, load.clone(), &head).await {
+        let out = g.guest.request(&node.runtime, load.clone(), &head).await;
+        trace.guests.push(format!(
+            "request:{}={}",
+            g.guest.name,
+            match &out {
+                Ok(RequestAction::Forward(_)) => "forward".to_string(),
+                Ok(RequestAction::Respond(r)) => format!("respond {}", r.status),
+                Err(e) => format!("failed {}", e.kind()),
+            }
+        ));
+        match out {
             Ok(RequestAction::Forward(edit)) => {
                 if let Err(e) =
                     apply_request_edit(&mut head, edit, node, &mut origin, &g.guest.name)
@@ -141,6 +232,7 @@ async fn run<'a>(
             }
             Ok(RequestAction::Respond(r)) => match edge_response(r, &g.guest.name) {
                 Ok(resp) => {
+                    trace.answered_by = format!("request:{}", g.guest.name);
                     route
                         .metrics
                         .edge_answers
@@ -163,10 +255,21 @@ async fn run<'a>(
     }
 
     // Phase: origin.
-    let origin_req = match origin_request(&head, origin, client, req_body) {
+    trace.origin = Some(origin.client.name.clone());
+    trace.forwarded = Some(if head.query.is_empty() {
+        format!("{} {}", head.method, head.path)
+    } else {
+        format!("{} {}?{}", head.method, head.path, head.query)
+    });
+    header_changes(&incoming, &head.headers, trace);
+    let mut origin_req = match origin_request(&head, origin, client, req_body) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    if let Some(rec) = parts.extensions.get::<crate::origin::Recorded>() {
+        origin_req.extensions_mut().insert(rec.clone());
+    }
+    trace.answered_by = "origin".into();
     let resp = match origin.client.send(origin_req).await {
         Ok(r) => r,
         Err(e) => {
@@ -180,7 +283,7 @@ async fn run<'a>(
     );
 
     // Phase: response chain.
-    let resp = match response_chain(node, route, &load, &head, resp).await {
+    let resp = match response_chain(node, route, &load, &head, resp, trace).await {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
@@ -239,6 +342,34 @@ fn on_failure(phase: Phase, g: &GuestRef, e: GuestError) -> Option<EdgeError> {
             g.guest.metrics.closed.fetch_add(1, Relaxed);
             tracing::warn!(?phase, kind = e.kind(), "{e}");
             Some(EdgeError::GuestClosed(e))
+        }
+    }
+}
+
+/// Record which headers the request guests set, changed or removed.
+fn header_changes(before: &[types::Header], after: &[types::Header], trace: &mut Trace) {
+    let values = |hs: &[types::Header], name: &str| -> Vec<String> {
+        hs.iter()
+            .filter(|h| h.name == name)
+            .map(|h| h.value.clone())
+            .collect()
+    };
+    let mut names: Vec<&str> = before
+        .iter()
+        .chain(after.iter())
+        .map(|h| h.name.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        let (b, a) = (values(before, name), values(after, name));
+        if b == a {
+            continue;
+        }
+        if a.is_empty() {
+            trace.headers_removed.push(name.to_string());
+        } else {
+            trace.headers_set.push(format!("{name}: {}", a.join(", ")));
         }
     }
 }
@@ -467,6 +598,7 @@ async fn response_chain(
     load: &LoadSource,
     req: &RequestHead,
     resp: Response<Body>,
+    trace: &mut Trace,
 ) -> Result<Response<Body>, EdgeError> {
     if route.response.is_empty() {
         return Ok(resp);
@@ -521,6 +653,15 @@ async fn response_chain(
                 body_bytes.as_deref(),
             )
             .await;
+        trace.guests.push(format!(
+            "response:{}={}",
+            g.guest.name,
+            match &out {
+                Ok(e) if e.body.is_some() => "edit+body".to_string(),
+                Ok(_) => "edit".to_string(),
+                Err(e) => format!("failed {}", e.kind()),
+            }
+        ));
         let edit = match out {
             Ok(edit) => edit,
             Err(e) => match on_failure(Phase::Response, g, e) {
@@ -542,6 +683,7 @@ async fn response_chain(
                 if let (Some(b), true) = (edit.body, body_bytes.is_some()) {
                     body_bytes = Some(Bytes::from(b));
                     changed_body = true;
+                    trace.body_replaced = true;
                 }
             }
             Err(e) => {

@@ -193,7 +193,7 @@ impl TestNode {
         let opts = BuildOptions {
             cache_dir: Some(cache.path().to_path_buf()),
             no_cache: false,
-            demo_origin: None,
+            ..Default::default()
         };
         let running = outpost::start(
             config,

@@ -10,8 +10,7 @@ async fn the_embedded_default_serves_a_filtered_live_stream() {
     let cache = tempfile::tempdir().expect("tempdir");
     let opts = BuildOptions {
         cache_dir: Some(cache.path().to_path_buf()),
-        no_cache: false,
-        demo_origin: None,
+        ..Default::default()
     };
     let running = outpost::start(
         Config::embedded().expect("valid"),

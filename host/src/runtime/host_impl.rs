@@ -58,13 +58,10 @@ impl host::Host for GuestState {
     }
 
     fn now_ns(&mut self) -> u64 {
-        crate::clock::monotonic_ns()
+        self.clock.monotonic_ns()
     }
 
     fn unix_time(&mut self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
+        self.clock.unix_secs()
     }
 }

@@ -69,9 +69,15 @@ pub struct Runtime {
     linker: Linker<GuestState>,
     tick: Duration,
     stop: Arc<AtomicBool>,
+    clock: crate::clock::Clock,
 }
 
 impl Runtime {
+    /// Give guests this clock (`now-ns`, `unix-time`): virtual in replays.
+    pub fn set_clock(&mut self, clock: crate::clock::Clock) {
+        self.clock = clock;
+    }
+
     /// An engine with the pooling allocator and epoch interruption, and its ticker thread.
     pub fn new(opts: &EngineOptions) -> anyhow::Result<Runtime> {
         let mut pool = PoolingAllocationConfig::new();
@@ -131,6 +137,7 @@ impl Runtime {
             linker,
             tick,
             stop,
+            clock: crate::clock::Clock::default(),
         })
     }
 
@@ -252,6 +259,7 @@ pub struct GuestState {
     guest: Arc<str>,
     config: Arc<BTreeMap<String, String>>,
     shared: Arc<SharedStore>,
+    clock: crate::clock::Clock,
     load: LoadSource,
     ticks: u64,
 }
@@ -320,6 +328,7 @@ impl Guest {
             guest: self.name.clone(),
             config: self.config.clone(),
             shared: self.shared.clone(),
+            clock: runtime.clock.clone(),
             load,
             ticks: 0,
         };

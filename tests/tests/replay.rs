@@ -1,0 +1,239 @@
+//! Record and replay: recorded real traffic through the node, in-process (model
+//! origins, virtual clock) and over the network, and diffs between two configs.
+
+use std::path::PathBuf;
+
+use outpost::replay::{self, Decision, Pacing};
+use outpost_tests::{TestNode, TestOrigin, guest_wasm};
+use outpost_traffic::{Entry, Options};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/traffic")
+        .join(name)
+}
+
+fn read(name: &str) -> Vec<Entry> {
+    let reader = outpost_traffic::read_file(fixture(name), &Options::default())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    reader.filter_map(Result::ok).collect()
+}
+
+fn config_from(text: &str) -> outpost::Config {
+    outpost::Config::from_source(edge_config::Source {
+        name: "replay.toml".into(),
+        base_dir: ".".into(),
+        text: text.into(),
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn run(config: outpost::Config, entries: &[Entry]) -> (Vec<Decision>, replay::Report) {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let (node, clock) = replay::replay_node(config, Some(cache.path().to_path_buf()))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let mut out = Vec::new();
+    let report = replay::in_process(&node, &clock, entries.iter().cloned(), |d| {
+        out.push(d.clone())
+    })
+    .await;
+    (out, report)
+}
+
+fn jsonl(decisions: &[Decision]) -> Vec<u8> {
+    let mut v = Vec::new();
+    replay::write_decisions(&mut v, decisions).expect("write");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nasa_log_in_process_twice_gives_byte_identical_decisions() {
+    let entries = read("nasa-ksc-1995-08-01.log");
+    assert_eq!(entries.len(), 33_996);
+    let embedded = || outpost::Config::embedded().expect("embedded config");
+    let (a, report) = run(embedded(), &entries).await;
+    let (b, _) = run(embedded(), &entries).await;
+    assert_eq!(a.len(), entries.len(), "no request lost or duplicated");
+    assert!(jsonl(&a) == jsonl(&b), "two runs decided differently");
+    // The default config's decisions, as a sanity check of what was replayed.
+    assert_eq!(report.requests, 33_996);
+    assert!(report.origin_requests > 30_000, "{}", report.summary());
+    assert!(
+        a.iter().all(|d| d.trace.route.is_some()),
+        "the default's catch-all route takes every request"
+    );
+    assert!(
+        a.iter()
+            .filter(|d| d.trace.answered_by == "origin")
+            .all(|d| d
+                .trace
+                .headers_set
+                .iter()
+                .any(|h| h.starts_with("x-request-id: "))),
+        "the default rewrite rules add request ids"
+    );
+}
+
+/// Two rewrite configs that differ by one rule; the raw path is kept (no
+/// normalisation) so the affected requests can be counted independently.
+fn rules_config(extra_rule: &str) -> String {
+    format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n[origins.main]\naddress = \"127.0.0.1:9\"\n\
+         [guests.rw]\nwasm = \"{}\"\n[guests.rw.config]\nnormalize_path = false\nstrip_query = \"\"\n\
+         rules = [\"header set x-edge 1\"{extra_rule}]\n\
+         [[routes]]\nname = \"all\"\norigin = \"main\"\nrequest = [\"rw\"]\n",
+        guest_wasm("rewrite").display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diff_lists_exactly_the_requests_whose_rewrite_differs() {
+    let entries = read("nasa-ksc-1995-08-01.log");
+    let (a, _) = run(config_from(&rules_config("")), &entries).await;
+    let (b, _) = run(
+        config_from(&rules_config(", \"prefix /images/ /img/\"")),
+        &entries,
+    )
+    .await;
+    let (diffs, kinds) = replay::diff(&a, &b);
+    // Independently: the requests whose path starts with /images/ and that form a
+    // valid request target at all.
+    let expected: Vec<u64> = entries
+        .iter()
+        .filter(|e| e.path.starts_with("/images/") && e.target().parse::<http::Uri>().is_ok())
+        .map(|e| e.seq)
+        .collect();
+    assert!(expected.len() > 1000, "the log has many image requests");
+    let got: Vec<u64> = diffs.iter().map(|d| d.seq).collect();
+    assert_eq!(got, expected);
+    assert_eq!(kinds.len(), 1, "{kinds:?}");
+    assert_eq!(kinds.get("forwarded"), Some(&(expected.len() as u64)));
+    let d = &diffs[0];
+    assert!(
+        d.b.forwarded
+            .as_deref()
+            .is_some_and(|f| f.contains(" /img/")),
+        "{d:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_har_file_replays_in_both_modes() {
+    let origin = TestOrigin::start().await;
+    let node = TestNode::new(&format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n[origins.main]\naddress = \"{}\"\n\
+         [guests.rw]\nwasm = \"builtin:rewrite\"\n\
+         [[routes]]\nname = \"all\"\norigin = \"main\"\nrequest = [\"rw\"]\n",
+        origin.addr
+    ))
+    .await;
+    for (file, n) in [
+        ("har/chrome_github.com_home.har", 20),
+        ("har/www.bbc.com.har", 120),
+        ("har/chrome_h2_www.nghttp2.org.har", 11),
+        ("har/capture-har_cnn.har", 2),
+    ] {
+        let entries = read(file);
+        assert_eq!(entries.len(), n, "{file}");
+        let (decisions, report) = run(node.running.node().config.clone(), &entries).await;
+        assert_eq!(decisions.len(), n, "{file}");
+        assert_eq!(report.requests, n as u64);
+        // Over the network: every request answered, at the recorded pace × 1000.
+        let before = origin.hits();
+        let report = replay::network(
+            node.addr,
+            entries,
+            Pacing::Recorded {
+                speed: 1000.0,
+                max_gap: Some(std::time::Duration::from_millis(50)),
+            },
+            16,
+            |_, _| {},
+        )
+        .await;
+        assert_eq!(report.requests, n as u64, "{file}");
+        assert_eq!(
+            report.status.get(&200).copied(),
+            Some(n as u64),
+            "{file}: {}",
+            report.summary()
+        );
+        assert_eq!(origin.hits() - before, n, "{file}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nasa_log_replays_over_the_network() {
+    let origin = TestOrigin::start().await;
+    let node = TestNode::new(&outpost_tests::config(origin.addr, &[], "")).await;
+    let entries: Vec<Entry> = read("nasa-ksc-1995-08-01.log");
+    let n = entries.len() as u64;
+    let report = replay::network(node.addr, entries, Pacing::Flood, 64, |_, _| {}).await;
+    assert_eq!(report.requests, n);
+    // Every request got an HTTP answer (a few NASA paths are not valid URIs: 0).
+    let answered: u64 = report
+        .status
+        .iter()
+        .filter(|(s, _)| **s != 0)
+        .map(|(_, c)| c)
+        .sum();
+    assert!(answered >= n - 10, "{}", report.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_records_a_sample_that_replays() {
+    let origin = TestOrigin::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::new(&format!(
+        "{}\n[record]\ndir = \"{}\"\nsample = 0.5\n",
+        outpost_tests::config(
+            origin.addr,
+            &[(
+                "rw",
+                "rewrite",
+                "[guests.rw.config]\nrules = [\"prefix /old/ /new/\"]"
+            )],
+            "request = [\"rw\"]"
+        ),
+        dir.path().display()
+    ))
+    .await;
+    for i in 0..20 {
+        node.get(&format!("/old/{i}?utm_source=x")).await;
+    }
+    // The writer thread flushes when idle.
+    let mut recorded = Vec::new();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        recorded.clear();
+        for f in outpost_traffic::recorded_files(dir.path(), "outpost").expect("list") {
+            let r = outpost_traffic::read_file(&f, &Options::default()).expect("read");
+            recorded.extend(r.filter_map(Result::ok));
+        }
+        if recorded.len() >= 10 {
+            break;
+        }
+    }
+    assert_eq!(recorded.len(), 10, "every second request is recorded");
+    for e in &recorded {
+        let d = e.decision.as_ref().expect("decisions recorded");
+        assert_eq!(d["answered_by"], "origin");
+        assert!(
+            d["forwarded"]
+                .as_str()
+                .is_some_and(|f| f.starts_with("GET /new/")),
+            "{d}"
+        );
+        assert_eq!(e.status, Some(200));
+    }
+    // The recording replays in-process with the same decisions.
+    let (decisions, _) = run(node.running.node().config.clone(), &recorded).await;
+    for (d, e) in decisions.iter().zip(&recorded) {
+        let was = e.decision.as_ref().expect("decision");
+        assert_eq!(
+            Some(d.trace.forwarded.as_deref().unwrap_or("")),
+            was["forwarded"].as_str()
+        );
+    }
+}
