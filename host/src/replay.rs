@@ -142,6 +142,24 @@ fn percentiles(mut v: Vec<u64>) -> [u64; 4] {
     [at(0.5), at(0.9), at(0.99), v[v.len() - 1]]
 }
 
+/// Headers a replay does not resend: bodies are not replayed, and framing and
+/// connection management belong to the replaying connection.
+fn replayable(name: &str) -> bool {
+    !matches!(
+        name.to_ascii_lowercase().as_str(),
+        "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "upgrade"
+            | "expect"
+            | "host"
+            | "te"
+            | "trailer"
+            | "proxy-connection"
+    )
+}
+
 /// The request an entry describes, with its recording attached for a model origin.
 fn request_of(e: &Entry) -> Result<Request<crate::body::Body>, String> {
     let method = Method::from_bytes(e.method.as_bytes()).map_err(|_| "bad method".to_string())?;
@@ -300,7 +318,7 @@ pub async fn network(
             let mut b = Request::builder()
                 .method(e.method.as_str())
                 .uri(format!("http://{target}{}", e.target()));
-            for (k, v) in &e.headers {
+            for (k, v) in e.headers.iter().filter(|(k, _)| replayable(k)) {
                 b = b.header(k.as_str(), v.as_str());
             }
             b = b.header("host", e.authority.as_str());
