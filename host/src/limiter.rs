@@ -18,6 +18,9 @@ pub const CLASSES: usize = 5;
 /// Class names, highest first, as used in metrics.
 pub const CLASS_NAMES: [&str; CLASSES] = ["critical", "high", "normal", "low", "bulk"];
 
+/// Queue-time budget of each class, as a multiple of the configured budget.
+const CLASS_BUDGET: [f64; CLASSES] = [5.0, 2.0, 1.0, 0.5, 0.25];
+
 /// The limiter's parameters (from `[limiter]` in the config).
 #[derive(Debug, Clone)]
 pub struct LimiterConfig {
@@ -51,26 +54,34 @@ impl From<&edge_config::Limiter> for LimiterConfig {
     }
 }
 
-/// A gradient concurrency controller (after Netflix's Gradient2 and Envoy's adaptive
-/// concurrency): the limit follows the ratio of long-term to short-term latency, with
-/// √limit of headroom, and backs off multiplicatively on overload signals. Pure: its
-/// output depends only on the samples it is given.
+/// A gradient concurrency controller (after Envoy's adaptive concurrency filter and
+/// Netflix's Gradient2): once per round (about one minimum latency), the limit is
+/// scaled by the gradient `1.1 × min latency / round's mean latency` (clamped to
+/// [0.5, 1]) plus a tenth of itself of headroom, and it backs off multiplicatively
+/// on overload signals (503, 429, timeouts). The minimum latency is the smallest
+/// sample of a sliding window of live traffic, so re-measuring it never starves
+/// requests. Pure: its output depends only on the (time, sample) sequence it is fed.
 #[derive(Debug, Clone)]
 pub struct Gradient {
     limit: f64,
     min: f64,
     max: f64,
     short_rtt: f64,
-    long_rtt: f64,
     samples: u64,
     window_min_ns: u64,
     window_start_ns: u64,
     last_min_ns: u64,
+    round_start_ns: u64,
+    round_sum_ns: f64,
+    round_n: u32,
+    round_busy: bool,
 }
 
 /// How long the windowed minimum latency is kept before it is re-measured from live
 /// traffic (no starvation of requests needed to re-measure it).
 const MIN_RTT_WINDOW_NS: u64 = 5_000_000_000;
+/// The shortest round, so a very fast origin does not update the limit per sample.
+const MIN_ROUND_NS: u64 = 2_000_000;
 
 impl Gradient {
     /// A controller starting at `initial`, bounded by `[min, max]`.
@@ -82,17 +93,20 @@ impl Gradient {
             min,
             max,
             short_rtt: 0.0,
-            long_rtt: 0.0,
             samples: 0,
             window_min_ns: u64::MAX,
             window_start_ns: 0,
             last_min_ns: 0,
+            round_start_ns: 0,
+            round_sum_ns: 0.0,
+            round_n: 0,
+            round_busy: false,
         }
     }
 
     /// The current limit.
     pub fn limit(&self) -> u32 {
-        self.limit as u32
+        self.limit.round() as u32
     }
 
     /// Smoothed recent latency, ns.
@@ -129,24 +143,33 @@ impl Gradient {
         self.samples += 1;
         if self.samples == 1 {
             self.short_rtt = rtt;
-            self.long_rtt = rtt;
         } else {
             self.short_rtt += (rtt - self.short_rtt) * 0.1;
-            self.long_rtt += (rtt - self.long_rtt) / 600.0;
         }
-        // Application-limited: little in flight says nothing about the origin's capacity.
-        if f64::from(in_flight) < self.limit / 2.0 {
+        if self.round_n == 0 {
+            self.round_start_ns = now_ns;
+        }
+        self.round_sum_ns += rtt;
+        self.round_n += 1;
+        // Application-limited samples (little in flight) say nothing about capacity.
+        self.round_busy |= f64::from(in_flight) + 1.0 >= self.limit / 2.0;
+        let min_rtt = self.min_rtt_ns();
+        if now_ns.saturating_sub(self.round_start_ns) < min_rtt.max(MIN_ROUND_NS) {
             return;
         }
-        // A long-term average that drifted above today's latency is pulled back, so a
-        // recovery is seen quickly.
-        if self.long_rtt > self.short_rtt * 2.0 {
-            self.long_rtt = self.short_rtt * 2.0;
+        let mean = self.round_sum_ns / f64::from(self.round_n);
+        let busy = self.round_busy;
+        self.round_sum_ns = 0.0;
+        self.round_n = 0;
+        self.round_busy = false;
+        if !busy {
+            return;
         }
-        let gradient = (self.long_rtt / self.short_rtt.max(1.0)).clamp(0.5, 1.0);
-        let headroom = self.limit.sqrt();
-        let target = self.limit * gradient + headroom;
-        self.limit = (self.limit * 0.8 + target * 0.2).clamp(self.min, self.max);
+        let gradient = ((min_rtt as f64 * 1.1) / mean.max(1.0)).clamp(0.5, 1.0);
+        // Headroom to probe for more capacity: a tenth of the limit (√limit, as in
+        // Gradient2, overshoots small limits: at 4 it is half again).
+        let target = self.limit * gradient + self.limit * 0.1;
+        self.limit = (self.limit * 0.5 + target * 0.5).clamp(self.min, self.max);
     }
 }
 
@@ -276,6 +299,12 @@ pub struct Permit {
 }
 
 impl Permit {
+    /// The request is being sent to the origin now: its latency sample starts here,
+    /// so guest time before it does not count as origin latency.
+    pub fn begin(&mut self) {
+        self.started_ns = self.limiter.clock.monotonic_ns();
+    }
+
     /// The origin answered (or failed): feed the controller its latency, once.
     pub fn record(&mut self, overload: bool) {
         if self.sampled {
@@ -379,11 +408,14 @@ impl OriginLimiter {
             // CoDel-style: a queue that drained recently gets the normal budget; a
             // standing queue gets a short one, so waiting cannot build up.
             let congested = arrived.saturating_sub(st.last_empty_ns) > 100_000_000;
-            let timeout = if congested {
+            let base = if congested {
                 self.config.queue_timeout_congested
             } else {
                 self.config.queue_timeout
             };
+            // Higher classes may wait longer: they are admitted first when a slot
+            // frees, so their wait is short unless the origin is truly full.
+            let timeout = base.mul_f64(CLASS_BUDGET[class]);
             ((rx, key), timeout)
         };
         let (rx, key) = rx;

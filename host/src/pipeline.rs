@@ -270,6 +270,7 @@ async fn run<'a>(
         origin_req.extensions_mut().insert(rec.clone());
     }
     trace.answered_by = "origin".into();
+    permit.begin();
     let resp = match origin.client.send(origin_req).await {
         Ok(r) => r,
         Err(e) => {

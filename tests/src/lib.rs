@@ -28,6 +28,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use outpost::{BuildOptions, Config, Running};
 use tokio::net::TcpListener;
 
+pub mod overload;
+
 /// Path of a guest built from `guests/` (crate name, `-` or `_`).
 pub fn guest_wasm(name: &str) -> PathBuf {
     PathBuf::from(outpost::node::GUEST_ARTIFACTS).join(format!("{}.wasm", name.replace('-', "_")))

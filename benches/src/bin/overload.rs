@@ -1,0 +1,76 @@
+//! The overload benchmark: a model origin of fixed capacity behind the node,
+//! open-loop load at 1×, 2×, 4× and 8× its capacity with a live-video class mix,
+//! shedding on and off side by side.
+//!
+//! `cargo run --release -p outpost-benches --bin overload -- [SECONDS] [BASE_MS] [KNEE]`
+
+use std::time::Duration;
+
+use outpost_tests::TestNode;
+use outpost_tests::overload::{ModelOrigin, VIDEO_MIX, figures, node_config, open_loop};
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize, d: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
+    let secs = arg(1, 10);
+    let base = Duration::from_millis(arg(2, 20));
+    let knee = arg(3, 8) as usize;
+    let slo = Duration::from_secs(1);
+    let capacity = ModelOrigin::capacity(base, knee);
+    println!(
+        "model origin: {base:?} per request up to {knee} in service (capacity {capacity:.0} req/s); \
+         {secs}s per run; latency objective {slo:?}"
+    );
+    println!(
+        "{:>4} {:>9} {:>9} {:>7} {:>6}  per class (critical..bulk): success % / p50 ms / p99 ms",
+        "load", "shedding", "goodput", "of cap", "conc"
+    );
+    for factor in [1.0, 2.0, 4.0, 8.0] {
+        for shedding in [true, false] {
+            let origin = ModelOrigin::start(base, knee).await;
+            let node = TestNode::new(&node_config(origin.addr, shedding)).await;
+            let d = Duration::from_secs(secs);
+            let t0 = std::time::Instant::now();
+            let out = open_loop(
+                node.addr,
+                capacity * factor,
+                d,
+                &VIDEO_MIX,
+                Duration::from_secs(5),
+            )
+            .await;
+            let _ = t0;
+            let f = figures(&out, d, slo, 5);
+            let conc = origin
+                .max_in_flight
+                .load(std::sync::atomic::Ordering::SeqCst);
+            let classes: Vec<String> = f
+                .classes
+                .iter()
+                .map(|(_, rate, p50, p99)| {
+                    format!(
+                        "{:.1}/{:.0}/{:.0}",
+                        rate * 100.0,
+                        p50.as_secs_f64() * 1e3,
+                        p99.as_secs_f64() * 1e3
+                    )
+                })
+                .collect();
+            println!(
+                "{:>3}× {:>9} {:>8.0}/s {:>6.0}% {:>6}  {}{}",
+                factor,
+                if shedding { "on" } else { "off" },
+                f.goodput,
+                f.goodput / capacity * 100.0,
+                conc,
+                classes.join("  "),
+                if f.inverted {
+                    "  (class order inverted)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+}
