@@ -503,6 +503,25 @@ pub struct Limiter {
     /// Longest wait when the queue has not drained for a while (CoDel-style).
     #[serde(default = "default_queue_timeout_congested")]
     pub queue_timeout_congested: Millis,
+    /// Per-client fairness: each client (the admit guest's client key, else the
+    /// client address) may send this many requests per second at its class; past
+    /// its bucket a request is demoted to `bulk`, so under load a heavy client is
+    /// shed before everyone else. 0 (the default) turns it off.
+    #[serde(default)]
+    pub client_rate: f64,
+    /// The bucket's size: the burst a client may send above its rate.
+    #[serde(default = "default_client_burst")]
+    pub client_burst: f64,
+    /// Clients tracked at most (oldest forgotten first).
+    #[serde(default = "default_client_table")]
+    pub client_table: usize,
+}
+
+fn default_client_burst() -> f64 {
+    50.0
+}
+fn default_client_table() -> usize {
+    65_536
 }
 
 impl Default for Limiter {
@@ -515,6 +534,9 @@ impl Default for Limiter {
             queue_size: default_queue(),
             queue_timeout: default_queue_timeout(),
             queue_timeout_congested: default_queue_timeout_congested(),
+            client_rate: 0.0,
+            client_burst: default_client_burst(),
+            client_table: default_client_table(),
         }
     }
 }

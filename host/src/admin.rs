@@ -195,6 +195,16 @@ pub fn metrics_text(node: &Node) -> String {
             }
         }
     }
+    if let Some(b) = &node.fairness {
+        x.family(
+            "outpost_client_demoted_total",
+            "counter",
+            "Requests demoted to bulk because their client exceeded its bucket.",
+        );
+        x.sample("outpost_client_demoted_total", &[], get(&b.demoted));
+        x.family("outpost_clients_tracked", "gauge", "Clients with a bucket.");
+        x.sample("outpost_clients_tracked", &[], b.len() as u64);
+    }
     x.finish()
 }
 

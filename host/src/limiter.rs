@@ -589,3 +589,96 @@ mod tests {
         assert_eq!(l.snapshot().queued, 0);
     }
 }
+
+type Buckets = std::collections::HashMap<String, (f64, u64)>;
+
+/// Per-client token buckets in a bounded table: two generations of at most
+/// `capacity / 2` clients each; when the current one fills, the previous is
+/// forgotten and the current becomes previous (O(1), no scan, bounded memory).
+pub struct ClientBuckets {
+    rate: f64,
+    burst: f64,
+    half: usize,
+    /// (current, previous) generations: client → (tokens, last refill ns).
+    tables: Mutex<(Buckets, Buckets)>,
+    /// Requests demoted to `bulk` for exceeding their bucket.
+    pub demoted: AtomicU64,
+}
+
+impl ClientBuckets {
+    /// Buckets refilling at `rate` per second up to `burst`, for at most
+    /// `capacity` clients. None when `rate` is 0 (off).
+    pub fn new(rate: f64, burst: f64, capacity: usize) -> Option<ClientBuckets> {
+        (rate > 0.0).then(|| ClientBuckets {
+            rate,
+            burst: burst.max(1.0),
+            half: (capacity / 2).max(1),
+            tables: Mutex::new(Default::default()),
+            demoted: AtomicU64::new(0),
+        })
+    }
+
+    /// Take a token for `client` at `now_ns`; false when its bucket is empty.
+    pub fn take(&self, client: &str, now_ns: u64) -> bool {
+        let mut guard = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        let (current, previous) = &mut *guard;
+        let (mut tokens, last) = match current.get(client) {
+            Some(b) => *b,
+            None => previous.remove(client).unwrap_or((self.burst, now_ns)),
+        };
+        let dt = now_ns.saturating_sub(last) as f64 / 1e9;
+        tokens = (tokens + dt * self.rate).min(self.burst);
+        let ok = tokens >= 1.0;
+        if ok {
+            tokens -= 1.0;
+        } else {
+            self.demoted.fetch_add(1, Ordering::Relaxed);
+        }
+        if !current.contains_key(client) && current.len() >= self.half {
+            *previous = std::mem::take(current);
+        }
+        current.insert(client.to_string(), (tokens, now_ns));
+        ok
+    }
+
+    /// Clients tracked now.
+    pub fn len(&self) -> usize {
+        let guard = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        guard.0.len() + guard.1.len()
+    }
+
+    /// Whether no client is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod bucket_tests {
+    use super::ClientBuckets;
+
+    #[test]
+    fn a_client_past_its_bucket_is_refused_until_it_refills() {
+        let b = ClientBuckets::new(10.0, 3.0, 100).expect("on");
+        let t = 1_000_000_000;
+        assert!(b.take("a", t) && b.take("a", t) && b.take("a", t));
+        assert!(!b.take("a", t), "burst of 3 spent");
+        assert!(b.take("b", t), "other clients are not affected");
+        assert!(
+            b.take("a", t + 100_000_000),
+            "0.1 s at 10/s refills one token"
+        );
+        assert!(!b.take("a", t + 100_000_000));
+        assert_eq!(b.demoted.load(std::sync::atomic::Ordering::Relaxed), 2);
+        assert!(ClientBuckets::new(0.0, 3.0, 100).is_none(), "rate 0 is off");
+    }
+
+    #[test]
+    fn the_table_stays_bounded() {
+        let b = ClientBuckets::new(1.0, 1.0, 1000).expect("on");
+        for i in 0..100_000 {
+            b.take(&format!("client-{i}"), i);
+        }
+        assert!(b.len() <= 1000, "{}", b.len());
+    }
+}

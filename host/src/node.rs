@@ -154,6 +154,8 @@ pub struct Node {
     pub clients: crate::client::ClientRules,
     /// The clock guests and limiters read.
     pub clock: crate::clock::Clock,
+    /// Per-client token buckets, when `[limiter] client_rate` is set.
+    pub fairness: Option<crate::limiter::ClientBuckets>,
     /// The traffic recorder, when `[record]` is configured.
     pub recorder: Option<crate::record::Recorder>,
     next_request_id: std::sync::atomic::AtomicU64,
@@ -415,6 +417,11 @@ impl Node {
             return Err(errors);
         }
         Ok(Node {
+            fairness: crate::limiter::ClientBuckets::new(
+                config.limiter.client_rate,
+                config.limiter.client_burst,
+                config.limiter.client_table,
+            ),
             recorder,
             runtime,
             routes,

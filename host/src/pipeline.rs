@@ -175,13 +175,21 @@ async fn run<'a>(
 
     // Phase: admit.
     let (class, cost) = match admit(node, route, &load, &head).await {
-        Ok(Admitted::Class(c, cost)) => {
-            trace.class = CLASS_NAMES.get(c).map(|n| n.to_string());
+        Ok(Admitted::Class(mut c, cost, key)) => {
             if let Some(g) = &route.admit {
                 trace
                     .guests
                     .push(format!("admit:{}={}", g.guest.name, CLASS_NAMES[c.min(4)]));
             }
+            // Per-client fairness: a client past its bucket is demoted to bulk.
+            if let Some(buckets) = &node.fairness {
+                let key = key.unwrap_or_else(|| head.client.ip.clone());
+                if !buckets.take(&key, node.clock.monotonic_ns()) {
+                    c = crate::limiter::CLASSES - 1;
+                    trace.guests.push("fairness=demoted".into());
+                }
+            }
+            trace.class = CLASS_NAMES.get(c).map(|n| n.to_string());
             (c, cost)
         }
         Ok(Admitted::Answer(resp)) => {
@@ -304,7 +312,7 @@ async fn run<'a>(
 }
 
 enum Admitted {
-    Class(usize, u32),
+    Class(usize, u32, Option<String>),
     Answer(Response<Body>),
 }
 
@@ -315,18 +323,22 @@ async fn admit(
     head: &RequestHead,
 ) -> Result<Admitted, EdgeError> {
     let Some(g) = &route.admit else {
-        return Ok(Admitted::Class(class_index(PriorityClass::Normal), 1));
+        return Ok(Admitted::Class(class_index(PriorityClass::Normal), 1, None));
     };
     match g.guest.admit(&node.runtime, load.clone(), head).await {
-        Ok(AdmitDecision::Admit(a)) => Ok(Admitted::Class(class_index(a.class), a.cost.max(1))),
+        Ok(AdmitDecision::Admit(a)) => Ok(Admitted::Class(
+            class_index(a.class),
+            a.cost.max(1),
+            a.client_key,
+        )),
         Ok(AdmitDecision::Reject(r)) => match edge_response(r, &g.guest.name) {
             Ok(resp) => Ok(Admitted::Answer(resp)),
             Err(e) => {
                 g.guest.metrics.record_failure(&e);
-                on_failure(Phase::Admit, g, e).map_or(Ok(Admitted::Class(2, 1)), Err)
+                on_failure(Phase::Admit, g, e).map_or(Ok(Admitted::Class(2, 1, None)), Err)
             }
         },
-        Err(e) => on_failure(Phase::Admit, g, e).map_or(Ok(Admitted::Class(2, 1)), Err),
+        Err(e) => on_failure(Phase::Admit, g, e).map_or(Ok(Admitted::Class(2, 1, None)), Err),
     }
 }
 

@@ -74,3 +74,39 @@ async fn four_times_overload_is_shed_by_class_and_the_origin_keeps_its_goodput()
         "without shedding the same load collapses the origin: {report}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_past_its_bucket_is_demoted_to_bulk() {
+    let origin = outpost_tests::TestOrigin::start().await;
+    let node = TestNode::new(&format!(
+        "{}\n[limiter]\nclient_rate = 1\nclient_burst = 3\n",
+        outpost_tests::config(origin.addr, &[("shed", "shed", "")], "admit = \"shed\"")
+    ))
+    .await;
+    let send = |id: &'static str| {
+        let node = &node;
+        async move {
+            let req = http::Request::get("/vod/movie/seg-1.ts")
+                .header("x-client-id", id)
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .expect("request");
+            node.send(req).await.status
+        }
+    };
+    for _ in 0..5 {
+        assert_eq!(send("heavy").await, http::StatusCode::OK);
+    }
+    assert_eq!(send("light").await, http::StatusCode::OK);
+    let metrics = node.metrics().await;
+    // Three within the burst, two demoted (the origin had room, so they were
+    // still served, as bulk); the light client was not demoted.
+    assert!(
+        metrics.contains("outpost_client_demoted_total 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("outpost_admitted_total{origin=\"main\",class=\"bulk\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("outpost_clients_tracked 2"), "{metrics}");
+}
