@@ -259,7 +259,7 @@ pub fn node_config(origin: SocketAddr, shedding: bool) -> String {
     format!(
         "[[listeners]]\naddress = \"127.0.0.1:0\"\n\
          [origins.main]\naddress = \"{origin}\"\nfirst_byte_timeout = \"30s\"\npool_max_idle = 4096\n\
-         [guests.shed]\nwasm = \"builtin:shed\"\n\
+         [guests.shed]\nwasm = \"builtin:shed\"\ninstance_reuse = 1000\n\
          [limiter]\nenabled = {shedding}\ninitial_limit = 8\nmin_limit = 2\nmax_limit = 256\n\
          queue_size = 256\nqueue_timeout = \"100ms\"\nqueue_timeout_congested = \"20ms\"\n\
          [[routes]]\nname = \"all\"\norigin = \"main\"\nadmit = \"shed\"\n"

@@ -26,7 +26,11 @@ async fn main() {
         "{:>4} {:>9} {:>9} {:>7} {:>6}  per class (critical..bulk): success % / p50 ms / p99 ms",
         "load", "shedding", "goodput", "of cap", "conc"
     );
-    for factor in [1.0, 2.0, 4.0, 8.0] {
+    let factors: Vec<f64> = std::env::var("FACTORS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|f| f.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1.0, 2.0, 4.0, 8.0]);
+    for factor in factors {
         for shedding in [true, false] {
             let origin = ModelOrigin::start(base, knee).await;
             let node = TestNode::new(&node_config(origin.addr, shedding)).await;
