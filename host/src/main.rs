@@ -88,6 +88,17 @@ struct ReplayArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Scenario "launch day": multiply the requests under this path prefix (the
+    /// live share) by --spike, each copy a distinct viewer, and compress the
+    /// whole in time by --compress.
+    #[arg(long)]
+    launch_day: Option<String>,
+    /// Launch day: copies of each live request.
+    #[arg(long, default_value_t = 20)]
+    spike: u32,
+    /// Launch day: time compression factor.
+    #[arg(long, default_value_t = 10.0)]
+    compress: f64,
 }
 
 fn main() -> ExitCode {
@@ -303,10 +314,13 @@ fn read_entries(args: &ReplayArgs) -> Result<(Vec<outpost_traffic::Entry>, u64),
 
 async fn replay(args: ReplayArgs) -> ExitCode {
     use outpost::replay::{self, Decision};
-    let (entries, malformed) = match read_entries(&args) {
+    let (mut entries, malformed) = match read_entries(&args) {
         Ok(x) => x,
         Err(code) => return code,
     };
+    if let Some(prefix) = &args.launch_day {
+        entries = replay::launch_day(&entries, prefix, args.spike, args.compress);
+    }
     let total = entries.len();
     let progress = move |n: usize| {
         if n.is_multiple_of(5000) || n == total {

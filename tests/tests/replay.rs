@@ -237,3 +237,29 @@ async fn the_node_records_a_sample_that_replays() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_launch_day_scenario_multiplies_the_live_share_and_compresses_time() {
+    let entries = read("nasa-ksc-1995-08-01.log");
+    let live = entries
+        .iter()
+        .filter(|e| e.path.starts_with("/shuttle/countdown/"))
+        .count();
+    let spike = replay::launch_day(&entries, "/shuttle/countdown/", 20, 10.0);
+    assert_eq!(spike.len(), entries.len() + 19 * live);
+    let span = |v: &[Entry]| v.last().map(|e| e.at_us).unwrap_or(0) - v[0].at_us;
+    let (before, after) = (span(&entries), span(&spike));
+    assert!(
+        after <= before / 10 + 1_000_000 && after >= before / 10 - 1_000_000,
+        "{before} µs compressed to {after} µs"
+    );
+    assert!(spike.windows(2).all(|w| w[0].at_us <= w[1].at_us));
+    assert_eq!(
+        spike,
+        replay::launch_day(&entries, "/shuttle/countdown/", 20, 10.0)
+    );
+    // Through the default config, in-process: nothing lost, deterministic.
+    let (a, report) = run(outpost::Config::embedded().expect("embedded"), &spike).await;
+    assert_eq!(a.len(), spike.len());
+    assert_eq!(report.requests, spike.len() as u64);
+}
