@@ -16,7 +16,7 @@ use http_body::Body as _;
 
 use crate::body::{self, Body, collect_capped};
 use crate::error::{EdgeError, GuestError};
-use crate::limiter::{LoadSource, Permit};
+use crate::limiter::{CLASS_NAMES, LoadSource, Permit};
 use crate::node::{GuestRef, Node, OriginEntry, RouteEntry};
 use crate::runtime::bindings::types::{
     self, AdmitDecision, ClientInfo, HeaderOp, PriorityClass, RequestAction, RequestHead,
@@ -38,9 +38,9 @@ pub enum Phase {
 
 /// Serve one request through every phase. Never fails: errors become responses.
 pub async fn serve(node: &Node, req: Request<Body>, client: SocketAddr) -> Response<Body> {
-    let mut trace = Trace::default();
     match &node.recorder {
         Some(rec) if rec.sample() => {
+            let mut trace = Trace::detailed();
             let start = std::time::Instant::now();
             let (parts, body) = req.into_parts();
             let entry = crate::record::Recorder::entry(&parts, client);
@@ -49,7 +49,8 @@ pub async fn serve(node: &Node, req: Request<Body>, client: SocketAddr) -> Respo
             rec.finish(entry, &trace, start.elapsed());
             resp
         }
-        _ => serve_traced(node, req, client, &mut trace).await,
+        // Not recorded: only the status is kept, nothing is formatted or copied.
+        _ => serve_traced(node, req, client, &mut Trace::default()).await,
     }
 }
 
@@ -80,6 +81,28 @@ pub struct Trace {
     pub status: u16,
     /// Whether a response guest replaced the body.
     pub body_replaced: bool,
+    /// Whether the decisions are recorded at all (recording, replay). Off, the
+    /// pipeline keeps only `status` and `body_replaced`, so serving an ordinary
+    /// request formats and copies nothing for the trace.
+    #[serde(skip)]
+    pub detail: bool,
+}
+
+impl Trace {
+    /// A trace that records every decision.
+    pub fn detailed() -> Trace {
+        Trace {
+            detail: true,
+            ..Trace::default()
+        }
+    }
+
+    /// Record a guest's action, built only when the trace is detailed.
+    fn step(&mut self, action: impl FnOnce() -> String) {
+        if self.detail {
+            self.guests.push(action());
+        }
+    }
 }
 
 /// Serve one request, recording its decisions in `trace`.
@@ -97,13 +120,15 @@ pub async fn serve_traced(
             if let EdgeError::OriginDown { .. } = e {
                 tracing::warn!(phase = ?Phase::Origin, "{e}");
             }
-            if trace.answered_by.is_empty() {
-                trace.answered_by = match e {
-                    EdgeError::Shed { .. } => "limiter".into(),
-                    _ => "error".into(),
-                };
+            if trace.detail {
+                if trace.answered_by.is_empty() {
+                    trace.answered_by = match e {
+                        EdgeError::Shed { .. } => "limiter".into(),
+                        _ => "error".into(),
+                    };
+                }
+                trace.reason = Some(e.to_string());
             }
-            trace.reason = Some(e.to_string());
             (error_response(&e), route)
         }
     };
@@ -115,8 +140,6 @@ pub async fn serve_traced(
     resp
 }
 
-const CLASS_NAMES: [&str; crate::limiter::CLASSES] = ["critical", "high", "normal", "low", "bulk"];
-
 type Failure<'a> = (EdgeError, Option<&'a RouteEntry>);
 
 async fn run<'a>(
@@ -126,18 +149,7 @@ async fn run<'a>(
     trace: &mut Trace,
 ) -> Result<(Response<Body>, &'a RouteEntry), Failure<'a>> {
     let (parts, req_body) = req.into_parts();
-    let authority = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            parts
-                .headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
+    let authority = authority_of(&parts);
     let host = host_only(&authority).to_ascii_lowercase();
     let path = parts.uri.path();
     let Some(route) = node.route(&host, path) else {
@@ -152,7 +164,9 @@ async fn run<'a>(
             None,
         ));
     };
-    trace.route = Some(route.name.to_string());
+    if trace.detail {
+        trace.route = Some(route.name.to_string());
+    }
     let fail = |e| Err((e, Some(route)));
     let facts = node.clients.facts(client.ip(), &parts.headers);
     let mut head = RequestHead {
@@ -171,35 +185,31 @@ async fn run<'a>(
     };
     let load = LoadSource::new(route.origin.limiter.clone());
 
-    let incoming = head.headers.clone();
+    let incoming = trace.detail.then(|| head.headers.clone());
 
     // Phase: admit.
     let (class, cost) = match admit(node, route, &load, &head).await {
         Ok(Admitted::Class(mut c, cost, key)) => {
             if let Some(g) = &route.admit {
-                trace
-                    .guests
-                    .push(format!("admit:{}={}", g.guest.name, CLASS_NAMES[c.min(4)]));
+                trace.step(|| format!("admit:{}={}", g.guest.name, CLASS_NAMES[c.min(4)]));
             }
             // Per-client fairness: a client past its bucket is demoted to bulk.
             if let Some(buckets) = &node.fairness {
                 let key = key.unwrap_or_else(|| head.client.ip.clone());
                 if !buckets.take(&key, node.clock.monotonic_ns()) {
                     c = crate::limiter::CLASSES - 1;
-                    trace.guests.push("fairness=demoted".into());
+                    trace.step(|| "fairness=demoted".into());
                 }
             }
-            trace.class = CLASS_NAMES.get(c).map(|n| n.to_string());
+            if trace.detail {
+                trace.class = CLASS_NAMES.get(c).map(|n| n.to_string());
+            }
             (c, cost)
         }
         Ok(Admitted::Answer(resp)) => {
-            if let Some(g) = &route.admit {
+            if let (Some(g), true) = (&route.admit, trace.detail) {
                 trace.answered_by = format!("admit:{}", g.guest.name);
-                trace.guests.push(format!(
-                    "admit:{}=reject {}",
-                    g.guest.name,
-                    resp.status().as_u16()
-                ));
+                trace.step(|| format!("admit:{}=reject {}", g.guest.name, resp.status().as_u16()));
             }
             route
                 .metrics
@@ -218,15 +228,17 @@ async fn run<'a>(
     let mut origin: &Arc<OriginEntry> = &route.origin;
     for g in &route.request {
         let out = g.guest.request(&node.runtime, load.clone(), &head).await;
-        trace.guests.push(format!(
-            "request:{}={}",
-            g.guest.name,
-            match &out {
-                Ok(RequestAction::Forward(_)) => "forward".to_string(),
-                Ok(RequestAction::Respond(r)) => format!("respond {}", r.status),
-                Err(e) => format!("failed {}", e.kind()),
-            }
-        ));
+        trace.step(|| {
+            format!(
+                "request:{}={}",
+                g.guest.name,
+                match &out {
+                    Ok(RequestAction::Forward(_)) => "forward".to_string(),
+                    Ok(RequestAction::Respond(r)) => format!("respond {}", r.status),
+                    Err(e) => format!("failed {}", e.kind()),
+                }
+            )
+        });
         match out {
             Ok(RequestAction::Forward(edit)) => {
                 if let Err(e) =
@@ -240,7 +252,9 @@ async fn run<'a>(
             }
             Ok(RequestAction::Respond(r)) => match edge_response(r, &g.guest.name) {
                 Ok(resp) => {
-                    trace.answered_by = format!("request:{}", g.guest.name);
+                    if trace.detail {
+                        trace.answered_by = format!("request:{}", g.guest.name);
+                    }
                     route
                         .metrics
                         .edge_answers
@@ -263,13 +277,15 @@ async fn run<'a>(
     }
 
     // Phase: origin.
-    trace.origin = Some(origin.client.name.clone());
-    trace.forwarded = Some(if head.query.is_empty() {
-        format!("{} {}", head.method, head.path)
-    } else {
-        format!("{} {}?{}", head.method, head.path, head.query)
-    });
-    header_changes(&incoming, &head.headers, trace);
+    if let Some(incoming) = &incoming {
+        trace.origin = Some(origin.client.name.clone());
+        trace.forwarded = Some(if head.query.is_empty() {
+            format!("{} {}", head.method, head.path)
+        } else {
+            format!("{} {}?{}", head.method, head.path, head.query)
+        });
+        header_changes(incoming, &head.headers, trace);
+    }
     let mut origin_req = match origin_request(&head, origin, client, req_body) {
         Ok(r) => r,
         Err(e) => return fail(e),
@@ -277,7 +293,9 @@ async fn run<'a>(
     if let Some(rec) = parts.extensions.get::<crate::origin::Recorded>() {
         origin_req.extensions_mut().insert(rec.clone());
     }
-    trace.answered_by = "origin".into();
+    if trace.detail {
+        trace.answered_by = "origin".into();
+    }
     permit.begin();
     let resp = match origin.client.send(origin_req).await {
         Ok(r) => r,
@@ -357,6 +375,23 @@ fn on_failure(phase: Phase, g: &GuestRef, e: GuestError) -> Option<EdgeError> {
             Some(EdgeError::GuestClosed(e))
         }
     }
+}
+
+/// The authority a request addressed: its URI's (HTTP/2, absolute form), else its
+/// `Host` header; empty when it has neither.
+pub fn authority_of(parts: &http::request::Parts) -> String {
+    parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
 }
 
 /// Record which headers the request guests set, changed or removed.
@@ -666,15 +701,17 @@ async fn response_chain(
                 body_bytes.as_deref(),
             )
             .await;
-        trace.guests.push(format!(
-            "response:{}={}",
-            g.guest.name,
-            match &out {
-                Ok(e) if e.body.is_some() => "edit+body".to_string(),
-                Ok(_) => "edit".to_string(),
-                Err(e) => format!("failed {}", e.kind()),
-            }
-        ));
+        trace.step(|| {
+            format!(
+                "response:{}={}",
+                g.guest.name,
+                match &out {
+                    Ok(e) if e.body.is_some() => "edit+body".to_string(),
+                    Ok(_) => "edit".to_string(),
+                    Err(e) => format!("failed {}", e.kind()),
+                }
+            )
+        });
         let edit = match out {
             Ok(edit) => edit,
             Err(e) => match on_failure(Phase::Response, g, e) {

@@ -233,7 +233,7 @@ pub async fn in_process(
     for e in entries {
         clock.set(e.at_us.saturating_mul(1000));
         let request = format!("{} {}", e.method, e.target());
-        let mut trace = Trace::default();
+        let mut trace = Trace::detailed();
         let t0 = Instant::now();
         let bytes = match request_of(&e) {
             Ok(req) => {

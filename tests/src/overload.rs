@@ -265,3 +265,57 @@ pub fn node_config(origin: SocketAddr, shedding: bool) -> String {
          [[routes]]\nname = \"all\"\norigin = \"main\"\nadmit = \"shed\"\n"
     )
 }
+
+/// One run: a fresh model origin and node, open-loop load at `factor` × capacity.
+pub struct Run {
+    /// The figures.
+    pub figures: Figures,
+    /// The origin's highest concurrency.
+    pub max_concurrency: usize,
+    /// The limiter every 200 ms: `limit/in flight/origin latency ms/min latency ms`.
+    pub limits: Vec<String>,
+}
+
+/// Run `factor` × the model origin's capacity for `duration`, shedding on or off.
+pub async fn run(
+    base: Duration,
+    knee: usize,
+    shedding: bool,
+    factor: f64,
+    duration: Duration,
+    slo: Duration,
+) -> Run {
+    let origin = ModelOrigin::start(base, knee).await;
+    let node = crate::TestNode::new(&node_config(origin.addr, shedding)).await;
+    let limiter = node.running.node().origins["main"].limiter.clone();
+    let ticks = (duration.as_millis() / 200) as usize;
+    let probe = tokio::spawn(async move {
+        let mut v = Vec::with_capacity(ticks);
+        for _ in 0..ticks {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let s = limiter.snapshot();
+            v.push(format!(
+                "{}/{}/{}/{}",
+                s.limit,
+                s.in_flight,
+                s.origin_latency_us / 1000,
+                s.origin_min_latency_us / 1000
+            ));
+        }
+        v
+    });
+    let capacity = ModelOrigin::capacity(base, knee);
+    let out = open_loop(
+        node.addr,
+        capacity * factor,
+        duration,
+        &VIDEO_MIX,
+        Duration::from_secs(5),
+    )
+    .await;
+    Run {
+        figures: figures(&out, duration, slo, VIDEO_MIX.len()),
+        max_concurrency: origin.max_in_flight.load(Ordering::SeqCst),
+        limits: probe.await.unwrap_or_default(),
+    }
+}

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use outpost_tests::TestNode;
-use outpost_tests::overload::{ModelOrigin, VIDEO_MIX, figures, node_config, open_loop};
+use outpost_tests::overload::{ModelOrigin, run};
 
 const BASE: Duration = Duration::from_millis(50);
 const KNEE: usize = 4;
@@ -14,48 +14,15 @@ const SLO: Duration = Duration::from_secs(1);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_times_overload_is_shed_by_class_and_the_origin_keeps_its_goodput() {
     let capacity = ModelOrigin::capacity(BASE, KNEE);
-    let run = |shedding: bool, factor: f64, secs: u64| async move {
-        let origin = ModelOrigin::start(BASE, KNEE).await;
-        let node = TestNode::new(&node_config(origin.addr, shedding)).await;
-        let d = Duration::from_secs(secs);
-        let n = node.running.node();
-        let lim = n.origins["main"].limiter.clone();
-        let probe = tokio::spawn(async move {
-            let mut v = Vec::new();
-            for _ in 0..(secs * 5) {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let s = lim.snapshot();
-                v.push(format!(
-                    "{}/{}/{}/{}",
-                    s.limit,
-                    s.in_flight,
-                    s.origin_latency_us / 1000,
-                    s.origin_min_latency_us / 1000
-                ));
-            }
-            v
-        });
-        let out = open_loop(
-            node.addr,
-            capacity * factor,
-            d,
-            &VIDEO_MIX,
-            Duration::from_secs(5),
-        )
-        .await;
-        let max_conc = origin
-            .max_in_flight
-            .load(std::sync::atomic::Ordering::SeqCst);
-        println!(
-            "limit/in_flight/rtt/min: {:?}",
-            probe.await.unwrap_or_default()
-        );
-        (figures(&out, d, SLO, 5), max_conc)
+    let case = |shedding: bool, factor: f64, secs: u64| async move {
+        let r = run(BASE, KNEE, shedding, factor, Duration::from_secs(secs), SLO).await;
+        println!("limit/in_flight/rtt/min: {:?}", r.limits);
+        (r.figures, r.max_concurrency)
     };
-    let (unloaded, _) = run(true, 0.5, 2).await;
+    let (unloaded, _) = case(true, 0.5, 2).await;
     let unloaded_p99 = unloaded.classes[0].3;
-    let (on, conc_on) = run(true, 4.0, 4).await;
-    let (off, conc_off) = run(false, 4.0, 4).await;
+    let (on, conc_on) = case(true, 4.0, 4).await;
+    let (off, conc_off) = case(false, 4.0, 4).await;
     let report = format!(
         "capacity {capacity:.0}/s; unloaded critical p99 {unloaded_p99:?}\n\
          shedding on:  goodput {:.0}/s, origin concurrency max {conc_on}, classes {:?}\n\

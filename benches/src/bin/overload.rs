@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use outpost_tests::TestNode;
-use outpost_tests::overload::{ModelOrigin, VIDEO_MIX, figures, node_config, open_loop};
+use outpost_tests::overload::{ModelOrigin, run};
 
 #[tokio::main]
 async fn main() {
@@ -32,23 +31,8 @@ async fn main() {
         .unwrap_or_else(|| vec![1.0, 2.0, 4.0, 8.0]);
     for factor in factors {
         for shedding in [true, false] {
-            let origin = ModelOrigin::start(base, knee).await;
-            let node = TestNode::new(&node_config(origin.addr, shedding)).await;
-            let d = Duration::from_secs(secs);
-            let t0 = std::time::Instant::now();
-            let out = open_loop(
-                node.addr,
-                capacity * factor,
-                d,
-                &VIDEO_MIX,
-                Duration::from_secs(5),
-            )
-            .await;
-            let _ = t0;
-            let f = figures(&out, d, slo, 5);
-            let conc = origin
-                .max_in_flight
-                .load(std::sync::atomic::Ordering::SeqCst);
+            let r = run(base, knee, shedding, factor, Duration::from_secs(secs), slo).await;
+            let (f, conc) = (r.figures, r.max_concurrency);
             let classes: Vec<String> = f
                 .classes
                 .iter()
