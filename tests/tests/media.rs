@@ -93,13 +93,13 @@ fn ffmpeg_ladder(dir: &Path, audio_copies: usize, tail: &[&str]) {
         "-f",
         "lavfi",
         "-i",
-        &format!("testsrc2=size=1920x1080:rate=30:duration={SECONDS}"),
+        format!("testsrc2=size=1920x1080:rate=30:duration={SECONDS}").as_str(),
         "-f",
         "lavfi",
         "-i",
-        &format!("sine=frequency=440:duration={SECONDS}:sample_rate=48000"),
+        format!("sine=frequency=440:duration={SECONDS}:sample_rate=48000").as_str(),
         "-filter_complex",
-        &graph,
+        graph.as_str(),
     ]
     .iter()
     .map(|s| s.to_string())
@@ -404,7 +404,8 @@ async fn hls_master_from_ffmpeg_is_capped_and_the_rest_passes_through() {
     for rel in files.iter().filter(|f| *f != "master.m3u8") {
         assert_passes_through(&node, &origin, rel).await;
         if rel.ends_with(".m3u8") {
-            let media = m3u8_rs::parse_playlist_res(&origin.file(rel));
+            let bytes = origin.file(rel);
+            let media = m3u8_rs::parse_playlist_res(&bytes);
             assert!(
                 matches!(media, Ok(Playlist::MediaPlaylist(ref m)) if m.segments.len() == SECONDS as usize),
                 "{rel}: {media:?}"
@@ -459,7 +460,7 @@ async fn dash_mpd_from_ffmpeg_keeps_only_allowed_representations() {
 
     let cap = (bw[1] + bw[2]) / 2;
     let cases = [
-        (format!("max_height = 720"), 3usize),
+        ("max_height = 720".to_string(), 3usize),
         (format!("max_bandwidth = {cap}"), 2),
         (
             // The audio bandwidth (64 kb/s) is below any cap: audio is never judged.
@@ -630,8 +631,8 @@ async fn hls_js_in_chromium_never_fetches_a_capped_rendition() {
                 "--disable-background-networking",
                 "--disable-component-update",
                 "--disable-sync",
-                &format!("--user-data-dir={}", profile.path().display()),
-                &url,
+                format!("--user-data-dir={}", profile.path().display()).as_str(),
+                url.as_str(),
             ])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -771,7 +772,7 @@ async fn hls_js_in_chromium_never_fetches_a_capped_rendition() {
     let media: Vec<&Seen> = seen
         .iter()
         .filter(|s| {
-            s.path.ends_with(".ts") || (s.path.ends_with(".m3u8") && s.path != "/master.m3u8")
+            s.path.ends_with(".ts") || s.path.ends_with(".m3u8") && s.path != "/master.m3u8"
         })
         .collect();
     for s in &media {
@@ -794,6 +795,14 @@ async fn hls_js_in_chromium_never_fetches_a_capped_rendition() {
                 s.path
             );
             assert!(c.contains_key("bl"), "{} CMCD {c:?}", s.path);
+            // `tb`, the top bitrate the player knows of, is the top allowed rung.
+            if let Some(tb) = c.get("tb").and_then(|v| v.parse::<u64>().ok()) {
+                assert!(
+                    tb * 1000 <= cap,
+                    "{} CMCD tb={tb} kb/s above the cap",
+                    s.path
+                );
+            }
             assert!(
                 matches!(c.get("ot").map(String::as_str), Some("av" | "v")),
                 "{} CMCD {c:?}",
