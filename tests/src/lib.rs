@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -150,6 +150,152 @@ impl TestOrigin {
 
     pub fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// The content type a [`StaticOrigin`] serves for `path`, by extension: the media
+/// types players and the `rendition` guest's `transform` route option key on.
+pub fn media_content_type(path: &str) -> &'static str {
+    let ext = path.rsplit_once('.').map_or("", |(_, e)| e);
+    match ext.to_ascii_lowercase().as_str() {
+        "m3u8" => "application/vnd.apple.mpegurl",
+        "mpd" => "application/dash+xml",
+        "ts" => "video/mp2t",
+        "m4s" => "video/iso.segment",
+        "mp4" => "video/mp4",
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript",
+        "json" => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+/// One request a [`StaticOrigin`] answered.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    /// The raw query string (still percent-encoded), `""` when none.
+    pub query: String,
+    pub headers: BTreeMap<String, String>,
+    pub status: u16,
+}
+
+/// A real static-file origin on `127.0.0.1:0`: serves the files under `root`
+/// (`GET`/`HEAD`, `/` is `index.html`) with [`media_content_type`], and logs
+/// every request it sees, in order.
+pub struct StaticOrigin {
+    pub addr: SocketAddr,
+    pub root: PathBuf,
+    log: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StaticOrigin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn static_handle(
+    root: &std::path::Path,
+    req: &Request<Incoming>,
+) -> (u16, &'static str, Bytes) {
+    let path = req.uri().path();
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "index.html" } else { rel };
+    // Plain relative paths only: no `..`, no absolute or empty components.
+    if rel
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == ".." || c.contains('\\'))
+    {
+        return (403, "text/plain", Bytes::from_static(b"forbidden\n"));
+    }
+    if req.method() != http::Method::GET && req.method() != http::Method::HEAD {
+        return (405, "text/plain", Bytes::new());
+    }
+    match tokio::fs::read(root.join(rel)).await {
+        Ok(bytes) => (200, media_content_type(rel), Bytes::from(bytes)),
+        Err(_) => (404, "text/plain", Bytes::from_static(b"not found\n")),
+    }
+}
+
+impl StaticOrigin {
+    pub async fn start(root: impl Into<PathBuf>) -> StaticOrigin {
+        let root: PathBuf = root.into();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+        let addr = listener.local_addr().expect("origin addr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (task_root, task_log) = (root.clone(), log.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (root, log) = (task_root.clone(), task_log.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let (root, log) = (root.clone(), log.clone());
+                        async move {
+                            let (status, ctype, body) = static_handle(&root, &req).await;
+                            let head = req.method() == http::Method::HEAD;
+                            log.lock().unwrap_or_else(|e| e.into_inner()).push(Seen {
+                                method: req.method().as_str().to_string(),
+                                path: req.uri().path().to_string(),
+                                query: req.uri().query().unwrap_or("").to_string(),
+                                headers: req
+                                    .headers()
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        (
+                                            k.to_string(),
+                                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                        )
+                                    })
+                                    .collect(),
+                                status,
+                            });
+                            let len = body.len();
+                            let mut r =
+                                Response::new(Full::new(if head { Bytes::new() } else { body }));
+                            *r.status_mut() =
+                                StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                            let h = r.headers_mut();
+                            h.insert(
+                                http::header::CONTENT_TYPE,
+                                http::HeaderValue::from_static(ctype),
+                            );
+                            h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+                            h.insert(
+                                http::header::CACHE_CONTROL,
+                                http::HeaderValue::from_static("no-store"),
+                            );
+                            Ok::<_, Infallible>(r)
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        StaticOrigin {
+            addr,
+            root,
+            log,
+            task,
+        }
+    }
+
+    /// Every request seen so far, in arrival order.
+    pub fn requests(&self) -> Vec<Seen> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The bytes of the file at `rel` under the root, as the origin serves them.
+    pub fn file(&self, rel: &str) -> Bytes {
+        let p = self.root.join(rel.trim_start_matches('/'));
+        Bytes::from(std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
     }
 }
 

@@ -1,0 +1,813 @@
+//! Real media through the real node with the `rendition` guest (issue "Stream
+//! renditions at the edge", Tests): ffmpeg encodes a four-rendition HLS ladder and a
+//! DASH MPD into a tempdir, a static-file origin serves them over real HTTP, and
+//!
+//! * the trimmed master playlist re-parses with `m3u8-rs`, holds only the allowed
+//!   variants, keeps the lowest and every other line byte for byte;
+//! * the trimmed MPD re-parses with `dash-mpd-core` and holds only the allowed
+//!   video Representations, everything else byte for byte;
+//! * media playlists and segments pass through byte-identical;
+//! * hls.js in headless Chromium plays the ladder through the node with a cap in
+//!   force and never requests a rendition above it, while its CMCD reaches the
+//!   origin.
+//!
+//! Tools: `ffmpeg` and `chromium` (Debian packages of those names) and hls.js
+//! (`npm ci --prefix tests/media`). A missing tool fails the test with what to
+//! install; `.ci/run` installs them.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use m3u8_rs::{MasterPlaylist, Playlist};
+use outpost_tests::{Seen, StaticOrigin, TestNode, config, media_content_type};
+
+/// The route hands both manifest types to the response guest.
+const ROUTE: &str = "response = [\"rend\"]\n\
+transform = [\"application/vnd.apple.mpegurl\", \"application/dash+xml\"]";
+
+/// The ladder ffmpeg encodes: name, width, height, video bitrate.
+const LADDER: [(&str, u32, u32, &str); 4] = [
+    ("360p", 640, 360, "800k"),
+    ("540p", 960, 540, "1500k"),
+    ("720p", 1280, 720, "3000k"),
+    ("1080p", 1920, 1080, "6000k"),
+];
+
+/// Seconds of media, one-second segments.
+const SECONDS: u32 = 4;
+
+async fn rendition_node(origin: &StaticOrigin, guest_config: &str) -> TestNode {
+    TestNode::new(&config(
+        origin.addr,
+        &[(
+            "rend",
+            "rendition",
+            &format!("[guests.rend.config]\n{guest_config}"),
+        )],
+        ROUTE,
+    ))
+    .await
+}
+
+/// Fails (never skips) when `bin` cannot run, naming the package to install.
+fn require_tool(bin: &str, version_arg: &str, package: &str) {
+    let out = Command::new(bin)
+        .arg(version_arg)
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "`{bin} {version_arg}` failed ({}): {}\n\
+             this test needs the Debian package `{package}`: \
+             apt-get install -y --no-install-recommends {package} (.ci/run does)",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!(
+            "`{bin}` is not installed ({e}); this test needs the Debian package `{package}`: \
+             apt-get install -y --no-install-recommends {package} (.ci/run does)"
+        ),
+    }
+}
+
+/// Encodes the ladder (testsrc2 + sine, libx264 ultrafast, one keyframe a second)
+/// into `dir` with the muxer arguments `tail`; `audio_copies` audio streams are
+/// mapped (one per HLS variant, or one DASH audio AdaptationSet).
+fn ffmpeg_ladder(dir: &Path, audio_copies: usize, tail: &[&str]) {
+    require_tool("ffmpeg", "-version", "ffmpeg");
+    let split: String = (0..LADDER.len()).map(|i| format!("[s{i}]")).collect();
+    let mut graph = format!("[0:v]split={}{split}", LADDER.len());
+    for (i, (_, w, h, _)) in LADDER.iter().enumerate() {
+        graph.push_str(&format!(";[s{i}]scale={w}:{h}[v{i}]"));
+    }
+    let mut args: Vec<String> = [
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        format!("testsrc2=size=1920x1080:rate=30:duration={SECONDS}").as_str(),
+        "-f",
+        "lavfi",
+        "-i",
+        format!("sine=frequency=440:duration={SECONDS}:sample_rate=48000").as_str(),
+        "-filter_complex",
+        graph.as_str(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for i in 0..LADDER.len() {
+        args.extend(["-map".into(), format!("[v{i}]")]);
+    }
+    for _ in 0..audio_copies {
+        args.extend(["-map".into(), "1:a".into()]);
+    }
+    for a in [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        "30",
+        "-keyint_min",
+        "30",
+        "-sc_threshold",
+        "0",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+    ] {
+        args.push(a.into());
+    }
+    for (i, (_, _, _, rate)) in LADDER.iter().enumerate() {
+        args.extend([format!("-b:v:{i}"), rate.to_string()]);
+    }
+    args.extend(tail.iter().map(|s| s.to_string()));
+    let started = Instant::now();
+    let out = Command::new("ffmpeg")
+        .args(&args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("ffmpeg encoded the ladder in {:?}", started.elapsed());
+}
+
+/// The HLS ladder: `master.m3u8`, `<name>/index.m3u8`, `<name>/seg_N.ts`.
+fn hls_ladder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let map: Vec<String> = LADDER
+        .iter()
+        .enumerate()
+        .map(|(i, (name, ..))| format!("v:{i},a:{i},name:{name}"))
+        .collect();
+    let map = map.join(" ");
+    ffmpeg_ladder(
+        dir.path(),
+        LADDER.len(),
+        &[
+            "-f",
+            "hls",
+            "-hls_time",
+            "1",
+            "-hls_playlist_type",
+            "vod",
+            "-hls_flags",
+            "independent_segments",
+            "-hls_segment_filename",
+            "%v/seg_%d.ts",
+            "-master_pl_name",
+            "master.m3u8",
+            "-var_stream_map",
+            &map,
+            "%v/index.m3u8",
+        ],
+    );
+    dir
+}
+
+/// The DASH presentation: `manifest.mpd`, `init-<id>.mp4`, `chunk-<id>-NNNNN.m4s`;
+/// one video AdaptationSet (the ladder, ids 0..=3) and one audio (id 4).
+fn dash_ladder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ffmpeg_ladder(
+        dir.path(),
+        1,
+        &[
+            "-f",
+            "dash",
+            "-seg_duration",
+            "1",
+            "-init_seg_name",
+            "init-$RepresentationID$.mp4",
+            "-media_seg_name",
+            "chunk-$RepresentationID$-$Number%05d$.m4s",
+            "-adaptation_sets",
+            "id=0,streams=v id=1,streams=a",
+            "manifest.mpd",
+        ],
+    );
+    dir
+}
+
+/// Every file under `dir`, as `/`-separated paths relative to it, sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).expect("under root");
+                out.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+fn parse_master(bytes: &[u8]) -> MasterPlaylist {
+    match m3u8_rs::parse_playlist_res(bytes) {
+        Ok(Playlist::MasterPlaylist(m)) => m,
+        Ok(Playlist::MediaPlaylist(_)) => panic!(
+            "a media playlist where a master was expected:\n{}",
+            String::from_utf8_lossy(bytes)
+        ),
+        Err(e) => panic!(
+            "m3u8-rs cannot parse it ({e:?}):\n{}",
+            String::from_utf8_lossy(bytes)
+        ),
+    }
+}
+
+/// `text` without the lines of the variants whose URI is in `dropped`: each
+/// `#EXT-X-STREAM-INF` line and the URI line after it. Everything else stays.
+fn without_variants(text: &str, dropped: &[&str]) -> String {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].starts_with("#EXT-X-STREAM-INF:")
+            && lines
+                .get(i + 1)
+                .is_some_and(|u| dropped.contains(&u.trim_end()))
+        {
+            i += 2;
+            continue;
+        }
+        out.push_str(lines[i]);
+        i += 1;
+    }
+    out
+}
+
+/// `text` without the `<Representation id="ID" ...>...</Representation>` blocks of
+/// `ids`, whole lines (ffmpeg writes each element on its own lines).
+fn without_representations(text: &str, ids: &[&str]) -> String {
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if !skipping
+            && ids
+                .iter()
+                .any(|id| t.starts_with(&format!("<Representation id=\"{id}\"")))
+        {
+            skipping = !t.trim_end().ends_with("/>");
+            continue;
+        }
+        if skipping {
+            if t.starts_with("</Representation>") {
+                skipping = false;
+            }
+            continue;
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// Fetches `rel` through the node and asserts it is exactly the origin's file,
+/// with the origin's content type.
+async fn assert_passes_through(node: &TestNode, origin: &StaticOrigin, rel: &str) {
+    let r = node.get(&format!("/{rel}")).await;
+    assert_eq!(r.status, StatusCode::OK, "/{rel}: {}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some(media_content_type(rel)),
+        "/{rel}"
+    );
+    let want = origin.file(rel);
+    assert!(
+        r.body == want,
+        "/{rel}: {} bytes through the node, {} at the origin, not identical",
+        r.body.len(),
+        want.len()
+    );
+    assert!(
+        r.header("x-outpost-rendition").is_none(),
+        "/{rel} was edited"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_master_from_ffmpeg_is_capped_and_the_rest_passes_through() {
+    let dir = hls_ladder();
+    let origin = StaticOrigin::start(dir.path()).await;
+    let original = origin.file("master.m3u8");
+    let original_text = String::from_utf8(original.to_vec()).expect("utf-8 master");
+    let ladder = parse_master(&original);
+    let uris: Vec<&str> = ladder.variants.iter().map(|v| v.uri.as_str()).collect();
+    assert_eq!(
+        uris,
+        LADDER
+            .iter()
+            .map(|(n, ..)| format!("{n}/index.m3u8"))
+            .collect::<Vec<_>>(),
+        "ffmpeg's master:\n{original_text}"
+    );
+    let bw: Vec<u64> = ladder.variants.iter().map(|v| v.bandwidth).collect();
+    assert!(
+        bw.windows(2).all(|w| w[0] < w[1]),
+        "ladder bandwidths {bw:?}"
+    );
+
+    // (guest config, the URIs that must remain, what the header says)
+    let cap = (bw[1] + bw[2]) / 2;
+    let cases = [
+        (
+            format!("max_bandwidth = {cap}"),
+            vec!["360p/index.m3u8", "540p/index.m3u8"],
+            format!("kept=2 dropped=2 cap={cap}"),
+        ),
+        (
+            "max_height = 720".to_string(),
+            vec!["360p/index.m3u8", "540p/index.m3u8", "720p/index.m3u8"],
+            "kept=3 dropped=1".to_string(),
+        ),
+        (
+            // Caps nothing is above, and a class cap that does not apply (the test
+            // client sends no User-Agent and no class header): nothing dropped.
+            "max_height = 1080\n\"class.mobile.max_height\" = 360".to_string(),
+            uris.clone(),
+            String::new(),
+        ),
+    ];
+    for (guest_config, allowed, header) in cases {
+        let node = rendition_node(&origin, &guest_config).await;
+        let r = node.get("/master.m3u8").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/vnd.apple.mpegurl")
+        );
+        let trimmed = parse_master(&r.body);
+        let got: Vec<&str> = trimmed.variants.iter().map(|v| v.uri.as_str()).collect();
+        assert_eq!(got, allowed, "[{guest_config}]\n{}", r.text());
+        // Each remaining variant is the origin's, unmodified, and the lowest stays.
+        for v in &trimmed.variants {
+            let orig = ladder
+                .variants
+                .iter()
+                .find(|o| o.uri == v.uri)
+                .expect("not invented");
+            assert_eq!(v, orig);
+        }
+        assert!(got.contains(&"360p/index.m3u8"), "the lowest is kept");
+        let dropped: Vec<&str> = uris
+            .iter()
+            .copied()
+            .filter(|u| !allowed.contains(u))
+            .collect();
+        assert_eq!(
+            r.text(),
+            without_variants(&original_text, &dropped),
+            "[{guest_config}]: every other line is kept byte for byte"
+        );
+        if header.is_empty() {
+            assert!(r.body == original, "nothing dropped, body untouched");
+            assert!(r.header("x-outpost-rendition").is_none());
+        } else {
+            let h = r.header("x-outpost-rendition").unwrap_or_default();
+            assert!(h.starts_with(&header), "x-outpost-rendition: {h}");
+        }
+    }
+
+    // Media playlists (of every rendition: a direct request is not refused) and
+    // segments pass through byte-identical, with their content types.
+    let node = rendition_node(&origin, &format!("max_bandwidth = {cap}")).await;
+    let files = files_under(dir.path());
+    assert_eq!(
+        files.iter().filter(|f| f.ends_with(".ts")).count(),
+        LADDER.len() * SECONDS as usize,
+        "{files:?}"
+    );
+    for rel in files.iter().filter(|f| *f != "master.m3u8") {
+        assert_passes_through(&node, &origin, rel).await;
+        if rel.ends_with(".m3u8") {
+            let bytes = origin.file(rel);
+            let media = m3u8_rs::parse_playlist_res(&bytes);
+            assert!(
+                matches!(media, Ok(Playlist::MediaPlaylist(ref m)) if m.segments.len() == SECONDS as usize),
+                "{rel}: {media:?}"
+            );
+        }
+    }
+    let seen = origin.requests();
+    assert!(seen.iter().all(|s| s.status == 200), "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dash_mpd_from_ffmpeg_keeps_only_allowed_representations() {
+    use dash_mpd_core::{AdaptationSet, MPD};
+    let dir = dash_ladder();
+    let origin = StaticOrigin::start(dir.path()).await;
+    let original = String::from_utf8(origin.file("manifest.mpd").to_vec()).expect("utf-8");
+    let parse = |xml: &str| -> MPD {
+        dash_mpd_core::parse(xml).unwrap_or_else(|e| panic!("dash-mpd-core: {e}\n{xml}"))
+    };
+    let sets = |mpd: &MPD| -> (AdaptationSet, AdaptationSet) {
+        assert_eq!(mpd.periods.len(), 1);
+        let sets = &mpd.periods[0].adaptations;
+        let pick = |kind: &str| {
+            sets.iter()
+                .find(|a| a.contentType.as_deref() == Some(kind))
+                .unwrap_or_else(|| panic!("no {kind} AdaptationSet"))
+                .clone()
+        };
+        (pick("video"), pick("audio"))
+    };
+    let mpd = parse(&original);
+    let (video, audio) = sets(&mpd);
+    let heights: Vec<Option<u64>> = video.representations.iter().map(|r| r.height).collect();
+    assert_eq!(
+        heights,
+        LADDER
+            .iter()
+            .map(|(_, _, h, _)| Some(u64::from(*h)))
+            .collect::<Vec<_>>(),
+        "ffmpeg's MPD:\n{original}"
+    );
+    let bw: Vec<u64> = video
+        .representations
+        .iter()
+        .map(|r| r.bandwidth.expect("@bandwidth"))
+        .collect();
+    let ids: Vec<String> = video
+        .representations
+        .iter()
+        .map(|r| r.id.clone().expect("@id"))
+        .collect();
+
+    let cap = (bw[1] + bw[2]) / 2;
+    let cases = [
+        ("max_height = 720".to_string(), 3usize),
+        (format!("max_bandwidth = {cap}"), 2),
+        (
+            // The audio bandwidth (64 kb/s) is below any cap: audio is never judged.
+            format!("max_bandwidth = {}\ndeny_codecs = \"hvc1,av01\"", bw[0]),
+            2,
+        ),
+    ];
+    for (guest_config, keep) in cases {
+        let node = rendition_node(&origin, &guest_config).await;
+        let r = node.get("/manifest.mpd").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(r.header("content-type"), Some("application/dash+xml"));
+        let trimmed = parse(&r.text());
+        let (v, a) = sets(&trimmed);
+        assert_eq!(
+            v.representations,
+            video.representations[..keep].to_vec(),
+            "[{guest_config}] the lowest {keep} Representations, unmodified:\n{}",
+            r.text()
+        );
+        assert_eq!(a, audio, "audio untouched");
+        let dropped: Vec<&str> = ids[keep..].iter().map(String::as_str).collect();
+        assert_eq!(
+            r.text(),
+            without_representations(&original, &dropped),
+            "[{guest_config}]: everything else byte for byte"
+        );
+        let h = r.header("x-outpost-rendition").unwrap_or_default();
+        assert!(
+            h.starts_with(&format!(
+                "kept={} dropped={}",
+                keep + 1,
+                LADDER.len() - keep
+            )),
+            "x-outpost-rendition: {h}"
+        );
+    }
+
+    let node = rendition_node(&origin, "max_height = 720").await;
+    let files = files_under(dir.path());
+    assert!(files.iter().any(|f| f.ends_with(".mp4")), "{files:?}");
+    assert!(
+        files.iter().filter(|f| f.ends_with(".m4s")).count() >= LADDER.len() * SECONDS as usize,
+        "{files:?}"
+    );
+    for rel in files.iter().filter(|f| *f != "manifest.mpd") {
+        assert_passes_through(&node, &origin, rel).await;
+    }
+}
+
+/// Headless Chromium in its own process group, killed (group and all) on drop.
+struct Browser {
+    child: Child,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chromium_binary() -> String {
+    std::env::var("OUTPOST_CHROMIUM").unwrap_or_else(|_| "chromium".into())
+}
+
+/// Percent-decodes a query component (`+` is a space).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = s
+            .get(i + 1..i + 3)
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+            (b'+', _) => out.push(b' '),
+            (c, _) => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn query_map(query: &str) -> BTreeMap<String, String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// The CMCD members of a request (query parameter `CMCD`), `key → value` (`""`
+/// for a bare boolean key).
+fn cmcd(seen: &Seen) -> BTreeMap<String, String> {
+    let q = query_map(&seen.query);
+    q.get("CMCD")
+        .map(|c| {
+            c.split(',')
+                .filter(|m| !m.is_empty())
+                .map(|m| {
+                    let (k, v) = m.split_once('=').unwrap_or((m, ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_js_in_chromium_never_fetches_a_capped_rendition() {
+    let chromium = chromium_binary();
+    require_tool(&chromium, "--version", "chromium");
+    let hls_js =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("media/node_modules/hls.js/dist/hls.min.js");
+    assert!(
+        hls_js.is_file(),
+        "{} is missing: install hls.js with `npm ci --prefix tests/media` (.ci/run does)",
+        hls_js.display()
+    );
+    let dir = hls_ladder();
+    std::fs::copy(&hls_js, dir.path().join("hls.min.js")).expect("copy hls.js");
+    std::fs::write(
+        dir.path().join("index.html"),
+        include_str!("../media/player.html"),
+    )
+    .expect("page");
+    // The page's reports (`GET /report?event=...`) are answered 200 and logged.
+    std::fs::write(dir.path().join("report"), b"").expect("report");
+    let origin = StaticOrigin::start(dir.path()).await;
+    let ladder = parse_master(&origin.file("master.m3u8"));
+    let bw: Vec<u64> = ladder.variants.iter().map(|v| v.bandwidth).collect();
+    let cap = (bw[1] + bw[2]) / 2;
+    let node = rendition_node(&origin, &format!("max_bandwidth = {cap}")).await;
+    let (allowed, capped) = LADDER.split_at(2);
+
+    let profile = tempfile::tempdir().expect("profile dir");
+    let log_path = profile.path().join("chromium.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let url = format!("http://{}/index.html", node.addr);
+    let started = Instant::now();
+    // `--headless=new` with a URL and nothing to dump keeps running and playing
+    // in real time until killed; the test watches the origin's log and kills it.
+    let mut browser = Browser {
+        child: Command::new(&chromium)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--autoplay-policy=no-user-gesture-required",
+                "--mute-audio",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                format!("--user-data-dir={}", profile.path().display()).as_str(),
+                url.as_str(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {chromium}: {e}")),
+    };
+
+    let reports = |seen: &[Seen]| -> Vec<BTreeMap<String, String>> {
+        seen.iter()
+            .filter(|s| s.path == "/report")
+            .map(|s| query_map(&s.query))
+            .collect()
+    };
+    let event =
+        |r: &BTreeMap<String, String>, e: &str| r.get("event").map(String::as_str) == Some(e);
+    let deadline = Duration::from_secs(60);
+    let outcome = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let seen = origin.requests();
+        let reps = reports(&seen);
+        if reps.iter().any(|r| event(r, "ended")) {
+            break "ended";
+        }
+        if reps
+            .iter()
+            .any(|r| event(r, "error") && r.get("fatal").map(String::as_str) == Some("true"))
+        {
+            break "fatal hls.js error";
+        }
+        if let Ok(Some(status)) = browser.child.try_wait() {
+            panic!(
+                "chromium exited early ({status}):\n{}",
+                std::fs::read_to_string(&log_path).unwrap_or_default()
+            );
+        }
+        if started.elapsed() > deadline {
+            break "timeout";
+        }
+    };
+    let played_for = started.elapsed();
+    drop(browser);
+
+    let seen = origin.requests();
+    let reps = reports(&seen);
+    let trace: Vec<String> = seen
+        .iter()
+        .filter(|s| s.path != "/report")
+        .map(|s| format!("{} {}?{}", s.status, s.path, s.query))
+        .collect();
+    let events: Vec<String> = reps
+        .iter()
+        .filter(|r| !event(r, "tick"))
+        .map(|r| format!("{r:?}"))
+        .collect();
+    let context = format!(
+        "outcome: {outcome} after {played_for:?}\nrequests:\n  {}\nplayer events:\n  {}",
+        trace.join("\n  "),
+        events.join("\n  ")
+    );
+    eprintln!("{context}");
+
+    // The page and hls.js came through the node, and hls.js started.
+    for p in ["/index.html", "/hls.min.js", "/master.m3u8"] {
+        assert!(
+            seen.iter().any(|s| s.path == p),
+            "{p} never requested\n{context}"
+        );
+    }
+    let start = reps
+        .iter()
+        .find(|r| event(r, "start"))
+        .unwrap_or_else(|| panic!("the page never reported\n{context}"));
+    assert_eq!(
+        start.get("supported").map(String::as_str),
+        Some("true"),
+        "{context}"
+    );
+    let avc = start.get("avc").map(String::as_str) == Some("true");
+
+    // hls.js saw the trimmed ladder only.
+    let manifest = reps
+        .iter()
+        .find(|r| event(r, "manifest"))
+        .unwrap_or_else(|| panic!("hls.js never parsed the master\n{context}"));
+    let heights: Vec<String> = allowed.iter().map(|(_, _, h, _)| h.to_string()).collect();
+    assert_eq!(
+        manifest.get("heights"),
+        Some(&heights.join(",")),
+        "{context}"
+    );
+
+    // Not one request (playlist or segment) for a capped rendition.
+    for (name, ..) in capped {
+        let prefix = format!("/{name}/");
+        assert!(
+            !seen.iter().any(|s| s.path.starts_with(&prefix)),
+            "{name} was requested although capped\n{context}"
+        );
+    }
+    let segments: Vec<&Seen> = seen.iter().filter(|s| s.path.ends_with(".ts")).collect();
+    for s in &segments {
+        assert!(
+            allowed
+                .iter()
+                .any(|(n, ..)| s.path.starts_with(&format!("/{n}/"))),
+            "unexpected segment {}\n{context}",
+            s.path
+        );
+        assert_eq!(s.status, 200, "{context}");
+    }
+    if avc {
+        // Real playback: to the end of the presentation, every segment fetched,
+        // and with ABR free and an optimistic estimate, from the top allowed rung.
+        assert_eq!(outcome, "ended", "{context}");
+        assert!(
+            segments.len() >= SECONDS as usize,
+            "{} segments fetched\n{context}",
+            segments.len()
+        );
+        let top = format!("/{}/", allowed[allowed.len() - 1].0);
+        assert!(
+            segments.iter().any(|s| s.path.starts_with(&top)),
+            "ABR never reached {top}\n{context}"
+        );
+    } else {
+        // Chromium without H.264 in MSE: hls.js still loads the master, a media
+        // playlist and the first segment before MSE refuses the codec.
+        eprintln!("note: this chromium cannot decode H.264 in MSE; asserting requests only");
+        assert!(!segments.is_empty(), "no segment fetched\n{context}");
+    }
+
+    // CMCD arrived at the origin (what the origin sees, the guest saw) on every
+    // media request: the session id, the object type, and on segments the encoded
+    // bitrate, never above the cap, and the buffer length.
+    let media: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| {
+            s.path.ends_with(".ts") || s.path.ends_with(".m3u8") && s.path != "/master.m3u8"
+        })
+        .collect();
+    for s in &media {
+        let c = cmcd(s);
+        assert_eq!(
+            c.get("sid").map(String::as_str),
+            Some("\"test-session\""),
+            "{} CMCD {c:?}",
+            s.path
+        );
+        assert!(c.contains_key("ot"), "{} CMCD {c:?}", s.path);
+        if s.path.ends_with(".ts") {
+            let br: u64 = c
+                .get("br")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{} CMCD without br: {c:?}", s.path));
+            assert!(
+                br * 1000 <= cap,
+                "{} CMCD br={br} kb/s above the cap",
+                s.path
+            );
+            assert!(c.contains_key("bl"), "{} CMCD {c:?}", s.path);
+            // `tb`, the top bitrate the player knows of, is the top allowed rung.
+            if let Some(tb) = c.get("tb").and_then(|v| v.parse::<u64>().ok()) {
+                assert!(
+                    tb * 1000 <= cap,
+                    "{} CMCD tb={tb} kb/s above the cap",
+                    s.path
+                );
+            }
+            assert!(
+                matches!(c.get("ot").map(String::as_str), Some("av" | "v")),
+                "{} CMCD {c:?}",
+                s.path
+            );
+        }
+    }
+}
