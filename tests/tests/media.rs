@@ -811,3 +811,245 @@ async fn hls_js_in_chromium_never_fetches_a_capped_rendition() {
         }
     }
 }
+
+/// An origin whose `/hold/<gate>` requests stay open until the test opens that gate:
+/// real in-flight requests at the origin, the load the limiter measures. Anything
+/// else is the 4-rendition [`outpost_tests::MASTER`] playlist.
+struct HoldOrigin {
+    addr: std::net::SocketAddr,
+    held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    gates: tokio::sync::watch::Sender<u32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for HoldOrigin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl HoldOrigin {
+    async fn start() -> HoldOrigin {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // The gates opened so far, one bit each.
+        let (gates, opened) = tokio::sync::watch::channel(0u32);
+        let task_held = held.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (held, opened) = (task_held.clone(), opened.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: http::Request<_>| {
+                        let (held, mut opened) = (held.clone(), opened.clone());
+                        async move {
+                            let path = req.uri().path().to_string();
+                            let (ctype, body) = if let Some(g) = path.strip_prefix("/hold/") {
+                                let gate: u32 = g.parse().unwrap_or(0);
+                                held.fetch_add(1, Ordering::SeqCst);
+                                let _ = opened.wait_for(|o| o & (1 << gate.min(31)) != 0).await;
+                                held.fetch_sub(1, Ordering::SeqCst);
+                                ("text/plain", "released\n".to_string())
+                            } else {
+                                (
+                                    "application/vnd.apple.mpegurl",
+                                    outpost_tests::MASTER.to_string(),
+                                )
+                            };
+                            let mut resp = http::Response::new(http_body_util::Full::new(
+                                bytes::Bytes::from(body),
+                            ));
+                            resp.headers_mut().insert(
+                                http::header::CONTENT_TYPE,
+                                http::HeaderValue::from_static(ctype),
+                            );
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+                });
+            }
+        });
+        HoldOrigin {
+            addr,
+            held,
+            gates,
+            task,
+        }
+    }
+
+    fn held(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Opens `gate` (0..32): the requests held behind it complete.
+    fn open(&self, gate: u32) {
+        self.gates.send_modify(|open| *open |= 1 << gate);
+    }
+}
+
+/// Bandwidths of the variants a manifest response offers, and its brownout level.
+fn offered(reply: &outpost_tests::Reply) -> (Vec<u64>, String) {
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let bw = parse_master(&reply.body)
+        .variants
+        .iter()
+        .map(|v| v.bandwidth)
+        .collect();
+    let level = reply
+        .header("x-outpost-brownout-level")
+        .unwrap_or("none")
+        .to_string();
+    (bw, level)
+}
+
+/// Issue "Stream renditions at the edge", Tests: load brownout end to end. Real
+/// requests held open at the origin raise the route's utilization (in flight /
+/// limit, the limit pinned at 10; the manifest request counts itself); new sessions lose the top rendition at the first
+/// step and the top two at the second, playing sessions (CMCD `sid` + `bl`) one step
+/// later; hysteresis holds the second step while load eases a little, and the whole
+/// ladder comes back when the load is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brownout_withdraws_top_renditions_as_load_rises_and_restores_them() {
+    let origin = HoldOrigin::start().await;
+    let guest = outpost_tests::guest_wasm("rendition");
+    let node = TestNode::new(&format!(
+        r#"[[listeners]]
+address = "127.0.0.1:0"
+
+[origins.main]
+address = "{addr}"
+first_byte_timeout = "30s"
+
+[limiter]
+initial_limit = 10
+min_limit = 10
+max_limit = 10
+queue_size = 64
+
+[guests.rend]
+wasm = "{wasm}"
+[guests.rend.config]
+brownout = ["0.5 3000000", "0.8 1500000"]
+brownout_hysteresis = 0.25
+
+[[routes]]
+name = "live"
+origin = "main"
+{ROUTE}
+"#,
+        addr = origin.addr,
+        wasm = guest.display(),
+    ))
+    .await;
+    let node = std::sync::Arc::new(node);
+    let full = vec![800_000, 1_500_000, 3_000_000, 6_000_000];
+    let new_session = || async {
+        offered(
+            &node
+                .send(
+                    http::Request::get("/live/master.m3u8")
+                        .header("cmcd-session", "sid=\"new-viewer\"")
+                        .body(http_body_util::Full::new(bytes::Bytes::new()))
+                        .expect("request"),
+                )
+                .await,
+        )
+    };
+    let playing_session = || async {
+        offered(
+            &node
+                .send(
+                    http::Request::get("/live/master.m3u8")
+                        .header("cmcd-session", "sid=\"watching\"")
+                        .header("cmcd-request", "bl=12000")
+                        .body(http_body_util::Full::new(bytes::Bytes::new()))
+                        .expect("request"),
+                )
+                .await,
+        )
+    };
+    // Holds `n` more requests behind `gate` and waits until the origin has `total`.
+    let hold = |gate: u32, n: usize, total: usize| {
+        for _ in 0..n {
+            let node = node.clone();
+            tokio::spawn(async move { node.get(&format!("/hold/{gate}")).await });
+        }
+        let origin = &origin;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while origin.held() != total {
+                assert!(
+                    Instant::now() < deadline,
+                    "origin holds {} requests, want {total}",
+                    origin.held()
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    let drained = |total: usize| {
+        let origin = &origin;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while origin.held() != total {
+                assert!(
+                    Instant::now() < deadline,
+                    "origin still holds {}",
+                    origin.held()
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // The node drops its permit once the response body has gone out.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+
+    // Idle: the whole ladder, level 0, for everyone.
+    assert_eq!(new_session().await, (full.clone(), "0".into()));
+    assert_eq!(playing_session().await, (full.clone(), "0".into()));
+
+    // 6 of 10 in flight (≥ 0.5): step 1 for new sessions, playing ones keep the top.
+    hold(1, 6, 6).await;
+    assert_eq!(new_session().await, (full[..3].to_vec(), "1".into()));
+    assert_eq!(playing_session().await, (full.clone(), "1".into()));
+
+    // 9 of 10 (≥ 0.8): step 2; playing sessions get step 1's cap.
+    hold(2, 3, 9).await;
+    let stepped = node.get("/live/master.m3u8").await;
+    let cmsd = stepped.header("cmsd-dynamic").unwrap_or("").to_string();
+    assert!(cmsd.contains("mb=1500"), "CMSD under load: {cmsd:?}");
+    assert_eq!(offered(&stepped), (full[..2].to_vec(), "2".into()));
+    assert_eq!(new_session().await, (full[..2].to_vec(), "2".into()));
+    assert_eq!(playing_session().await, (full[..3].to_vec(), "2".into()));
+
+    // Back to 6 of 10: 0.6 is below step 2's threshold but above 0.8 − 0.25, so
+    // hysteresis keeps step 2 engaged (no flapping at the edge of a step).
+    origin.open(2);
+    drained(6).await;
+    assert_eq!(new_session().await, (full[..2].to_vec(), "2".into()));
+
+    // Load gone: the whole ladder returns.
+    origin.open(1);
+    drained(0).await;
+    assert_eq!(new_session().await, (full.clone(), "0".into()));
+    assert_eq!(playing_session().await, (full.clone(), "0".into()));
+
+    // Fresh climb to 4 of 10 (3 held plus the manifest request itself: 0.4, under
+    // step 1's 0.5 but above 0.5 − 0.25): hysteresis only holds a step that was
+    // engaged, so nothing is withdrawn.
+    hold(3, 3, 3).await;
+    assert_eq!(new_session().await, (full.clone(), "0".into()));
+    origin.open(3);
+    drained(0).await;
+}
