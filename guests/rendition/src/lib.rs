@@ -34,14 +34,21 @@ pub struct Rendition;
 
 impl ResponseHook for Rendition {
     fn on_response(req: &RequestHead, resp: &ResponseHead, body: Option<&[u8]>) -> ResponseEdit {
-        let (cfg, _) = Config::from_host();
-        // Read the load only when something depends on it.
-        let load = if cfg.brownout.is_empty() {
-            LoadSignals::default()
-        } else {
-            host::load()
-        };
-        respond(&cfg, &load, req, resp, body)
+        // Parsed once per instance (see `host::with_config`).
+        static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+        host::with_config(
+            &CONFIG,
+            || Config::from_host().0,
+            |cfg| {
+                // Read the load only when something depends on it.
+                let load = if cfg.brownout.is_empty() {
+                    LoadSignals::default()
+                } else {
+                    host::load()
+                };
+                respond(cfg, &load, req, resp, body)
+            },
+        )
     }
 }
 

@@ -72,7 +72,7 @@ impl ClientClass {
         if ua.is_empty() {
             return None;
         }
-        let any = |needles: &[&str]| needles.iter().any(|n| ua.contains(n));
+        let any = |needles: &[&str]| outpost_guest::text::contains_any(&ua, needles);
         Some(
             if any(&[
                 "bot",

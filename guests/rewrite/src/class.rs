@@ -1,11 +1,13 @@
 //! Client class from the User-Agent: `mobile`, `tablet`, `tv`, `desktop`, `bot`.
 
+use outpost_guest::text::contains_any;
+
 /// The classes [`client_class`] returns.
 pub const CLASSES: &[&str] = &["mobile", "tablet", "tv", "desktop", "bot"];
 
 /// Lower-case substrings that mark automated clients.
 const BOT: &[&str] = &[
-    "bot",
+    "bot", // first: `is_bot` treats it apart
     "crawl",
     "spider",
     "slurp",
@@ -91,14 +93,15 @@ fn has_fire_tv_model(ua: &str) -> bool {
 
 /// A bot marker in `lower`; `bot` inside a device name (CUBOT) does not count.
 fn is_bot(lower: &str) -> bool {
-    BOT.iter().any(|t| {
-        if *t == "bot" {
-            let devices: usize = NOT_BOT.iter().map(|d| lower.matches(d).count()).sum();
-            lower.matches("bot").count() > devices
-        } else {
-            lower.contains(t)
-        }
-    })
+    if !contains_any(lower, BOT) {
+        return false;
+    }
+    // Only `bot` can be a device name's part; any other marker decides.
+    if contains_any(lower, &BOT[1..]) {
+        return true;
+    }
+    let devices: usize = NOT_BOT.iter().map(|d| lower.matches(d).count()).sum();
+    lower.matches("bot").count() > devices
 }
 
 /// The class of a client from its User-Agent: `bot`, `tv`, `tablet`, `mobile`
@@ -109,7 +112,7 @@ pub fn client_class(ua: Option<&str>) -> &'static str {
         return "bot";
     };
     let lower = ua.to_ascii_lowercase();
-    let has = |table: &[&str]| table.iter().any(|t| lower.contains(t));
+    let has = |table: &[&str]| contains_any(&lower, table);
     if is_bot(&lower) {
         return "bot";
     }

@@ -63,15 +63,8 @@ outpost_guest::export_request!(Rewrite, check: Rewrite);
 /// (the config of an instance never changes); natively it is read every time,
 /// so tests can change the mock config.
 fn with_config<R>(f: impl FnOnce(&Config) -> R) -> R {
-    #[cfg(target_arch = "wasm32")]
-    {
-        static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
-        f(CONFIG.get_or_init(Config::from_host))
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        f(&Config::from_host())
-    }
+    static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+    host::with_config(&CONFIG, Config::from_host, f)
 }
 
 /// The guest's configuration, read from the host.

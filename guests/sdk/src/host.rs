@@ -155,3 +155,30 @@ pub fn config_list(key: &str) -> Option<Vec<String>> {
 pub fn config_lines(key: &str) -> Option<Vec<String>> {
     config(key).map(|v| v.lines().map(|l| l.trim().to_string()).collect())
 }
+
+/// Run `f` with the configuration `parse` builds, parsed **once per instance**: an
+/// instance's configuration never changes (a reload starts new instances), so a
+/// guest that parses rules or tables keeps them in `cell` for every later call on
+/// the same instance (with `instance_reuse`, or a pre-initialised instance). Off
+/// wasm32 (native tests, where the mock config changes between tests) it parses
+/// every time.
+///
+/// ```ignore
+/// static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+/// host::with_config(&CONFIG, Config::from_host, |c| decide(req, c))
+/// ```
+pub fn with_config<T, R>(
+    cell: &'static std::sync::OnceLock<T>,
+    parse: impl FnOnce() -> T,
+    f: impl FnOnce(&T) -> R,
+) -> R {
+    #[cfg(target_arch = "wasm32")]
+    {
+        f(cell.get_or_init(parse))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = cell;
+        f(&parse())
+    }
+}

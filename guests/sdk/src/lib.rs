@@ -38,6 +38,7 @@
 
 pub mod host;
 pub mod testing;
+pub mod text;
 pub mod types;
 pub mod url;
 

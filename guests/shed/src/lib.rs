@@ -39,7 +39,9 @@ pub struct Shed;
 
 impl AdmitHook for Shed {
     fn on_admit(req: &RequestHead) -> AdmitDecision {
-        decide(req, &Config::from_host())
+        // Parsed once per instance (see `host::with_config`).
+        static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+        outpost_guest::host::with_config(&CONFIG, Config::from_host, |c| decide(req, c))
     }
 }
 
@@ -215,11 +217,7 @@ pub fn classify_with(req: &RequestHead, cmcd: &Cmcd, config: &Config) -> Priorit
     }
     if let Some(ua) = req.header("user-agent") {
         let ua = ua.to_lowercase();
-        if config
-            .bulk_user_agents
-            .iter()
-            .any(|needle| ua.contains(needle.as_str()))
-        {
+        if outpost_guest::text::contains_any(&ua, &config.bulk_user_agents) {
             return PriorityClass::Bulk;
         }
     }

@@ -104,6 +104,11 @@ impl Runtime {
             .epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // `OUTPOST_PROFILE=perfmap`: write /tmp/perf-<pid>.map so `perf report` names
+        // guest functions (see benches/README.md, "Profiling").
+        if std::env::var_os("OUTPOST_PROFILE").is_some_and(|v| v == "perfmap") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
