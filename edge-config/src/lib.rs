@@ -314,6 +314,22 @@ impl Config {
             }
         }
         let l = &self.limiter;
+        for (key, value, range) in [
+            ("tolerance", &l.tolerance, 1.0..=2.0),
+            ("headroom", &l.headroom, 0.0..=0.5),
+        ] {
+            if !range.contains(value.get_ref()) {
+                out.push(src.diagnostic(
+                    value.span(),
+                    format!(
+                        "limiter.{key} ({}) must be within {}..={}",
+                        value.get_ref(),
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
+        }
         if l.min_limit.get_ref() > l.max_limit.get_ref() {
             out.push(src.diagnostic(
                 l.min_limit.span(),

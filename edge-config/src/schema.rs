@@ -503,6 +503,15 @@ pub struct Limiter {
     /// Longest wait when the queue has not drained for a while (CoDel-style).
     #[serde(default = "default_queue_timeout_congested")]
     pub queue_timeout_congested: Millis,
+    /// How much slower than its minimum latency the origin may answer before the
+    /// limit stops growing: the gradient is `tolerance × min latency / latency`
+    /// (1.0..=2.0). Closer to 1 holds the origin nearer its knee; more tolerates
+    /// noisier origins.
+    #[serde(default = "default_tolerance")]
+    pub tolerance: Spanned<f64>,
+    /// The share of the limit added every round to probe for capacity (0..=0.5).
+    #[serde(default = "default_headroom")]
+    pub headroom: Spanned<f64>,
     /// Per-client fairness: each client (the admit guest's client key, else the
     /// client address) may send this many requests per second at its class; past
     /// its bucket a request is demoted to `bulk`, so under load a heavy client is
@@ -534,6 +543,8 @@ impl Default for Limiter {
             queue_size: default_queue(),
             queue_timeout: default_queue_timeout(),
             queue_timeout_congested: default_queue_timeout_congested(),
+            tolerance: default_tolerance(),
+            headroom: default_headroom(),
             client_rate: 0.0,
             client_burst: default_client_burst(),
             client_table: default_client_table(),
@@ -558,6 +569,12 @@ fn default_queue() -> usize {
 }
 fn default_queue_timeout() -> Millis {
     Millis(100)
+}
+fn default_tolerance() -> Spanned<f64> {
+    Spanned::new(0..0, 1.05)
+}
+fn default_headroom() -> Spanned<f64> {
+    Spanned::new(0..0, 0.05)
 }
 fn default_queue_timeout_congested() -> Millis {
     Millis(10)

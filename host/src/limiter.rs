@@ -18,6 +18,10 @@ pub const CLASSES: usize = 5;
 /// Class names, highest first, as used in metrics.
 pub const CLASS_NAMES: [&str; CLASSES] = ["critical", "high", "normal", "low", "bulk"];
 
+/// A queue that has not been empty for this long is congested (CoDel's interval):
+/// short wait budgets and newest-first admission.
+const CONGESTED_AFTER_NS: u64 = 100_000_000;
+
 /// Queue-time budget of each class, as a multiple of the configured budget.
 const CLASS_BUDGET: [f64; CLASSES] = [5.0, 2.0, 1.0, 0.5, 0.25];
 
@@ -38,6 +42,10 @@ pub struct LimiterConfig {
     pub queue_timeout: Duration,
     /// Queue wait budget once it has not drained for a while.
     pub queue_timeout_congested: Duration,
+    /// Latency tolerance of the gradient (see [`Gradient`]).
+    pub tolerance: f64,
+    /// Share of the limit added per round to probe for capacity.
+    pub headroom: f64,
 }
 
 impl From<&edge_config::Limiter> for LimiterConfig {
@@ -50,19 +58,23 @@ impl From<&edge_config::Limiter> for LimiterConfig {
             queue_size: l.queue_size,
             queue_timeout: l.queue_timeout.duration(),
             queue_timeout_congested: l.queue_timeout_congested.duration(),
+            tolerance: *l.tolerance.get_ref(),
+            headroom: *l.headroom.get_ref(),
         }
     }
 }
 
 /// A gradient concurrency controller (after Envoy's adaptive concurrency filter and
 /// Netflix's Gradient2): once per round (about one minimum latency), the limit is
-/// scaled by the gradient `1.1 × min latency / round's mean latency` (clamped to
-/// [0.5, 1]) plus a tenth of itself of headroom, and it backs off multiplicatively
+/// scaled by the gradient `tolerance × min latency / round's mean latency` (clamped
+/// to [0.5, 1]) plus `headroom` × itself, and it backs off multiplicatively
 /// on overload signals (503, 429, timeouts). The minimum latency is the smallest
 /// sample of a sliding window of live traffic, so re-measuring it never starves
 /// requests. Pure: its output depends only on the (time, sample) sequence it is fed.
 #[derive(Debug, Clone)]
 pub struct Gradient {
+    tolerance: f64,
+    headroom: f64,
     limit: f64,
     min: f64,
     max: f64,
@@ -84,11 +96,22 @@ const MIN_RTT_WINDOW_NS: u64 = 5_000_000_000;
 const MIN_ROUND_NS: u64 = 2_000_000;
 
 impl Gradient {
-    /// A controller starting at `initial`, bounded by `[min, max]`.
+    /// A controller starting at `initial`, bounded by `[min, max]`, with the default
+    /// shape (tolerance 1.05, headroom 0.05).
     pub fn new(initial: u32, min: u32, max: u32) -> Gradient {
+        Gradient::with_shape(initial, min, max, 1.05, 0.05)
+    }
+
+    /// A controller with its latency `tolerance` and probing `headroom`: it settles
+    /// where `tolerance × min latency / latency + headroom = 1`, i.e. where the
+    /// origin is `tolerance / (1 − headroom)` times slower than unloaded (1.105 with
+    /// the defaults: just past an origin's knee, not deep into its queue).
+    pub fn with_shape(initial: u32, min: u32, max: u32, tolerance: f64, headroom: f64) -> Gradient {
         let min = f64::from(min.max(1));
         let max = f64::from(max.max(1)).max(min);
         Gradient {
+            tolerance: tolerance.clamp(1.0, 2.0),
+            headroom: headroom.clamp(0.0, 0.5),
             limit: f64::from(initial).clamp(min, max),
             min,
             max,
@@ -165,10 +188,10 @@ impl Gradient {
         if !busy {
             return;
         }
-        let gradient = ((min_rtt as f64 * 1.1) / mean.max(1.0)).clamp(0.5, 1.0);
-        // Headroom to probe for more capacity: a tenth of the limit (√limit, as in
-        // Gradient2, overshoots small limits: at 4 it is half again).
-        let target = self.limit * gradient + self.limit * 0.1;
+        let gradient = ((min_rtt as f64 * self.tolerance) / mean.max(1.0)).clamp(0.5, 1.0);
+        // Headroom to probe for more capacity: a share of the limit (√limit, as in
+        // Envoy and Gradient2, overshoots small limits: at 4 it is half again).
+        let target = self.limit * gradient + self.limit * self.headroom;
         self.limit = (self.limit * 0.5 + target * 0.5).clamp(self.min, self.max);
     }
 }
@@ -338,7 +361,13 @@ impl OriginLimiter {
             origin: origin.into(),
             clock: clock.clone(),
             state: Mutex::new(State {
-                gradient: Gradient::new(config.initial_limit, config.min_limit, config.max_limit),
+                gradient: Gradient::with_shape(
+                    config.initial_limit,
+                    config.min_limit,
+                    config.max_limit,
+                    config.tolerance,
+                    config.headroom,
+                ),
                 in_flight: 0,
                 queue: BTreeMap::new(),
                 seq: 0,
@@ -407,9 +436,14 @@ impl OriginLimiter {
             st.queue.insert(key, Waiter { cost, tx });
             // CoDel-style: a queue that drained recently gets the normal budget; a
             // standing queue gets a short one, so waiting cannot build up.
-            let congested = arrived.saturating_sub(st.last_empty_ns) > 100_000_000;
+            let congested = arrived.saturating_sub(st.last_empty_ns) > CONGESTED_AFTER_NS;
             let base = if congested {
-                self.config.queue_timeout_congested
+                // Never shorter than the origin's own minimum latency: a slot frees
+                // about every min-latency / limit, so a budget below it sheds waiters
+                // of a slow origin that would have been admitted.
+                self.config
+                    .queue_timeout_congested
+                    .max(Duration::from_nanos(st.gradient.min_rtt_ns()))
             } else {
                 self.config.queue_timeout
             };
@@ -469,12 +503,30 @@ impl OriginLimiter {
         let st = &mut *guard;
         st.in_flight = st.in_flight.saturating_sub(cost);
         let limit = st.gradient.limit();
-        while let Some(entry) = st.queue.first_entry() {
-            if st.in_flight + entry.get().cost > limit {
+        // Adaptive LIFO (as at Meta and in Facebook's Wangle): while the queue drains
+        // it is FIFO within a class; once it stands (congested), the newest waiter of
+        // the highest class goes first, so what is admitted has barely waited and the
+        // stale waiters run out their (short) budget instead of everyone waiting long.
+        let congested =
+            self.clock.monotonic_ns().saturating_sub(st.last_empty_ns) > CONGESTED_AFTER_NS;
+        loop {
+            let next = match st.queue.first_key_value() {
+                None => break,
+                Some((&(class, seq), _)) if !congested => (class, seq),
+                Some((&(class, _), _)) => match st.queue.range(..(class + 1, 0)).next_back() {
+                    Some((&k, _)) => k,
+                    None => break,
+                },
+            };
+            let Some(cost) = st.queue.get(&next).map(|w| w.cost) else {
+                break;
+            };
+            if st.in_flight + cost > limit {
                 break;
             }
-            let w = entry.remove();
-            if w.tx.send(Ok(())).is_ok() {
+            if let Some(w) = st.queue.remove(&next)
+                && w.tx.send(Ok(())).is_ok()
+            {
                 st.in_flight += w.cost;
             }
         }
@@ -520,6 +572,8 @@ mod tests {
             queue_size: queue,
             queue_timeout: Duration::from_millis(500),
             queue_timeout_congested: Duration::from_millis(500),
+            tolerance: 1.05,
+            headroom: 0.05,
         }
     }
 

@@ -25,6 +25,7 @@ pub struct ModelOrigin {
     pub in_flight: Arc<AtomicUsize>,
     pub max_in_flight: Arc<AtomicUsize>,
     pub served: Arc<AtomicU64>,
+    knee: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -46,19 +47,26 @@ impl ModelOrigin {
         let in_flight = Arc::new(AtomicUsize::new(0));
         let max_in_flight = Arc::new(AtomicUsize::new(0));
         let served = Arc::new(AtomicU64::new(0));
-        let (f, m, s) = (in_flight.clone(), max_in_flight.clone(), served.clone());
+        let knee = Arc::new(AtomicUsize::new(knee.max(1)));
+        let (f, m, s, k) = (
+            in_flight.clone(),
+            max_in_flight.clone(),
+            served.clone(),
+            knee.clone(),
+        );
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (f, m, s) = (f.clone(), m.clone(), s.clone());
+                let (f, m, s, k) = (f.clone(), m.clone(), s.clone(), k.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |_req: Request<hyper::body::Incoming>| {
-                        let (f, m, s) = (f.clone(), m.clone(), s.clone());
+                        let (f, m, s, k) = (f.clone(), m.clone(), s.clone(), k.clone());
                         async move {
                             let n = f.fetch_add(1, Ordering::SeqCst) + 1;
                             m.fetch_max(n, Ordering::SeqCst);
+                            let knee = k.load(Ordering::SeqCst);
                             let excess = (n as f64 / knee as f64).max(1.0);
                             tokio::time::sleep(base.mul_f64(excess * excess)).await;
                             f.fetch_sub(1, Ordering::SeqCst);
@@ -79,8 +87,14 @@ impl ModelOrigin {
             in_flight,
             max_in_flight,
             served,
+            knee,
             task,
         }
+    }
+
+    /// Change the knee (the origin's capacity) while it serves: a step change.
+    pub fn set_knee(&self, knee: usize) {
+        self.knee.store(knee.max(1), Ordering::SeqCst);
     }
 }
 
@@ -317,5 +331,69 @@ pub async fn run(
         figures: figures(&out, duration, slo, VIDEO_MIX.len()),
         max_concurrency: origin.max_in_flight.load(Ordering::SeqCst),
         limits: probe.await.unwrap_or_default(),
+    }
+}
+
+/// How the limit followed a step change of the origin's capacity.
+pub struct Settle {
+    /// The limit every 100 ms from the start of the run.
+    pub trace: Vec<u32>,
+    /// The limit it settled at (the mean over the last second).
+    pub settled: f64,
+    /// From the step until the limit stayed within ±25% of `settled` (at least ±1.5).
+    pub settle_time: Duration,
+}
+
+/// Open-loop load at `factor` × the capacity at `knee_from` for `2 × half`, the
+/// knee switching to `knee_to` after `half`: how fast the limit settles.
+pub async fn settle(
+    base: Duration,
+    knee_from: usize,
+    knee_to: usize,
+    factor: f64,
+    half: Duration,
+) -> Settle {
+    let origin = Arc::new(ModelOrigin::start(base, knee_from).await);
+    let node = crate::TestNode::new(&node_config(origin.addr, true)).await;
+    let limiter = node.running.node().origins["main"].limiter.clone();
+    let ticks = (half.as_millis() * 2 / 100) as usize;
+    let step_tick = ticks / 2;
+    let o = origin.clone();
+    let probe = tokio::spawn(async move {
+        let mut v = Vec::with_capacity(ticks);
+        for i in 0..ticks {
+            if i == step_tick {
+                o.set_knee(knee_to);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            v.push(limiter.snapshot().limit);
+        }
+        v
+    });
+    let rate = ModelOrigin::capacity(base, knee_from) * factor;
+    let _ = open_loop(
+        node.addr,
+        rate,
+        half * 2,
+        &VIDEO_MIX,
+        Duration::from_secs(5),
+    )
+    .await;
+    let trace = probe.await.unwrap_or_default();
+    let tail = &trace[trace.len().saturating_sub(10)..];
+    let settled = tail.iter().map(|&l| f64::from(l)).sum::<f64>() / tail.len().max(1) as f64;
+    let band = (settled * 0.25).max(1.5);
+    let last_out = trace
+        .iter()
+        .enumerate()
+        .skip(step_tick)
+        .filter(|(_, l)| (f64::from(**l) - settled).abs() > band)
+        .map(|(i, _)| i + 1)
+        .last()
+        .unwrap_or(step_tick);
+    Settle {
+        settle_time: Duration::from_millis(100 * (last_out.saturating_sub(step_tick)) as u64),
+        trace,
+        settled,
     }
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use outpost_tests::overload::{ModelOrigin, run};
+use outpost_tests::overload::{ModelOrigin, run, settle};
 
 #[tokio::main]
 async fn main() {
@@ -29,6 +29,18 @@ async fn main() {
         .ok()
         .map(|v| v.split(',').filter_map(|f| f.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1.0, 2.0, 4.0, 8.0]);
+    // The unloaded reference: a tenth of the capacity, nothing queued or shed.
+    let idle = run(base, knee, true, 0.1, Duration::from_secs(secs), slo).await;
+    let p99s: Vec<String> = idle
+        .figures
+        .classes
+        .iter()
+        .map(|(_, _, _, p99)| format!("{:.0}", p99.as_secs_f64() * 1e3))
+        .collect();
+    println!(
+        "unloaded (0.1×) p99 ms per class (critical..bulk): {}",
+        p99s.join(" / ")
+    );
     for factor in factors {
         for shedding in [true, false] {
             let r = run(base, knee, shedding, factor, Duration::from_secs(secs), slo).await;
@@ -58,6 +70,21 @@ async fn main() {
                 } else {
                     ""
                 }
+            );
+        }
+    }
+    // Step changes of the origin's capacity under 4× load: how fast the limit follows.
+    if std::env::var("SETTLE").map_or(true, |v| v != "0") {
+        let half = Duration::from_secs(secs.max(4));
+        for (from, to) in [(knee, (knee / 2).max(1)), ((knee / 2).max(1), knee)] {
+            let s = settle(base, from, to, 4.0, half).await;
+            let trace: Vec<String> = s.trace.iter().map(u32::to_string).collect();
+            println!(
+                "knee {from} → {to} at {:.0}s under 4× load: limit settled at {:.1} in {:.1}s; limit every 100 ms: {}",
+                half.as_secs_f64(),
+                s.settled,
+                s.settle_time.as_secs_f64(),
+                trace.join(" ")
             );
         }
     }
