@@ -634,6 +634,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_standing_queue_admits_the_newest_of_the_top_class_first() {
+        for (congested, expected) in [
+            (false, ["old", "new", "low"]),
+            (true, ["new", "old", "low"]),
+        ] {
+            let clock = Clock::virtual_at(1_000_000_000);
+            let l = OriginLimiter::with_clock("o", cfg(1, 8), clock.clone());
+            let held = l.acquire(2, 1).await.expect("first admitted");
+            let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let mut waiters = Vec::new();
+            for (name, class) in [("old", 2), ("new", 2), ("low", 3)] {
+                let (l, order) = (l.clone(), order.clone());
+                waiters.push(tokio::spawn(async move {
+                    let p = l.acquire(class, 1).await;
+                    order.lock().expect("order").push(name);
+                    drop(p);
+                }));
+                tokio::task::yield_now().await;
+            }
+            if congested {
+                // Not empty for longer than CoDel's interval: the queue stands.
+                clock.set(1_000_000_000 + CONGESTED_AFTER_NS + 1);
+            }
+            drop(held);
+            for w in waiters {
+                w.await.expect("join");
+            }
+            // FIFO while it drains, newest first once it stands; classes stay strict.
+            assert_eq!(
+                *order.lock().expect("order"),
+                expected,
+                "congested {congested}"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn queue_timeout_sheds() {
         let mut c = cfg(1, 4);
         c.queue_timeout = Duration::from_millis(10);
