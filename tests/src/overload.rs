@@ -389,7 +389,7 @@ pub async fn settle(
         .skip(step_tick)
         .filter(|(_, l)| (f64::from(**l) - settled).abs() > band)
         .map(|(i, _)| i + 1)
-        .last()
+        .next_back()
         .unwrap_or(step_tick);
     Settle {
         settle_time: Duration::from_millis(100 * (last_out.saturating_sub(step_tick)) as u64),

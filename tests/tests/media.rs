@@ -892,6 +892,19 @@ impl HoldOrigin {
         self.held.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Waits (up to 20 s) until the origin holds exactly `total` requests.
+    async fn wait_held(&self, total: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.held() != total {
+            assert!(
+                Instant::now() < deadline,
+                "origin holds {} requests, want {total}",
+                self.held()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Opens `gate` (0..32): the requests held behind it complete.
     fn open(&self, gate: u32) {
         self.gates.send_modify(|open| *open |= 1 << gate);
@@ -985,31 +998,12 @@ origin = "main"
             let node = node.clone();
             tokio::spawn(async move { node.get(&format!("/hold/{gate}")).await });
         }
-        let origin = &origin;
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while origin.held() != total {
-                assert!(
-                    Instant::now() < deadline,
-                    "origin holds {} requests, want {total}",
-                    origin.held()
-                );
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
+        origin.wait_held(total)
     };
     let drained = |total: usize| {
         let origin = &origin;
         async move {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while origin.held() != total {
-                assert!(
-                    Instant::now() < deadline,
-                    "origin still holds {}",
-                    origin.held()
-                );
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            origin.wait_held(total).await;
             // The node drops its permit once the response body has gone out.
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
