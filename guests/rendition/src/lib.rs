@@ -2,7 +2,8 @@
 //! multivariant playlists and DASH MPDs by policy (global, client class, route,
 //! load brownout, CMCD), and answers with CMSD. See README.md.
 
-pub mod cmcd;
+/// CMCD parsing lives in the guest SDK (shared with the `shed` guest).
+pub use outpost_guest::cmcd;
 pub mod cmsd;
 pub mod dash;
 pub mod hls;

@@ -36,6 +36,7 @@
 //!   Depend on this crate under its own name (`outpost_guest`): the generated
 //!   code refers to it by that path.
 
+pub mod cmcd;
 pub mod host;
 pub mod testing;
 pub mod text;

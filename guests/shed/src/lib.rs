@@ -8,12 +8,11 @@ use outpost_guest::{
     PriorityClass, RequestHead, Response, host,
 };
 
-pub mod cmcd;
 pub mod config;
 pub mod profile;
 
-pub use cmcd::Cmcd;
 pub use config::{Config, KeySource, PrefixRule, Profile, check};
+pub use outpost_guest::cmcd::Cmcd;
 
 /// The header a trusted client (or proxy) may set to choose the class.
 pub const PRIORITY_HEADER: &str = "x-outpost-priority";
@@ -189,7 +188,7 @@ pub fn client_key(req: &RequestHead, cmcd: &Cmcd, config: &Config) -> Option<Str
     };
     config.client_key.iter().find_map(|source| match source {
         KeySource::Header(name) => req.header(name).and_then(usable),
-        KeySource::Cmcd(key) => cmcd.value(key).and_then(usable),
+        KeySource::Cmcd(key) => cmcd.scalar_text(key).as_deref().and_then(usable),
         KeySource::Ip => usable(&req.client.ip),
     })
 }

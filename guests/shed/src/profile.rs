@@ -1,6 +1,6 @@
 //! The built-in rules of each profile (README.md has them as tables).
 
-use crate::cmcd::Cmcd;
+use outpost_guest::cmcd::Cmcd;
 use outpost_guest::url::extension;
 use outpost_guest::{PriorityClass, RequestHead};
 
@@ -46,7 +46,7 @@ pub fn video(req: &RequestHead, cmcd: &Cmcd) -> PriorityClass {
     let ext = extension(&req.path)
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
-    let ot = cmcd.value("ot").map(str::to_ascii_lowercase);
+    let ot = cmcd.text("ot").map(str::to_ascii_lowercase);
     let ot = ot.as_deref().unwrap_or("");
     if PLAYLIST_EXTENSIONS.contains(&ext.as_str()) || ot == "m" {
         return PriorityClass::Critical;
@@ -57,7 +57,7 @@ pub fn video(req: &RequestHead, cmcd: &Cmcd) -> PriorityClass {
         || CMCD_TEXT.contains(&ot)
         || ot == "i";
     let live = cmcd
-        .value("st")
+        .text("st")
         .is_some_and(|st| st.eq_ignore_ascii_case("l"));
     if req.path.starts_with("/live/") || (media && live) {
         return PriorityClass::Critical;

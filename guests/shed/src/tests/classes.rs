@@ -156,6 +156,8 @@ fn commerce_overrides() {
     assert_eq!(get("/api/quote"), Normal);
 }
 
+/// The shed guest reads CMCD through the SDK's parser (`outpost_guest::cmcd`, whose
+/// own tests cover the syntax); these are the reads it relies on.
 #[test]
 fn cmcd_parsing() {
     let c = Cmcd::parse(
@@ -163,27 +165,31 @@ fn cmcd_parsing() {
     );
     assert_eq!(c.number("bl"), Some(21300));
     assert_eq!(c.number("dl"), Some(18500));
-    assert_eq!(c.value("sid"), Some("6e2fb550-c457-11e9-bb97-0800200c9a66"));
-    assert_eq!(c.value("ot"), Some("v"));
+    assert_eq!(
+        c.scalar_text("sid").as_deref(),
+        Some("6e2fb550-c457-11e9-bb97-0800200c9a66")
+    );
+    assert_eq!(c.text("ot"), Some("v"));
     assert!(c.has("su") && c.has("bs"));
-    assert_eq!(c.value("su"), None);
+    assert_eq!(c.scalar_text("su"), None);
     assert_eq!(c.number("pr"), Some(1));
     assert_eq!(c.number("sid"), None);
-    // Commas inside quotes, escaped quotes, junk.
-    let c = Cmcd::parse(r#"sid="a,b\"c",,=x, bl = 7 ,dl=-5,BL=9"#);
-    assert_eq!(c.value("sid"), Some("a,b\"c"));
+    assert_eq!(c.scalar_text("d").as_deref(), Some("4004"));
+    // Commas inside quotes, escaped quotes, junk: the bad members are skipped.
+    let c = Cmcd::parse(r#"sid="a,b\"c",,=x,bl=7,dl=-5"#);
+    assert_eq!(c.scalar_text("sid").as_deref(), Some("a,b\"c"));
     assert_eq!(c.number("bl"), Some(7));
     assert_eq!(c.number("dl"), None);
     assert!(Cmcd::parse("").is_empty());
     assert!(Cmcd::parse(" , ,").is_empty());
-    // Headers first, then the query; the first occurrence wins.
-    let req = RequestHead::get("/s.m4s?cmcd=bl%3D1%2Csid%3D%22q%22&x=1")
+    // Headers first, then the query; the last occurrence wins.
+    let req = RequestHead::get("/s.m4s?CMCD=bl%3D1%2Csid%3D%22q%22&x=1")
         .with_header("CMCD-Request", "bl=2")
         .with_header("cmcd-request", "dl=300");
     let c = Cmcd::from_request(&req);
-    assert_eq!(c.number("bl"), Some(2));
+    assert_eq!(c.number("bl"), Some(1));
     assert_eq!(c.number("dl"), Some(300));
-    assert_eq!(c.value("sid"), Some("q"));
+    assert_eq!(c.scalar_text("sid").as_deref(), Some("q"));
     // Many keys: capped, no panic.
     let many: Vec<String> = (0..500).map(|i| format!("k{i}={i}")).collect();
     assert!(!Cmcd::parse(&many.join(",")).has("k499"));

@@ -2,11 +2,16 @@
 //! tells the edge about itself, from the `CMCD-Request`, `CMCD-Object`,
 //! `CMCD-Status` and `CMCD-Session` headers and the `CMCD` query parameter.
 //!
-//! Parsing is lenient: a malformed member is skipped, the rest is kept. Nothing
-//! here fails or panics on any input.
+//! Parsing is lenient: a malformed member is skipped, the rest is kept, and at most
+//! [`MAX_KEYS`] keys are kept. Nothing here fails or panics on any input. Shared by
+//! the `rendition` guest (player buffer, throughput, session) and the `shed` guest
+//! (object type, deadline, startup).
 
-use outpost_guest::RequestHead;
+use crate::types::RequestHead;
 use std::collections::BTreeMap;
+
+/// Keys kept at most: a hostile payload cannot grow the map without bound.
+pub const MAX_KEYS: usize = 64;
 
 /// The CMCD headers, in the order they are read.
 pub const HEADERS: [&str; 4] = ["cmcd-request", "cmcd-object", "cmcd-status", "cmcd-session"];
@@ -62,7 +67,9 @@ impl Cmcd {
     /// Add the members of `s`.
     pub fn parse_into(&mut self, s: &str) {
         for member in split_top_level(s) {
-            if let Some((k, v)) = parse_member(member) {
+            if let Some((k, v)) = parse_member(member)
+                && (self.entries.len() < MAX_KEYS || self.entries.contains_key(&k))
+            {
                 self.entries.insert(k, v);
             }
         }
@@ -87,6 +94,34 @@ impl Cmcd {
         match v {
             Value::Int(i) => u64::try_from(*i).ok(),
             _ => None,
+        }
+    }
+
+    /// `key` is present, with any value.
+    pub fn has(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    /// A non-negative number `key`: an integer, or a decimal truncated.
+    pub fn number(&self, key: &str) -> Option<u64> {
+        match self.get(key)? {
+            Value::Dec(d) if d.is_finite() && (0.0..1.8e19).contains(d) => {
+                // In range and non-negative: the cast truncates as intended.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                Some(*d as u64)
+            }
+            _ => self.uint(key),
+        }
+    }
+
+    /// A scalar `key` as text: a string or token as is, a number in decimal
+    /// (e.g. a `cid` or `sid` used as a client key).
+    pub fn scalar_text(&self, key: &str) -> Option<String> {
+        match self.get(key)? {
+            Value::Str(s) | Value::Token(s) => Some(s.clone()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Dec(d) => Some(d.to_string()),
+            Value::Bool(_) | Value::List(_) => None,
         }
     }
 
