@@ -48,10 +48,14 @@ pub async fn serve(slot: NodeSlot, listener: TcpListener, header_timeout: Durati
             let svc = service_fn(move |req: hyper::Request<Incoming>| {
                 // The node current when the request arrives serves all of it.
                 let node = slot.current();
-                async move {
+                // Boxed: hyper keeps the service future inline in a per-connection
+                // allocation for the connection's whole life, so an unboxed pipeline
+                // future (large: guests, limiter, origin client) would cost every idle
+                // keep-alive connection its size (see benches/README.md, "Memory").
+                Box::pin(async move {
                     let req = req.map(body::boxed);
                     Ok::<_, std::convert::Infallible>(pipeline::serve(&node, req, peer).await)
-                }
+                })
             });
             if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
                 tracing::debug!(%peer, "connection ended: {e}");
