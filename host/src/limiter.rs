@@ -96,10 +96,17 @@ const MIN_RTT_WINDOW_NS: u64 = 5_000_000_000;
 const MIN_ROUND_NS: u64 = 2_000_000;
 
 impl Gradient {
-    /// A controller starting at `initial`, bounded by `[min, max]`, with the default
-    /// shape (tolerance 1.05, headroom 0.05).
+    /// A controller starting at `initial`, bounded by `[min, max]`, with the
+    /// configuration's default shape (`[limiter] tolerance`, `headroom`).
     pub fn new(initial: u32, min: u32, max: u32) -> Gradient {
-        Gradient::with_shape(initial, min, max, 1.05, 0.05)
+        let d = edge_config::Limiter::default();
+        Gradient::with_shape(
+            initial,
+            min,
+            max,
+            *d.tolerance.get_ref(),
+            *d.headroom.get_ref(),
+        )
     }
 
     /// A controller with its latency `tolerance` and probing `headroom`: it settles
