@@ -24,6 +24,9 @@ const CONGESTED_AFTER_NS: u64 = 100_000_000;
 
 /// Queue-time budget of each class, as a multiple of the configured budget.
 const CLASS_BUDGET: [f64; CLASSES] = [5.0, 2.0, 1.0, 0.5, 0.25];
+/// The same once the queue stands: the top class keeps its patience (100 ms at the
+/// default 10 ms), the others get little more than the origin's own latency.
+const CONGESTED_CLASS_BUDGET: [f64; CLASSES] = [10.0, 2.0, 1.0, 0.5, 0.25];
 
 /// The limiter's parameters (from `[limiter]` in the config).
 #[derive(Debug, Clone)]
@@ -66,7 +69,7 @@ impl From<&edge_config::Limiter> for LimiterConfig {
 
 /// A gradient concurrency controller (after Envoy's adaptive concurrency filter and
 /// Netflix's Gradient2): once per round (about one minimum latency), the limit is
-/// scaled by the gradient `tolerance × min latency / round's mean latency` (clamped
+/// scaled by the gradient `tolerance × min latency / round's median latency` (clamped
 /// to [0.5, 1]) plus `headroom` × itself, and it backs off multiplicatively
 /// on overload signals (503, 429, timeouts). The minimum latency is the smallest
 /// sample of a sliding window of live traffic, so re-measuring it never starves
@@ -84,9 +87,11 @@ pub struct Gradient {
     window_start_ns: u64,
     last_min_ns: u64,
     round_start_ns: u64,
-    round_sum_ns: f64,
+    /// The round's latencies (the latest [`ROUND_SAMPLES`] of them).
+    round: [u64; ROUND_SAMPLES],
     round_n: u32,
     round_busy: bool,
+    round_peak: u32,
 }
 
 /// How long the windowed minimum latency is kept before it is re-measured from live
@@ -94,6 +99,12 @@ pub struct Gradient {
 const MIN_RTT_WINDOW_NS: u64 = 5_000_000_000;
 /// The shortest round, so a very fast origin does not update the limit per sample.
 const MIN_ROUND_NS: u64 = 2_000_000;
+/// How far each round moves the limit toward its target: a latency burst of a few
+/// rounds (a busy moment at the origin or here) moves it little, a lasting change
+/// fully within about ten rounds.
+const SMOOTHING: f64 = 0.25;
+/// How many of a round's latencies are kept for its median (the latest ones).
+const ROUND_SAMPLES: usize = 64;
 
 impl Gradient {
     /// A controller starting at `initial`, bounded by `[min, max]`, with the
@@ -128,9 +139,10 @@ impl Gradient {
             window_start_ns: 0,
             last_min_ns: 0,
             round_start_ns: 0,
-            round_sum_ns: 0.0,
+            round: [0; ROUND_SAMPLES],
             round_n: 0,
             round_busy: false,
+            round_peak: 0,
         }
     }
 
@@ -179,27 +191,40 @@ impl Gradient {
         if self.round_n == 0 {
             self.round_start_ns = now_ns;
         }
-        self.round_sum_ns += rtt;
+        self.round[self.round_n as usize % ROUND_SAMPLES] = rtt_ns;
         self.round_n += 1;
         // Application-limited samples (little in flight) say nothing about capacity.
         self.round_busy |= f64::from(in_flight) + 1.0 >= self.limit / 2.0;
+        self.round_peak = self.round_peak.max(in_flight);
         let min_rtt = self.min_rtt_ns();
         if now_ns.saturating_sub(self.round_start_ns) < min_rtt.max(MIN_ROUND_NS) {
             return;
         }
-        let mean = self.round_sum_ns / f64::from(self.round_n);
+        // The round's median, not its mean: a few stalled requests (a pause at the
+        // origin, a busy moment here) do not cut the limit; a slower origin slows
+        // most of them, and moves the median.
+        let kept = &mut self.round[..(self.round_n as usize).min(ROUND_SAMPLES)];
+        let mid = kept.len() / 2;
+        let median = *kept.select_nth_unstable(mid).1 as f64;
         let busy = self.round_busy;
-        self.round_sum_ns = 0.0;
+        // The limit only grows when it was reached: a limit that light traffic never
+        // tests would otherwise drift up, and a spike would then overshoot the
+        // origin's knee before the gradient brings it back.
+        let reached = f64::from(self.round_peak) + 1.0 >= self.limit;
+        self.round_peak = 0;
         self.round_n = 0;
         self.round_busy = false;
         if !busy {
             return;
         }
-        let gradient = ((min_rtt as f64 * self.tolerance) / mean.max(1.0)).clamp(0.5, 1.0);
+        let gradient = ((min_rtt as f64 * self.tolerance) / median.max(1.0)).clamp(0.5, 1.0);
         // Headroom to probe for more capacity: a share of the limit (√limit, as in
         // Envoy and Gradient2, overshoots small limits: at 4 it is half again).
         let target = self.limit * gradient + self.limit * self.headroom;
-        self.limit = (self.limit * 0.5 + target * 0.5).clamp(self.min, self.max);
+        if target > self.limit && !reached {
+            return;
+        }
+        self.limit = (self.limit + (target - self.limit) * SMOOTHING).clamp(self.min, self.max);
     }
 }
 
@@ -444,19 +469,23 @@ impl OriginLimiter {
             // CoDel-style: a queue that drained recently gets the normal budget; a
             // standing queue gets a short one, so waiting cannot build up.
             let congested = arrived.saturating_sub(st.last_empty_ns) > CONGESTED_AFTER_NS;
-            let base = if congested {
-                // Never shorter than the origin's own minimum latency: a slot frees
-                // about every min-latency / limit, so a budget below it sheds waiters
-                // of a slow origin that would have been admitted.
-                self.config
-                    .queue_timeout_congested
-                    .max(Duration::from_nanos(st.gradient.min_rtt_ns()))
-            } else {
-                self.config.queue_timeout
-            };
             // Higher classes may wait longer: they are admitted first when a slot
             // frees, so their wait is short unless the origin is truly full.
-            let timeout = base.mul_f64(CLASS_BUDGET[class]);
+            let timeout = if congested {
+                // Never shorter than the origin's own minimum latency (the top class:
+                // five of them): a budget below the time a slot takes to free sheds
+                // waiters of a slow origin that would have been admitted. Not much
+                // longer either, below the top class: an admitted request then waits
+                // at most about as long as the origin takes to answer it, so its
+                // latency stays within about twice the unloaded one.
+                let min_rtt = Duration::from_nanos(st.gradient.min_rtt_ns());
+                self.config
+                    .queue_timeout_congested
+                    .mul_f64(CONGESTED_CLASS_BUDGET[class])
+                    .max(min_rtt.mul_f64(if class == 0 { CLASS_BUDGET[0] } else { 1.0 }))
+            } else {
+                self.config.queue_timeout.mul_f64(CLASS_BUDGET[class])
+            };
             ((rx, key), timeout)
         };
         let (rx, key) = rx;
@@ -603,6 +632,50 @@ mod tests {
         let (steady, loaded) = run();
         assert!(loaded < steady, "limit should fall: {steady} -> {loaded}");
         assert_eq!(run(), (steady, loaded), "same samples, same limits");
+    }
+
+    #[test]
+    fn light_traffic_does_not_raise_an_untested_limit() {
+        // Latency at its minimum, but only 4 of 10 slots ever used: the limit was never
+        // reached, so the headroom does not push it up.
+        let mut g = Gradient::new(10, 2, 100);
+        let mut t = 0;
+        for _ in 0..5000 {
+            t += 1_000_000;
+            g.sample(t, 20_000_000, 4, false);
+        }
+        assert_eq!(g.limit(), 10);
+        // Used to the full, it probes upward.
+        for _ in 0..5000 {
+            t += 1_000_000;
+            g.sample(t, 20_000_000, 10, false);
+        }
+        assert!(g.limit() > 10, "a reached limit probes up: {}", g.limit());
+    }
+
+    #[test]
+    fn a_few_stalled_requests_per_round_do_not_cut_the_limit() {
+        // Each 20 ms round: 17 answers at the minimum and 3 stalled at 5×. The mean
+        // is 1.6× the minimum (a cut); the median is the minimum (no cut).
+        let mut g = Gradient::new(20, 2, 20);
+        let mut t = 0;
+        for i in 0..4000u64 {
+            t += 1_000_000;
+            let rtt = if i % 20 < 3 { 100_000_000 } else { 20_000_000 };
+            g.sample(t, rtt, 20, false);
+        }
+        assert_eq!(g.limit(), 20);
+        // Most answers slow: the median moves and the limit falls.
+        for i in 0..400u64 {
+            t += 1_000_000;
+            let rtt = if i % 20 < 15 { 40_000_000 } else { 20_000_000 };
+            g.sample(t, rtt, 20, false);
+        }
+        assert!(
+            g.limit() < 15,
+            "a slower origin cuts the limit: {}",
+            g.limit()
+        );
     }
 
     #[test]

@@ -135,6 +135,8 @@ pub struct Outcome {
     pub class: usize,
     pub status: u16,
     pub latency: Duration,
+    /// When it was sent, from the start of the run.
+    pub sent: Duration,
 }
 
 /// Open-loop load: `rate` arrivals per second for `duration`, each of a class drawn
@@ -147,9 +149,28 @@ pub async fn open_loop(
     mix: &[(usize, f64, &str, &str)],
     timeout: Duration,
 ) -> Vec<Outcome> {
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+    open_loop_with(&load_client(), target, rate, duration, mix, timeout).await
+}
+
+/// The generator's HTTP client: keeps up to 4096 idle connections.
+pub fn load_client() -> LoadClient {
+    Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(4096)
-        .build_http();
+        .build_http()
+}
+
+/// The generator's HTTP client type.
+pub type LoadClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// [`open_loop`] on a given client (whose open connections it reuses).
+pub async fn open_loop_with(
+    client: &LoadClient,
+    target: SocketAddr,
+    rate: f64,
+    duration: Duration,
+    mix: &[(usize, f64, &str, &str)],
+    timeout: Duration,
+) -> Vec<Outcome> {
     let total = (rate * duration.as_secs_f64()).round() as usize;
     let interval = Duration::from_secs_f64(1.0 / rate);
     // Weighted round robin: each class gets its share of every arrival window.
@@ -174,6 +195,7 @@ pub async fn open_loop(
         let ua = ua.to_string();
         tasks.spawn(async move {
             let t0 = Instant::now();
+            let sent = start.elapsed();
             let req = Request::get(uri)
                 .header("user-agent", ua)
                 .body(Full::new(Bytes::new()));
@@ -195,6 +217,7 @@ pub async fn open_loop(
                 class,
                 status,
                 latency: t0.elapsed(),
+                sent,
             }
         });
     }
@@ -275,9 +298,126 @@ pub fn node_config(origin: SocketAddr, shedding: bool) -> String {
          [origins.main]\naddress = \"{origin}\"\nfirst_byte_timeout = \"30s\"\npool_max_idle = 4096\n\
          [guests.shed]\nwasm = \"builtin:shed\"\ninstance_reuse = 1000\n\
          [limiter]\nenabled = {shedding}\ninitial_limit = 8\nmin_limit = 2\nmax_limit = 256\n\
-         queue_size = 256\nqueue_timeout = \"100ms\"\nqueue_timeout_congested = \"20ms\"\n\
+         queue_size = 256\nqueue_timeout = \"100ms\"\n\
          [[routes]]\nname = \"all\"\norigin = \"main\"\nadmit = \"shed\"\n"
     )
+}
+
+/// Where the node under test runs.
+///
+/// `Shared`: on the caller's runtime, so the generator, the model origin and the node
+/// take turns on the same threads (the CI-sized test). `Own`: on a runtime of its
+/// own, pinned to `node_cpu`, while the caller's threads stay on the other CPUs, as
+/// at a POP, where clients and origin are other machines. The benchmark pins the
+/// caller with [`pin_runtime_threads`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    Shared,
+    Own { node_cpu: usize },
+}
+
+impl Placement {
+    /// `Own` on the first CPU this process may use, if it may use at least two;
+    /// otherwise `Shared`. The CPUs left for the caller are returned as well.
+    pub fn isolated() -> (Placement, Vec<usize>) {
+        let cpus: Vec<usize> = core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        match cpus.split_first() {
+            Some((&node_cpu, rest)) if !rest.is_empty() => {
+                (Placement::Own { node_cpu }, rest.to_vec())
+            }
+            _ => (Placement::Shared, cpus),
+        }
+    }
+}
+
+/// A tokio runtime builder hook: pin each worker thread to one of `cpus` (round
+/// robin). Pinning is best effort: where the OS refuses, the thread runs anywhere.
+pub fn pin_runtime_threads(cpus: Vec<usize>) -> impl Fn() + Send + Sync + 'static {
+    let next = AtomicUsize::new(0);
+    move || {
+        if !cpus.is_empty() {
+            let i = next.fetch_add(1, Ordering::Relaxed) % cpus.len();
+            core_affinity::set_for_current(core_affinity::CoreId { id: cpus[i] });
+        }
+    }
+}
+
+/// A node started for an overload run, wherever [`Placement`] put it.
+pub struct NodeUnderTest {
+    pub addr: SocketAddr,
+    pub limiter: Arc<outpost::limiter::OriginLimiter>,
+    keep: Option<Keep>,
+}
+
+enum Keep {
+    /// Held only to keep the node serving until the run ends.
+    Shared { _node: Box<crate::TestNode> },
+    Own(
+        tokio::sync::oneshot::Sender<()>,
+        std::thread::JoinHandle<()>,
+    ),
+}
+
+impl NodeUnderTest {
+    /// Start a node from config text where `placement` says.
+    pub async fn start(toml: &str, placement: Placement) -> NodeUnderTest {
+        let limiter_of = |n: &crate::TestNode| n.running.node().origins["main"].limiter.clone();
+        match placement {
+            Placement::Shared => {
+                let node = crate::TestNode::new(toml).await;
+                NodeUnderTest {
+                    addr: node.addr,
+                    limiter: limiter_of(&node),
+                    keep: Some(Keep::Shared {
+                        _node: Box::new(node),
+                    }),
+                }
+            }
+            Placement::Own { node_cpu } => {
+                let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+                let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+                let toml = toml.to_string();
+                let thread = std::thread::Builder::new()
+                    .name("node-under-test".into())
+                    .spawn(move || {
+                        // Threads inherit the affinity of the thread that starts them:
+                        // the runtime's workers, the epoch ticker, the blocking pool.
+                        core_affinity::set_for_current(core_affinity::CoreId { id: node_cpu });
+                        let rt = tokio::runtime::Builder::new_multi_thread()
+                            .worker_threads(1)
+                            .enable_all()
+                            .build()
+                            .expect("the node's runtime");
+                        rt.block_on(async move {
+                            let node = crate::TestNode::new(&toml).await;
+                            let _ = ready_tx.send((node.addr, limiter_of(&node)));
+                            let _ = stop_rx.await;
+                            drop(node);
+                        });
+                    })
+                    .expect("spawn the node's thread");
+                let (addr, limiter) = ready_rx.await.expect("the node started");
+                NodeUnderTest {
+                    addr,
+                    limiter,
+                    keep: Some(Keep::Own(stop_tx, thread)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for NodeUnderTest {
+    fn drop(&mut self) {
+        if let Some(Keep::Own(stop, thread)) = self.keep.take() {
+            let _ = stop.send(());
+            let _ = thread.join();
+        }
+    }
 }
 
 /// One run: a fresh model origin and node, open-loop load at `factor` × capacity.
@@ -288,21 +428,71 @@ pub struct Run {
     pub max_concurrency: usize,
     /// The limiter every 200 ms: `limit/in flight/origin latency ms/min latency ms`.
     pub limits: Vec<String>,
+    /// Every request's outcome.
+    pub outcomes: Vec<Outcome>,
+}
+
+/// Connections the generator opens before a warmed-up run.
+const PREOPEN_CONNECTIONS: usize = 256;
+
+/// One overload run's set-up.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    /// The model origin's service time up to its knee.
+    pub base: Duration,
+    /// The model origin's knee (its capacity is `knee / base`).
+    pub knee: usize,
+    /// The node's limiter on (shedding) or off (everything forwarded).
+    pub shedding: bool,
+    /// Offered load as a multiple of the origin's capacity.
+    pub factor: f64,
+    /// How long the measured load runs.
+    pub duration: Duration,
+    /// The latency objective goodput counts against.
+    pub slo: Duration,
+    /// Where the node runs.
+    pub placement: Placement,
+    /// Before the measured load, this long at half the origin's capacity, not
+    /// counted: the node has been serving ordinary traffic when the spike arrives,
+    /// and the generator has connections open. Zero: the spike hits a node that just started.
+    pub warmup: Duration,
 }
 
 /// Run `factor` × the model origin's capacity for `duration`, shedding on or off.
-pub async fn run(
-    base: Duration,
-    knee: usize,
-    shedding: bool,
-    factor: f64,
-    duration: Duration,
-    slo: Duration,
-) -> Run {
-    let origin = ModelOrigin::start(base, knee).await;
-    let node = crate::TestNode::new(&node_config(origin.addr, shedding)).await;
-    let limiter = node.running.node().origins["main"].limiter.clone();
-    let ticks = (duration.as_millis() / 200) as usize;
+pub async fn run(spec: &Spec) -> Run {
+    let origin = ModelOrigin::start(spec.base, spec.knee).await;
+    let node = NodeUnderTest::start(&node_config(origin.addr, spec.shedding), spec.placement).await;
+    let capacity = ModelOrigin::capacity(spec.base, spec.knee);
+    let client = load_client();
+    if !spec.warmup.is_zero() {
+        // Open the generator's connections first, as load generators do (wrk, oha):
+        // the spike then measures the node, not the generator opening sockets on the
+        // CPU it shares with the model origin.
+        let mut opening = tokio::task::JoinSet::new();
+        for _ in 0..PREOPEN_CONNECTIONS {
+            let (client, uri) = (client.clone(), format!("http://{}/beacon", node.addr));
+            opening.spawn(async move {
+                if let Ok(req) = Request::get(uri).body(Full::new(Bytes::new()))
+                    && let Ok(resp) = client.request(req).await
+                {
+                    let _ = resp.into_body().collect().await;
+                }
+            });
+        }
+        while opening.join_next().await.is_some() {}
+        let _ = open_loop_with(
+            &client,
+            node.addr,
+            capacity * 0.5,
+            spec.warmup,
+            &VIDEO_MIX,
+            Duration::from_secs(5),
+        )
+        .await;
+        origin.max_in_flight.store(0, Ordering::SeqCst);
+    }
+    let limiter = node.limiter.clone();
+    let ticks = (spec.duration.as_millis() / 200) as usize;
     let probe = tokio::spawn(async move {
         let mut v = Vec::with_capacity(ticks);
         for _ in 0..ticks {
@@ -318,19 +508,20 @@ pub async fn run(
         }
         v
     });
-    let capacity = ModelOrigin::capacity(base, knee);
-    let out = open_loop(
+    let out = open_loop_with(
+        &client,
         node.addr,
-        capacity * factor,
-        duration,
+        capacity * spec.factor,
+        spec.duration,
         &VIDEO_MIX,
         Duration::from_secs(5),
     )
     .await;
     Run {
-        figures: figures(&out, duration, slo, VIDEO_MIX.len()),
+        figures: figures(&out, spec.duration, spec.slo, VIDEO_MIX.len()),
         max_concurrency: origin.max_in_flight.load(Ordering::SeqCst),
         limits: probe.await.unwrap_or_default(),
+        outcomes: out,
     }
 }
 
@@ -352,10 +543,11 @@ pub async fn settle(
     knee_to: usize,
     factor: f64,
     half: Duration,
+    placement: Placement,
 ) -> Settle {
     let origin = Arc::new(ModelOrigin::start(base, knee_from).await);
-    let node = crate::TestNode::new(&node_config(origin.addr, true)).await;
-    let limiter = node.running.node().origins["main"].limiter.clone();
+    let node = NodeUnderTest::start(&node_config(origin.addr, true), placement).await;
+    let limiter = node.limiter.clone();
     let ticks = (half.as_millis() * 2 / 100) as usize;
     let step_tick = ticks / 2;
     let o = origin.clone();

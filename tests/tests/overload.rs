@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use outpost_tests::TestNode;
-use outpost_tests::overload::{ModelOrigin, run};
+use outpost_tests::overload::{ModelOrigin, Placement, Spec, run};
 
 const BASE: Duration = Duration::from_millis(50);
 const KNEE: usize = 4;
@@ -15,7 +15,17 @@ const SLO: Duration = Duration::from_secs(1);
 async fn four_times_overload_is_shed_by_class_and_the_origin_keeps_its_goodput() {
     let capacity = ModelOrigin::capacity(BASE, KNEE);
     let case = |shedding: bool, factor: f64, secs: u64| async move {
-        let r = run(BASE, KNEE, shedding, factor, Duration::from_secs(secs), SLO).await;
+        let r = run(&Spec {
+            base: BASE,
+            knee: KNEE,
+            shedding,
+            factor,
+            duration: Duration::from_secs(secs),
+            slo: SLO,
+            placement: Placement::Shared,
+            warmup: Duration::ZERO,
+        })
+        .await;
         println!("limit/in_flight/rtt/min: {:?}", r.limits);
         (r.figures, r.max_concurrency)
     };

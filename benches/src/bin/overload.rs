@@ -2,14 +2,41 @@
 //! open-loop load at 1×, 2×, 4× and 8× its capacity with a live-video class mix,
 //! shedding on and off side by side.
 //!
-//! `cargo run --release -p outpost-benches --bin overload -- [SECONDS] [BASE_MS] [KNEE]`
+//! `cargo run --release -p outpost-benches --bin overload -- [SECONDS] [BASE_MS] [KNEE] [WARMUP_MS]`
+//!
+//! Each loaded run starts after `WARMUP_MS` (default 1000) at 1× on the same node, not
+//! counted: the spike arrives at a node that has been serving half the origin's capacity (0: at one
+//! just started).
+//!
+//! On a machine with two or more CPUs the node runs on a runtime of its own pinned
+//! to the first CPU, and the generator and model origin on the others, as at a POP
+//! where clients and origin are other machines. `ISOLATE=0` runs all three on the
+//! same threads instead (the generator's own CPU then shows in the node's tail).
 
 use std::time::Duration;
 
-use outpost_tests::overload::{ModelOrigin, run, settle};
+use outpost_tests::overload::{ModelOrigin, Placement, Spec, pin_runtime_threads, run, settle};
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    let (placement, rest) = if std::env::var("ISOLATE").is_ok_and(|v| v == "0") {
+        (Placement::Shared, Vec::new())
+    } else {
+        Placement::isolated()
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if placement != Placement::Shared {
+        builder
+            .worker_threads(rest.len())
+            .on_thread_start(pin_runtime_threads(rest.clone()));
+    }
+    match builder.build() {
+        Ok(rt) => rt.block_on(bench(placement, rest)),
+        Err(e) => eprintln!("overload: cannot start a runtime: {e}"),
+    }
+}
+
+async fn bench(placement: Placement, rest: Vec<usize>) {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize, d: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
     let secs = arg(1, 10);
@@ -21,6 +48,14 @@ async fn main() {
         "model origin: {base:?} per request up to {knee} in service (capacity {capacity:.0} req/s); \
          {secs}s per run; latency objective {slo:?}"
     );
+    match placement {
+        Placement::Own { node_cpu } => println!(
+            "node on CPU {node_cpu} (a runtime of its own); generator and origin on CPUs {rest:?}"
+        ),
+        Placement::Shared => {
+            println!("node, generator and origin share the same threads (ISOLATE=0 or one CPU)")
+        }
+    }
     println!(
         "{:>4} {:>9} {:>9} {:>7} {:>6}  per class (critical..bulk): success % / p50 ms / p99 ms",
         "load", "shedding", "goodput", "of cap", "conc"
@@ -30,7 +65,18 @@ async fn main() {
         .map(|v| v.split(',').filter_map(|f| f.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![1.0, 2.0, 4.0, 8.0]);
     // The unloaded reference: a tenth of the capacity, nothing queued or shed.
-    let idle = run(base, knee, true, 0.1, Duration::from_secs(secs), slo).await;
+    let warmup = Duration::from_millis(arg(4, 1000));
+    let spec = Spec {
+        base,
+        knee,
+        shedding: true,
+        factor: 0.1,
+        duration: Duration::from_secs(secs),
+        slo,
+        placement,
+        warmup: Duration::ZERO,
+    };
+    let idle = run(&spec).await;
     let p99s: Vec<String> = idle
         .figures
         .classes
@@ -43,7 +89,30 @@ async fn main() {
     );
     for factor in factors {
         for shedding in [true, false] {
-            let r = run(base, knee, shedding, factor, Duration::from_secs(secs), slo).await;
+            let r = run(&Spec {
+                shedding,
+                factor,
+                warmup,
+                ..spec
+            })
+            .await;
+            if std::env::var("VERBOSE").is_ok_and(|v| v == "1") {
+                println!(
+                    "  limiter every 200 ms (limit/in flight/latency ms/min latency ms): {}",
+                    r.limits.join(" ")
+                );
+                let mut fails = std::collections::BTreeMap::<(u64, u16), usize>::new();
+                for o in r
+                    .outcomes
+                    .iter()
+                    .filter(|o| o.class == 0 && o.status != 200)
+                {
+                    *fails
+                        .entry(((o.sent.as_millis() / 100) as u64, o.status))
+                        .or_default() += 1;
+                }
+                println!("  critical failures by (100 ms, status): {fails:?}");
+            }
             let (f, conc) = (r.figures, r.max_concurrency);
             let classes: Vec<String> = f
                 .classes
@@ -77,7 +146,7 @@ async fn main() {
     if std::env::var("SETTLE").map_or(true, |v| v != "0") {
         let half = Duration::from_secs(secs.max(4));
         for (from, to) in [(knee, (knee / 2).max(1)), ((knee / 2).max(1), knee)] {
-            let s = settle(base, from, to, 4.0, half).await;
+            let s = settle(base, from, to, 4.0, half, placement).await;
             let trace: Vec<String> = s.trace.iter().map(u32::to_string).collect();
             println!(
                 "knee {from} → {to} at {:.0}s under 4× load: limit settled at {:.1} in {:.1}s; limit every 100 ms: {}",
