@@ -139,19 +139,6 @@ pub struct Outcome {
     pub sent: Duration,
 }
 
-/// Open-loop load: `rate` arrivals per second for `duration`, each of a class drawn
-/// deterministically from `mix` (a fixed interleaving, no randomness), sent whether
-/// or not earlier ones were answered. Requests time out after `timeout` (status 0).
-pub async fn open_loop(
-    target: SocketAddr,
-    rate: f64,
-    duration: Duration,
-    mix: &[(usize, f64, &str, &str)],
-    timeout: Duration,
-) -> Vec<Outcome> {
-    open_loop_with(&load_client(), target, rate, duration, mix, timeout).await
-}
-
 /// The generator's HTTP client: keeps up to 4096 idle connections.
 pub fn load_client() -> LoadClient {
     Client::builder(TokioExecutor::new())
@@ -162,8 +149,11 @@ pub fn load_client() -> LoadClient {
 /// The generator's HTTP client type.
 pub type LoadClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
-/// [`open_loop`] on a given client (whose open connections it reuses).
-pub async fn open_loop_with(
+/// Open-loop load: `rate` arrivals per second for `duration`, each of a class drawn
+/// deterministically from `mix` (a fixed interleaving, no randomness), sent on
+/// `client` (reusing its open connections) whether or not earlier ones were
+/// answered. Requests time out after `timeout` (status 0).
+pub async fn open_loop(
     client: &LoadClient,
     target: SocketAddr,
     rate: f64,
@@ -480,7 +470,7 @@ pub async fn run(spec: &Spec) -> Run {
             });
         }
         while opening.join_next().await.is_some() {}
-        let _ = open_loop_with(
+        let _ = open_loop(
             &client,
             node.addr,
             capacity * 0.5,
@@ -508,7 +498,7 @@ pub async fn run(spec: &Spec) -> Run {
         }
         v
     });
-    let out = open_loop_with(
+    let out = open_loop(
         &client,
         node.addr,
         capacity * spec.factor,
@@ -564,6 +554,7 @@ pub async fn settle(
     });
     let rate = ModelOrigin::capacity(base, knee_from) * factor;
     let _ = open_loop(
+        &load_client(),
         node.addr,
         rate,
         half * 2,
