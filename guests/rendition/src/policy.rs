@@ -65,57 +65,14 @@ impl ClientClass {
             .find(|c| c.as_str().eq_ignore_ascii_case(s))
     }
 
-    /// Classify a `User-Agent` with a small substring table (first match wins:
-    /// bot, tv, tablet, mobile, then desktop).
+    /// Classify a `User-Agent` with the SDK's table ([`outpost_guest::ua`], the one
+    /// the rewrite guest's `client-class` rule uses). A blank one has no class.
     pub fn from_user_agent(ua: &str) -> Option<Self> {
-        let ua = ua.trim().to_ascii_lowercase();
+        let ua = ua.trim();
         if ua.is_empty() {
             return None;
         }
-        let any = |needles: &[&str]| outpost_guest::text::contains_any(&ua, needles);
-        Some(
-            if any(&[
-                "bot",
-                "crawl",
-                "spider",
-                "slurp",
-                "facebookexternalhit",
-                "headless",
-            ]) {
-                ClientClass::Bot
-            } else if any(&[
-                "smart-tv",
-                "smarttv",
-                "appletv",
-                "apple tv",
-                "tvos",
-                "roku",
-                "aftb",
-                "aftm",
-                "afts",
-                "aftt",
-                "bravia",
-                "tizen",
-                "web0s",
-                "webos",
-                "hbbtv",
-                "crkey",
-                "android tv",
-                "googletv",
-                "playstation",
-                "xbox",
-            ]) {
-                ClientClass::Tv
-            } else if any(&["ipad", "tablet", "kindle", "silk/"])
-                || (ua.contains("android") && !ua.contains("mobile"))
-            {
-                ClientClass::Tablet
-            } else if any(&["iphone", "ipod", "mobile", "windows phone", "blackberry"]) {
-                ClientClass::Mobile
-            } else {
-                ClientClass::Desktop
-            },
-        )
+        Self::parse(outpost_guest::ua::client_class(Some(ua)))
     }
 }
 

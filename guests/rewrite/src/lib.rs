@@ -12,15 +12,14 @@ use outpost_guest::{
     Response, host,
 };
 
-mod class;
 mod ip;
 pub mod rules;
 mod sign;
 mod split;
 pub mod template;
 
-pub use class::{CLASSES, client_class};
 pub use ip::{Cidr, parse_ip};
+pub use outpost_guest::ua::{CLASSES, client_class};
 pub use rules::{Rule, Secret};
 pub use sign::{sign_path, verify as verify_token};
 pub use split::{pick as split_pick, stable_hash};

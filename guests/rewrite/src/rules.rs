@@ -6,10 +6,10 @@ use std::fmt;
 use outpost_guest::url::{percent_decode, raw_query_pairs};
 use outpost_guest::{Header, HeaderOp, RequestEdit, RequestHead, Response, host};
 
-use crate::class::{CLASSES, client_class};
 use crate::ip::{Cidr, in_any, parse_ip, parse_list};
 use crate::template::{Pattern, Template, Vars};
 use crate::{is_field_value, is_token, matches_any, normalize_path, sign, split};
+use outpost_guest::ua::{CLASSES, client_class};
 
 /// The rule verbs, in the order the README documents them.
 pub const VERBS: &[&str] = &[

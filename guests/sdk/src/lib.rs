@@ -41,6 +41,7 @@ pub mod host;
 pub mod testing;
 pub mod text;
 pub mod types;
+pub mod ua;
 pub mod url;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,6 +1,8 @@
 //! Client class from the User-Agent: `mobile`, `tablet`, `tv`, `desktop`, `bot`.
+//! One table for every guest (the rewrite guest's `client-class` rule, the
+//! rendition guest's per-class caps), so they never disagree about a client.
 
-use outpost_guest::text::contains_any;
+use crate::text::contains_any;
 
 /// The classes [`client_class`] returns.
 pub const CLASSES: &[&str] = &["mobile", "tablet", "tv", "desktop", "bot"];
