@@ -42,6 +42,36 @@ pub const MASTER: &str = "#EXTM3U\n#EXT-X-VERSION:3\n\
 #EXT-X-STREAM-INF:BANDWIDTH=3000000,RESOLUTION=1280x720\nhigh/index.m3u8\n\
 #EXT-X-STREAM-INF:BANDWIDTH=6000000,RESOLUTION=1920x1080\ntop/index.m3u8\n";
 
+/// A loopback HTTP server (HTTP/1 and HTTP/2) answering every request with
+/// `handle`: the accept-and-serve loop every test origin shares. Returns its
+/// address and the accept task (abort it to stop the server).
+pub async fn serve_loopback<F, Fut>(handle: F) -> (SocketAddr, tokio::task::JoinHandle<()>)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
+    let addr = listener.local_addr().expect("origin addr");
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let answer = handle(req);
+                    async move { Ok::<_, Infallible>(answer.await) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, task)
+}
+
 /// A real HTTP origin with a few behaviours, counting the requests it sees.
 pub struct TestOrigin {
     pub addr: SocketAddr,
@@ -124,27 +154,13 @@ async fn origin_handle(req: Request<Incoming>) -> Response<Full<Bytes>> {
 
 impl TestOrigin {
     pub async fn start() -> TestOrigin {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
-        let addr = listener.local_addr().expect("origin addr");
         let hits = Arc::new(AtomicUsize::new(0));
         let counter = hits.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        async move { Ok::<_, Infallible>(origin_handle(req).await) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
+        let (addr, task) = serve_loopback(move |req| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            origin_handle(req)
+        })
+        .await;
         TestOrigin { addr, hits, task }
     }
 
@@ -223,62 +239,46 @@ async fn static_handle(
 impl StaticOrigin {
     pub async fn start(root: impl Into<PathBuf>) -> StaticOrigin {
         let root: PathBuf = root.into();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
-        let addr = listener.local_addr().expect("origin addr");
         let log = Arc::new(Mutex::new(Vec::new()));
         let (task_root, task_log) = (root.clone(), log.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (root, log) = (task_root.clone(), task_log.clone());
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<Incoming>| {
-                        let (root, log) = (root.clone(), log.clone());
-                        async move {
-                            let (status, ctype, body) = static_handle(&root, &req).await;
-                            let head = req.method() == http::Method::HEAD;
-                            log.lock().unwrap_or_else(|e| e.into_inner()).push(Seen {
-                                method: req.method().as_str().to_string(),
-                                path: req.uri().path().to_string(),
-                                query: req.uri().query().unwrap_or("").to_string(),
-                                headers: req
-                                    .headers()
-                                    .iter()
-                                    .map(|(k, v)| {
-                                        (
-                                            k.to_string(),
-                                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                                        )
-                                    })
-                                    .collect(),
-                                status,
-                            });
-                            let len = body.len();
-                            let mut r =
-                                Response::new(Full::new(if head { Bytes::new() } else { body }));
-                            *r.status_mut() =
-                                StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                            let h = r.headers_mut();
-                            h.insert(
-                                http::header::CONTENT_TYPE,
-                                http::HeaderValue::from_static(ctype),
-                            );
-                            h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
-                            h.insert(
-                                http::header::CACHE_CONTROL,
-                                http::HeaderValue::from_static("no-store"),
-                            );
-                            Ok::<_, Infallible>(r)
-                        }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+        let (addr, task) = serve_loopback(move |req: Request<Incoming>| {
+            let (root, log) = (task_root.clone(), task_log.clone());
+            async move {
+                let (status, ctype, body) = static_handle(&root, &req).await;
+                let head = req.method() == http::Method::HEAD;
+                log.lock().unwrap_or_else(|e| e.into_inner()).push(Seen {
+                    method: req.method().as_str().to_string(),
+                    path: req.uri().path().to_string(),
+                    query: req.uri().query().unwrap_or("").to_string(),
+                    headers: req
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| {
+                            (
+                                k.to_string(),
+                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                            )
+                        })
+                        .collect(),
+                    status,
                 });
+                let len = body.len();
+                let mut r = Response::new(Full::new(if head { Bytes::new() } else { body }));
+                *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                let h = r.headers_mut();
+                h.insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static(ctype),
+                );
+                h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+                h.insert(
+                    http::header::CACHE_CONTROL,
+                    http::HeaderValue::from_static("no-store"),
+                );
+                r
             }
-        });
+        })
+        .await;
         StaticOrigin {
             addr,
             root,

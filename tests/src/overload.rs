@@ -3,7 +3,6 @@
 //! the figures the shedding issue asks for. Used by the CI-sized test and by the
 //! `overload` benchmark binary.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -12,10 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use hyper_util::rt::TokioExecutor;
 
 /// A model origin: each request takes `base` while at most `knee` are in service;
 /// past the knee every request slows with the square of the excess, so throughput
@@ -42,8 +39,6 @@ impl ModelOrigin {
     }
 
     pub async fn start(base: Duration, knee: usize) -> ModelOrigin {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let in_flight = Arc::new(AtomicUsize::new(0));
         let max_in_flight = Arc::new(AtomicUsize::new(0));
         let served = Arc::new(AtomicU64::new(0));
@@ -54,34 +49,20 @@ impl ModelOrigin {
             served.clone(),
             knee.clone(),
         );
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (f, m, s, k) = (f.clone(), m.clone(), s.clone(), k.clone());
-                tokio::spawn(async move {
-                    let svc = service_fn(move |_req: Request<hyper::body::Incoming>| {
-                        let (f, m, s, k) = (f.clone(), m.clone(), s.clone(), k.clone());
-                        async move {
-                            let n = f.fetch_add(1, Ordering::SeqCst) + 1;
-                            m.fetch_max(n, Ordering::SeqCst);
-                            let knee = k.load(Ordering::SeqCst);
-                            let excess = (n as f64 / knee as f64).max(1.0);
-                            tokio::time::sleep(base.mul_f64(excess * excess)).await;
-                            f.fetch_sub(1, Ordering::SeqCst);
-                            s.fetch_add(1, Ordering::SeqCst);
-                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-                                b"segment\n",
-                            ))))
-                        }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
+        let (addr, task) = crate::serve_loopback(move |_req| {
+            let (f, m, s, k) = (f.clone(), m.clone(), s.clone(), k.clone());
+            async move {
+                let n = f.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(n, Ordering::SeqCst);
+                let knee = k.load(Ordering::SeqCst);
+                let excess = (n as f64 / knee as f64).max(1.0);
+                tokio::time::sleep(base.mul_f64(excess * excess)).await;
+                f.fetch_sub(1, Ordering::SeqCst);
+                s.fetch_add(1, Ordering::SeqCst);
+                Response::new(Full::new(Bytes::from_static(b"segment\n")))
             }
-        });
+        })
+        .await;
         ModelOrigin {
             addr,
             in_flight,

@@ -831,55 +831,36 @@ impl Drop for HoldOrigin {
 impl HoldOrigin {
     async fn start() -> HoldOrigin {
         use std::sync::atomic::Ordering;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
         let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         // The gates opened so far, one bit each.
         let (gates, opened) = tokio::sync::watch::channel(0u32);
         let task_held = held.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (held, opened) = (task_held.clone(), opened.clone());
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: http::Request<_>| {
-                        let (held, mut opened) = (held.clone(), opened.clone());
-                        async move {
-                            let path = req.uri().path().to_string();
-                            let (ctype, body) = if let Some(g) = path.strip_prefix("/hold/") {
-                                let gate: u32 = g.parse().unwrap_or(0);
-                                held.fetch_add(1, Ordering::SeqCst);
-                                let _ = opened.wait_for(|o| o & (1 << gate.min(31)) != 0).await;
-                                held.fetch_sub(1, Ordering::SeqCst);
-                                ("text/plain", "released\n".to_string())
-                            } else {
-                                (
-                                    "application/vnd.apple.mpegurl",
-                                    outpost_tests::MASTER.to_string(),
-                                )
-                            };
-                            let mut resp = http::Response::new(http_body_util::Full::new(
-                                bytes::Bytes::from(body),
-                            ));
-                            resp.headers_mut().insert(
-                                http::header::CONTENT_TYPE,
-                                http::HeaderValue::from_static(ctype),
-                            );
-                            Ok::<_, std::convert::Infallible>(resp)
-                        }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(
-                        hyper_util::rt::TokioExecutor::new(),
+        let (addr, task) = outpost_tests::serve_loopback(move |req: http::Request<_>| {
+            let (held, mut opened) = (task_held.clone(), opened.clone());
+            async move {
+                let path = req.uri().path().to_string();
+                let (ctype, body) = if let Some(g) = path.strip_prefix("/hold/") {
+                    let gate: u32 = g.parse().unwrap_or(0);
+                    held.fetch_add(1, Ordering::SeqCst);
+                    let _ = opened.wait_for(|o| o & (1 << gate.min(31)) != 0).await;
+                    held.fetch_sub(1, Ordering::SeqCst);
+                    ("text/plain", "released\n".to_string())
+                } else {
+                    (
+                        "application/vnd.apple.mpegurl",
+                        outpost_tests::MASTER.to_string(),
                     )
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-                });
+                };
+                let mut resp =
+                    http::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+                resp.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static(ctype),
+                );
+                resp
             }
-        });
+        })
+        .await;
         HoldOrigin {
             addr,
             held,
