@@ -27,6 +27,9 @@ const CLASS_BUDGET: [f64; CLASSES] = [5.0, 2.0, 1.0, 0.5, 0.25];
 /// The same once the queue stands: the top class keeps its patience (100 ms at the
 /// default 10 ms), the others get little more than the origin's own latency.
 const CONGESTED_CLASS_BUDGET: [f64; CLASSES] = [10.0, 2.0, 1.0, 0.5, 0.25];
+/// The least a class may wait once the queue stands, in the origin's minimum
+/// latencies.
+const CONGESTED_FLOOR: [f64; CLASSES] = [5.0, 1.0, 1.0, 1.0, 1.0];
 
 /// The limiter's parameters (from `[limiter]` in the config).
 #[derive(Debug, Clone)]
@@ -90,7 +93,7 @@ pub struct Gradient {
     /// The round's latencies (the latest [`ROUND_SAMPLES`] of them).
     round: [u64; ROUND_SAMPLES],
     round_n: u32,
-    round_busy: bool,
+    /// The most in flight at any sample of the round.
     round_peak: u32,
 }
 
@@ -141,7 +144,6 @@ impl Gradient {
             round_start_ns: 0,
             round: [0; ROUND_SAMPLES],
             round_n: 0,
-            round_busy: false,
             round_peak: 0,
         }
     }
@@ -193,8 +195,6 @@ impl Gradient {
         }
         self.round[self.round_n as usize % ROUND_SAMPLES] = rtt_ns;
         self.round_n += 1;
-        // Application-limited samples (little in flight) say nothing about capacity.
-        self.round_busy |= f64::from(in_flight) + 1.0 >= self.limit / 2.0;
         self.round_peak = self.round_peak.max(in_flight);
         let min_rtt = self.min_rtt_ns();
         if now_ns.saturating_sub(self.round_start_ns) < min_rtt.max(MIN_ROUND_NS) {
@@ -206,14 +206,14 @@ impl Gradient {
         let kept = &mut self.round[..(self.round_n as usize).min(ROUND_SAMPLES)];
         let mid = kept.len() / 2;
         let median = *kept.select_nth_unstable(mid).1 as f64;
-        let busy = self.round_busy;
-        // The limit only grows when it was reached: a limit that light traffic never
-        // tests would otherwise drift up, and a spike would then overshoot the
-        // origin's knee before the gradient brings it back.
-        let reached = f64::from(self.round_peak) + 1.0 >= self.limit;
+        // Application-limited rounds (little ever in flight) say nothing about
+        // capacity. And the limit only grows when it was reached: a limit that light
+        // traffic never tests would otherwise drift up, and a spike would then
+        // overshoot the origin's knee before the gradient brings it back.
+        let peak = f64::from(self.round_peak) + 1.0;
+        let (busy, reached) = (peak >= self.limit / 2.0, peak >= self.limit);
         self.round_peak = 0;
         self.round_n = 0;
-        self.round_busy = false;
         if !busy {
             return;
         }
@@ -282,6 +282,13 @@ struct State {
     last_empty_ns: u64,
     queue_delay_ns: f64,
     rates: ShedRate,
+}
+
+impl State {
+    /// Whether the queue has stood (not been empty) for longer than CoDel's interval.
+    fn congested(&self, now_ns: u64) -> bool {
+        now_ns.saturating_sub(self.last_empty_ns) > CONGESTED_AFTER_NS
+    }
 }
 
 /// Per-class counters of one origin's limiter.
@@ -468,7 +475,7 @@ impl OriginLimiter {
             st.queue.insert(key, Waiter { cost, tx });
             // CoDel-style: a queue that drained recently gets the normal budget; a
             // standing queue gets a short one, so waiting cannot build up.
-            let congested = arrived.saturating_sub(st.last_empty_ns) > CONGESTED_AFTER_NS;
+            let congested = st.congested(arrived);
             // Higher classes may wait longer: they are admitted first when a slot
             // frees, so their wait is short unless the origin is truly full.
             let timeout = if congested {
@@ -482,7 +489,7 @@ impl OriginLimiter {
                 self.config
                     .queue_timeout_congested
                     .mul_f64(CONGESTED_CLASS_BUDGET[class])
-                    .max(min_rtt.mul_f64(if class == 0 { CLASS_BUDGET[0] } else { 1.0 }))
+                    .max(min_rtt.mul_f64(CONGESTED_FLOOR[class]))
             } else {
                 self.config.queue_timeout.mul_f64(CLASS_BUDGET[class])
             };
@@ -543,19 +550,15 @@ impl OriginLimiter {
         // it is FIFO within a class; once it stands (congested), the newest waiter of
         // the highest class goes first, so what is admitted has barely waited and the
         // stale waiters run out their (short) budget instead of everyone waiting long.
-        let congested =
-            self.clock.monotonic_ns().saturating_sub(st.last_empty_ns) > CONGESTED_AFTER_NS;
+        let congested = st.congested(self.clock.monotonic_ns());
         loop {
-            let next = match st.queue.first_key_value() {
+            let (next, cost) = match st.queue.first_key_value() {
                 None => break,
-                Some((&(class, seq), _)) if !congested => (class, seq),
+                Some((&k, w)) if !congested => (k, w.cost),
                 Some((&(class, _), _)) => match st.queue.range(..(class + 1, 0)).next_back() {
-                    Some((&k, _)) => k,
+                    Some((&k, w)) => (k, w.cost),
                     None => break,
                 },
-            };
-            let Some(cost) = st.queue.get(&next).map(|w| w.cost) else {
-                break;
             };
             if st.in_flight + cost > limit {
                 break;

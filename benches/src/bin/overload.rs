@@ -4,9 +4,9 @@
 //!
 //! `cargo run --release -p outpost-benches --bin overload -- [SECONDS] [BASE_MS] [KNEE] [WARMUP_MS]`
 //!
-//! Each loaded run starts after `WARMUP_MS` (default 1000) at 1× on the same node, not
-//! counted: the spike arrives at a node that has been serving half the origin's capacity (0: at one
-//! just started).
+//! Each loaded run starts after `WARMUP_MS` (default 1000) at half the origin's
+//! capacity on the same node, not counted, with the generator's connections opened
+//! first: the spike arrives at a node that has been serving (0: at one just started).
 //!
 //! On a machine with two or more CPUs the node runs on a runtime of its own pinned
 //! to the first CPU, and the generator and model origin on the others, as at a POP
