@@ -27,6 +27,8 @@ pub struct OriginClient {
     /// The origin's name.
     pub name: String,
     authority: String,
+    /// `authority` parsed once (None: it does not parse, and every send says so).
+    uri_authority: Option<http::uri::Authority>,
     /// The `Host` header to send instead of the client's, if configured.
     pub host_header: Option<String>,
     timeouts: OriginTimeouts,
@@ -68,6 +70,7 @@ impl OriginClient {
         OriginClient {
             name: name.to_string(),
             authority: authority.to_string(),
+            uri_authority: authority.parse().ok(),
             host_header,
             timeouts,
             client,
@@ -132,15 +135,18 @@ impl OriginClient {
             return Ok(Self::answer_model(&req));
         }
         let start = tokio::time::Instant::now();
-        let pq = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        let uri: Uri = format!("http://{}{}", self.authority, pq)
-            .parse()
-            .map_err(|e| EdgeError::BadRequest(format!("cannot form the origin URI: {e}")))?;
-        *req.uri_mut() = uri;
+        let mut uri = std::mem::take(req.uri_mut()).into_parts();
+        uri.scheme = Some(http::uri::Scheme::HTTP);
+        uri.authority = self.uri_authority.clone();
+        if uri.path_and_query.is_none() {
+            uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        }
+        *req.uri_mut() = Uri::from_parts(uri).map_err(|e| {
+            EdgeError::BadRequest(format!(
+                "cannot form the origin URI for `{}`: {e}",
+                self.authority
+            ))
+        })?;
         *req.version_mut() = http::Version::HTTP_11;
         let first_byte = self.timeouts.first_byte.min(self.timeouts.total);
         let resp = match tokio::time::timeout(first_byte, self.client.request(req)).await {

@@ -4,24 +4,32 @@
 
 /// Does `hay` contain any of `needles`? Same answer as
 /// `needles.iter().any(|n| hay.contains(n))` (an empty needle matches), in one pass
-/// over `hay`: a 256-entry table of the needles' first bytes skips every position
-/// no needle can start at, and only the needles starting with that byte are
-/// compared.
+/// over `hay`: a 256-entry table maps each byte to the set (a bit mask) of needles
+/// starting with it, so a position no needle starts at costs one lookup and only
+/// the needles starting there are compared. Tables of more than 64 needles are
+/// matched 64 at a time.
 pub fn contains_any<S: AsRef<str>>(hay: &str, needles: &[S]) -> bool {
-    let mut first = [false; 256];
-    for n in needles {
+    if needles.len() > 64 {
+        return needles.chunks(64).any(|chunk| contains_any(hay, chunk));
+    }
+    let mut starting = [0u64; 256];
+    for (j, n) in needles.iter().enumerate() {
         match n.as_ref().as_bytes().first() {
-            Some(&b) => first[usize::from(b)] = true,
+            Some(&b) => starting[usize::from(b)] |= 1 << j,
             None => return true,
         }
     }
     let h = hay.as_bytes();
     h.iter().enumerate().any(|(i, &b)| {
-        first[usize::from(b)]
-            && needles.iter().any(|n| {
-                let n = n.as_ref().as_bytes();
-                n[0] == b && h[i..].starts_with(n)
-            })
+        let mut set = starting[usize::from(b)];
+        while set != 0 {
+            let j = set.trailing_zeros() as usize;
+            if h[i..].starts_with(needles[j].as_ref().as_bytes()) {
+                return true;
+            }
+            set &= set - 1;
+        }
+        false
     })
 }
 
@@ -51,6 +59,16 @@ mod tests {
         fn agrees_with_str_contains(
             hay in "[a-e /é]{0,40}",
             needles in proptest::collection::vec("[a-e /é]{0,4}", 0..8),
+        ) {
+            let expected = needles.iter().any(|n| hay.contains(n.as_str()));
+            prop_assert_eq!(contains_any(&hay, &needles), expected);
+        }
+
+        #[test]
+        fn large_tables_agree_with_str_contains(
+            hay in "[a-h /é]{0,40}",
+            // Up to 100 non-empty needles: tables past 64 are matched in chunks.
+            needles in proptest::collection::vec("[a-h /é]{2,5}", 0..100),
         ) {
             let expected = needles.iter().any(|n| hay.contains(n.as_str()));
             prop_assert_eq!(contains_any(&hay, &needles), expected);
