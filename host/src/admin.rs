@@ -174,7 +174,7 @@ pub fn metrics_text(node: &Node) -> String {
     for (family, help) in [
         (
             "outpost_admitted_total",
-            "Requests admitted per origin and class.",
+            "Requests admitted per origin and class (a request a guest re-routes is admitted by its route's origin, then by the one it goes to).",
         ),
         (
             "outpost_queued_total",

@@ -276,6 +276,20 @@ async fn run<'a>(
         }
     }
 
+    // A request guest chose another origin: admission to the route's origin said
+    // nothing about this one. Give back that slot and pass this origin's limiter
+    // (same class and cost); the response guests read this origin's load.
+    let load = if Arc::ptr_eq(origin, &route.origin) {
+        load
+    } else {
+        drop(permit);
+        permit = match origin.limiter.acquire(class, cost).await {
+            Ok(p) => p,
+            Err(reason) => return fail(EdgeError::Shed { reason }),
+        };
+        LoadSource::new(origin.limiter.clone())
+    };
+
     // Phase: origin.
     if let Some(incoming) = &incoming {
         trace.origin = Some(origin.client.name.clone());
