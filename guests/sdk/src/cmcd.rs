@@ -208,26 +208,44 @@ impl Cmcd {
     }
 }
 
+/// Where a scan stands relative to quoted strings (`"…"`, `\` escapes inside).
+#[derive(Default)]
+struct Quotes {
+    open: bool,
+    escaped: bool,
+}
+
+impl Quotes {
+    /// Feed the next character: true when it belongs to a quoted string (its
+    /// quotes included), so the caller's own separators do not apply to it.
+    fn inside(&mut self, c: char) -> bool {
+        if self.open {
+            if self.escaped {
+                self.escaped = false;
+            } else if c == '\\' {
+                self.escaped = true;
+            } else if c == '"' {
+                self.open = false;
+            }
+            true
+        } else {
+            self.open = c == '"';
+            self.open
+        }
+    }
+}
+
 /// Split at commas outside quoted strings and inner lists.
 fn split_top_level(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
-    let mut in_quote = false;
-    let mut escaped = false;
+    let mut quotes = Quotes::default();
     let mut depth = 0usize;
     for (i, c) in s.char_indices() {
-        if in_quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_quote = false;
-            }
+        if quotes.inside(c) {
             continue;
         }
         match c {
-            '"' => in_quote = true,
             '(' => depth += 1,
             ')' => depth = depth.saturating_sub(1),
             ',' if depth == 0 => {
@@ -281,17 +299,11 @@ fn parse_member(member: &str) -> Option<(String, Value)> {
 fn split_inner(s: &str) -> Option<Vec<&str>> {
     let mut out = Vec::new();
     let mut start = None;
-    let mut in_quote = false;
-    let mut escaped = false;
+    let mut quotes = Quotes::default();
     for (i, c) in s.char_indices() {
-        if in_quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_quote = false;
-            }
+        if quotes.inside(c) {
+            // A quoted string is (part of) an item: it starts one if none is open.
+            start.get_or_insert(i);
             continue;
         }
         match c {
@@ -302,16 +314,11 @@ fn split_inner(s: &str) -> Option<Vec<&str>> {
             }
             '(' | ')' => return None,
             _ => {
-                if c == '"' {
-                    in_quote = true;
-                }
-                if start.is_none() {
-                    start = Some(i);
-                }
+                start.get_or_insert(i);
             }
         }
     }
-    if in_quote {
+    if quotes.open {
         return None;
     }
     if let Some(st) = start {
