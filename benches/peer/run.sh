@@ -13,7 +13,10 @@
 #   UA="..."          User-Agent sent by wrk           REQ_PATH="/live/a/./b//index.m3u8?..."
 #   TIME_LIMIT=...    global bound in seconds (default: computed from the above)
 #   WASMTIME_COMPONENT=path.wasm  with `wasmtime` on PATH: also run `wasmtime serve`
-#                                 on that (wasi:http proxy) component
+#                                 (a fresh instance per request, and reuse 64) on that
+#                                 wasi:http proxy component; default: wasi-proxy/, the
+#                                 same rewrite as the Lua one, built here. The origin
+#                                 reaches it as PEER_ORIGIN (`-Scli --env`).
 set -euo pipefail
 
 DURATION=${DURATION:-5}
@@ -74,8 +77,14 @@ fi
 
 WASMTIME_SERVE=0
 if command -v wasmtime >/dev/null; then
+  if [[ -z "${WASMTIME_COMPONENT:-}" ]]; then
+    log "building the wasmtime serve peer (benches/peer/wasi-proxy)"
+    cargo build --quiet --release --target wasm32-wasip2 --manifest-path "$HERE/wasi-proxy/Cargo.toml" \
+      && WASMTIME_COMPONENT="$HERE/wasi-proxy/target/wasm32-wasip2/release/wasi_proxy.wasm"
+  fi
   if [[ -n "${WASMTIME_COMPONENT:-}" && -f "${WASMTIME_COMPONENT}" ]]; then
-    WASMTIME_SERVE=1; SYSTEMS="$SYSTEMS wasmtime-serve"
+    WASMTIME_SERVE=1; SYSTEMS="$SYSTEMS wasmtime-serve wasmtime-serve-reuse"
+    log "wasmtime serve: $(wasmtime --version) on $WASMTIME_COMPONENT"
   else
     log "wasmtime serve: skipped (wasmtime is on PATH, but WASMTIME_COMPONENT names no wasi:http proxy component)"
   fi
@@ -208,9 +217,12 @@ for sys in $SYSTEMS; do
     outpost-bare)        start_outpost "$sys" outpost-bare.toml "${PORT[$sys]}" 0 ;;
     outpost-chain)       start_outpost "$sys" outpost-chain.toml "${PORT[$sys]}" 0 ;;
     outpost-chain-reuse) start_outpost "$sys" outpost-chain.toml "${PORT[$sys]}" 64 ;;
-    wasmtime-serve)
+    wasmtime-serve|wasmtime-serve-reuse)
       mkdir -p "$TMP/$sys"
-      ( exec "${SUT_CPU[@]}" wasmtime serve --addr "127.0.0.1:${PORT[$sys]}" "$WASMTIME_COMPONENT" ) \
+      reuse=1; [[ $sys == wasmtime-serve-reuse ]] && reuse=64
+      ( exec "${SUT_CPU[@]}" wasmtime serve --addr "127.0.0.1:${PORT[$sys]}" -Scli \
+          --env "PEER_ORIGIN=127.0.0.1:$ORIGIN_PORT" --max-instance-reuse-count "$reuse" \
+          "$WASMTIME_COMPONENT" ) \
         >"$TMP/$sys/stdout.log" 2>"$TMP/$sys/stderr.log" &
       PIDS+=($!); MAINPID[$sys]=$! ;;
     *) die "unknown system $sys" ;;
@@ -311,6 +323,7 @@ label() {
     outpost-chain) echo "Outpost, chain" ;;
     outpost-chain-reuse) echo "Outpost, chain, reuse 64" ;;
     wasmtime-serve) echo "wasmtime serve" ;;
+    wasmtime-serve-reuse) echo "wasmtime serve, reuse 64" ;;
     *) echo "$1" ;;
   esac
 }
@@ -334,7 +347,7 @@ ratio_line() { # a b
 printf '| %-26s | %-22s | %8s | %8s | %8s |\n' "Outpost variant" "vs peer" "req/s ×" "p99 ×" "CPU/req ×"
 printf '|%s|%s|%s:|%s:|%s:|\n' "----------------------------" "------------------------" "---------" "---------" "---------"
 for a in outpost-chain outpost-chain-reuse; do
-  for b in nginx-proxy nginx-lua; do
+  for b in nginx-proxy nginx-lua wasmtime-serve wasmtime-serve-reuse; do
     [[ " $SYSTEMS " == *" $a "* && " $SYSTEMS " == *" $b "* ]] && ratio_line "$a" "$b"
   done
 done
