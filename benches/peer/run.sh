@@ -342,10 +342,10 @@ ratio_line() { # a b
   [[ -n "${MED_RPS[$1]:-}" && -n "${MED_RPS[$2]:-}" ]] || return 0
   awk -v a="$(label "$1")" -v b="$(label "$2")" -v ra="${MED_RPS[$1]}" -v rb="${MED_RPS[$2]}" \
       -v pa="${MED_P99[$1]}" -v pb="${MED_P99[$2]}" -v ca="${MED_CPU[$1]}" -v cb="${MED_CPU[$2]}" \
-    'BEGIN { printf "| %-26s | %-22s | %8.2f | %8.2f | %8.2f |\n", a, b, ra / rb, pa / pb, (cb > 0 ? ca / cb : 0) }'
+    'BEGIN { printf "| %-26s | %-24s | %8.2f | %8.2f | %8.2f |\n", a, b, ra / rb, pa / pb, (cb > 0 ? ca / cb : 0) }'
 }
-printf '| %-26s | %-22s | %8s | %8s | %8s |\n' "Outpost variant" "vs peer" "req/s ×" "p99 ×" "CPU/req ×"
-printf '|%s|%s|%s:|%s:|%s:|\n' "----------------------------" "------------------------" "---------" "---------" "---------"
+printf '| %-26s | %-24s | %8s | %8s | %8s |\n' "Outpost variant" "vs peer" "req/s ×" "p99 ×" "CPU/req ×"
+printf '|%s|%s|%s:|%s:|%s:|\n' "----------------------------" "--------------------------" "---------" "---------" "---------"
 for a in outpost-chain outpost-chain-reuse; do
   for b in nginx-proxy nginx-lua wasmtime-serve wasmtime-serve-reuse; do
     [[ " $SYSTEMS " == *" $a "* && " $SYSTEMS " == *" $b "* ]] && ratio_line "$a" "$b"
