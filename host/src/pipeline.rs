@@ -590,19 +590,16 @@ static HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // Headers the `Connection` header names are hop-by-hop too (rare: most carry
-    // only `keep-alive` or `close`).
-    if h.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = h
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-            .collect();
-        for n in named {
-            h.remove(n);
-        }
+    // Headers the `Connection` header names are hop-by-hop too.
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
     }
     for n in &HOP_BY_HOP {
         h.remove(n);
