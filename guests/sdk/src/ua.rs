@@ -2,7 +2,7 @@
 //! One table for every guest (the rewrite guest's `client-class` rule, the
 //! rendition guest's per-class caps), so they never disagree about a client.
 
-use crate::text::contains_any;
+use crate::text::Prepared;
 
 /// The classes [`client_class`] returns.
 pub const CLASSES: &[&str] = &["mobile", "tablet", "tv", "desktop", "bot"];
@@ -93,14 +93,41 @@ fn has_fire_tv_model(ua: &str) -> bool {
     })
 }
 
-/// A bot marker in `lower`; `bot` inside a device name (CUBOT) does not count.
-fn is_bot(lower: &str) -> bool {
-    if !contains_any(lower, BOT) {
-        return false;
-    }
+// Bits of [`tables`]'s answer.
+const BOT_WORD: u64 = 1; // `bot`
+const BOT_OTHER: u64 = 1 << 1; // every other bot marker
+const IS_TV: u64 = 1 << 2;
+const IS_TABLET: u64 = 1 << 3;
+const IS_MOBILE: u64 = 1 << 4;
+const ANDROID: u64 = 1 << 5;
+const MOBILE_WORD: u64 = 1 << 6;
+const TABLET_WORD: u64 = 1 << 7;
+const TABLET_PC: u64 = 1 << 8;
+
+/// Every table [`client_class`] consults, indexed at compile time and matched in
+/// one pass over the User-Agent.
+static TABLES: Prepared<{ BOT.len() + TV.len() + TABLET.len() + MOBILE.len() + 4 }> =
+    Prepared::new(&[
+        BOT.split_at(1).0,
+        BOT.split_at(1).1,
+        TV,
+        TABLET,
+        MOBILE,
+        &["android"],
+        &["mobile"],
+        &["tablet"],
+        &["tablet pc"],
+    ]);
+
+/// A bot marker in `lower` (whose tables are `found`); `bot` inside a device name
+/// (CUBOT) does not count.
+fn is_bot(lower: &str, found: u64) -> bool {
     // Only `bot` can be a device name's part; any other marker decides.
-    if contains_any(lower, &BOT[1..]) {
+    if found & BOT_OTHER != 0 {
         return true;
+    }
+    if found & BOT_WORD == 0 {
+        return false;
     }
     let devices: usize = NOT_BOT.iter().map(|d| lower.matches(d).count()).sum();
     lower.matches("bot").count() > devices
@@ -114,22 +141,20 @@ pub fn client_class(ua: Option<&str>) -> &'static str {
         return "bot";
     };
     let lower = ua.to_ascii_lowercase();
-    let has = |table: &[&str]| contains_any(&lower, table);
-    if is_bot(&lower) {
+    let found = TABLES.find(&lower);
+    let has = |bits: u64| found & bits != 0;
+    if is_bot(&lower, found) {
         return "bot";
     }
-    if has(TV) || has_fire_tv_model(ua) {
+    if has(IS_TV) || has_fire_tv_model(ua) {
         return "tv";
     }
-    let android = lower.contains("android");
-    let mobile_token = lower.contains("mobile");
-    if has(TABLET)
-        || (android && !mobile_token)
-        || (lower.contains("tablet") && !lower.contains("tablet pc"))
-    {
+    let android = has(ANDROID);
+    let mobile_token = has(MOBILE_WORD);
+    if has(IS_TABLET) || (android && !mobile_token) || (has(TABLET_WORD) && !has(TABLET_PC)) {
         return "tablet";
     }
-    if has(MOBILE) || (android && mobile_token) {
+    if has(IS_MOBILE) || (android && mobile_token) {
         return "mobile";
     }
     "desktop"
