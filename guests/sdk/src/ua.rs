@@ -93,7 +93,7 @@ fn has_fire_tv_model(ua: &str) -> bool {
     })
 }
 
-// Bits of [`tables`]'s answer.
+// Bits of `TABLES.find`'s answer, in the order of the tables in [`TABLES`].
 const BOT_WORD: u64 = 1; // `bot`
 const BOT_OTHER: u64 = 1 << 1; // every other bot marker
 const IS_TV: u64 = 1 << 2;
