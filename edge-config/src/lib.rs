@@ -115,18 +115,60 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// The largest configuration file read.
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Read a file the configuration names (a guest, a table, a database), refusing one
+/// larger than `cap` bytes with a clear error instead of reading it whole: a path
+/// such as `/dev/zero` must not grow the node without bound.
+pub fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path)?;
+    let mut buf = Vec::new();
+    file.take(cap + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > cap {
+        return Err(std::io::Error::other(format!(
+            "larger than the {} MiB this file may have",
+            cap >> 20
+        )));
+    }
+    Ok(buf)
+}
+
 impl Config {
     /// Read and validate a configuration file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let at = |line, column, message: String| ConfigError {
             diagnostics: vec![Diagnostic {
                 file: name.clone(),
-                line: 0,
-                column: 0,
-                message: format!("cannot read the file: {e}"),
+                line,
+                column,
+                message,
             }],
-        })?;
+        };
+        let bytes = read_capped(path, MAX_CONFIG_BYTES)
+            .map_err(|e| at(1, 1, format!("cannot read the file: {e}")))?;
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                let good = e.utf8_error().valid_up_to();
+                let bytes = e.as_bytes();
+                let line = 1 + bytes[..good].iter().filter(|&&b| b == b'\n').count();
+                let line_start = bytes[..good]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                let column = 1 + String::from_utf8_lossy(&bytes[line_start..good])
+                    .chars()
+                    .count();
+                return Err(at(
+                    line,
+                    column,
+                    "the file is not valid UTF-8 (TOML must be)".into(),
+                ));
+            }
+        };
         let base_dir = path
             .parent()
             .map(Path::to_path_buf)
@@ -183,6 +225,78 @@ impl Config {
                         l.address.span(),
                         format!("listener address {} is used twice", l.address.get_ref().0),
                     ));
+                }
+            }
+        }
+        for l in &self.listeners {
+            for (key, value) in [
+                ("header_timeout", &l.header_timeout),
+                ("idle_timeout", &l.idle_timeout),
+                ("body_timeout", &l.body_timeout),
+            ] {
+                if value.get_ref().0 == 0 {
+                    out.push(src.diagnostic(
+                        value.span(),
+                        format!("listeners.{key} must be at least 1ms"),
+                    ));
+                }
+            }
+            for (key, value) in [
+                ("max_connections", &l.max_connections),
+                ("max_connections_per_ip", &l.max_connections_per_ip),
+            ] {
+                if *value.get_ref() == 0 {
+                    out.push(src.diagnostic(
+                        value.span(),
+                        format!("listeners.{key} must be at least 1"),
+                    ));
+                }
+            }
+        }
+        let tick = self.node.epoch_tick.get_ref().0;
+        if tick == 0 {
+            out.push(src.diagnostic(
+                self.node.epoch_tick.span(),
+                "node.epoch_tick must be at least 1ms",
+            ));
+        }
+        if !(1..=100_000).contains(self.node.max_instances.get_ref()) {
+            out.push(src.diagnostic(
+                self.node.max_instances.span(),
+                format!(
+                    "node.max_instances = {} is out of range; expected 1 to 100000",
+                    self.node.max_instances.get_ref()
+                ),
+            ));
+        }
+        for (name, o) in &self.origins {
+            for (key, value) in [
+                ("connect_timeout", &o.connect_timeout),
+                ("first_byte_timeout", &o.first_byte_timeout),
+                ("total_timeout", &o.total_timeout),
+            ] {
+                if value.get_ref().0 == 0 {
+                    out.push(src.diagnostic(
+                        value.span(),
+                        format!("origin `{name}`: {key} must be at least 1ms"),
+                    ));
+                }
+            }
+            if let (OriginKind::Http, Some(a)) = (o.kind, &o.address) {
+                let text = a.get_ref();
+                let port = if text.starts_with('[') {
+                    text.rsplit_once("]:").map(|(_, p)| p)
+                } else {
+                    text.rsplit_once(':').map(|(_, p)| p)
+                };
+                match port.map(str::parse::<u16>) {
+                    Some(Ok(p)) if p > 0 => {}
+                    _ => out.push(src.diagnostic(
+                        a.span(),
+                        format!(
+                            "origin `{name}`: address `{text}` needs a port; expected `HOST:PORT`"
+                        ),
+                    )),
                 }
             }
         }
@@ -289,10 +403,20 @@ impl Config {
                     ),
                 ));
             }
-            if guest.cpu.get_ref().0 == 0 {
+            let cpu = guest.cpu.get_ref().0;
+            if cpu == 0 {
                 out.push(src.diagnostic(
                     guest.cpu.span(),
                     format!("guest `{name}`: cpu must be at least 1ms"),
+                ));
+            } else if tick > 0 && tick.saturating_mul(10) > cpu && tick > 1 {
+                // The deadline is enforced once a tick: a tick as long as the deadline
+                // lets a spinning guest run up to a whole tick past it.
+                out.push(src.diagnostic(
+                    guest.cpu.span(),
+                    format!(
+                        "guest `{name}`: cpu = {cpu}ms is under 10 × node.epoch_tick ({tick}ms), so the deadline could not be enforced; raise cpu or lower epoch_tick"
+                    ),
                 ));
             }
             if let GuestSource::Builtin(b) = guest.source()
@@ -329,6 +453,58 @@ impl Config {
                     ),
                 ));
             }
+        }
+        for (key, value) in [
+            ("initial_limit", &l.initial_limit),
+            ("min_limit", &l.min_limit),
+            ("max_limit", &l.max_limit),
+        ] {
+            if *value.get_ref() == 0 {
+                out.push(src.diagnostic(
+                    value.span(),
+                    format!("limiter.{key} must be at least 1"),
+                ));
+            }
+        }
+        if *l.queue_size.get_ref() > 1_000_000 {
+            out.push(src.diagnostic(
+                l.queue_size.span(),
+                "limiter.queue_size must be at most 1000000",
+            ));
+        }
+        for (key, value) in [
+            ("queue_timeout", &l.queue_timeout),
+            ("queue_timeout_congested", &l.queue_timeout_congested),
+        ] {
+            if value.get_ref().0 == 0 && *l.queue_size.get_ref() > 0 {
+                out.push(src.diagnostic(
+                    value.span(),
+                    format!(
+                        "limiter.{key} must be at least 1ms (set queue_size = 0 for no queue)"
+                    ),
+                ));
+            }
+        }
+        for (key, value) in [
+            ("client_rate", &l.client_rate),
+            ("client_burst", &l.client_burst),
+            ("client_address_share", &l.client_address_share),
+            ("priority_rate", &l.priority_rate),
+            ("priority_burst", &l.priority_burst),
+        ] {
+            let v = *value.get_ref();
+            if !v.is_finite() || v < 0.0 {
+                out.push(src.diagnostic(
+                    value.span(),
+                    format!("limiter.{key} ({v}) must be a finite number, 0 or more"),
+                ));
+            }
+        }
+        if *l.client_rate.get_ref() > 0.0 && *l.client_burst.get_ref() < 1.0 {
+            out.push(src.diagnostic(
+                l.client_burst.span(),
+                "limiter.client_burst must be at least 1 when client_rate is set",
+            ));
         }
         if l.min_limit.get_ref() > l.max_limit.get_ref() {
             out.push(src.diagnostic(

@@ -63,10 +63,10 @@ pub struct Node {
     pub cache_dir: Option<String>,
     /// The epoch ticker's period: the granularity of guest CPU deadlines.
     #[serde(default = "default_tick")]
-    pub epoch_tick: Millis,
+    pub epoch_tick: Spanned<Millis>,
     /// Guest instances that may exist at once (the pooling allocator's size).
     #[serde(default = "default_max_instances")]
-    pub max_instances: u32,
+    pub max_instances: Spanned<u32>,
 }
 
 impl Default for Node {
@@ -83,11 +83,11 @@ impl Default for Node {
 fn default_cache_dir() -> Option<String> {
     Some(".outpost-cache".into())
 }
-fn default_tick() -> Millis {
-    Millis(1)
+fn default_tick() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(1))
 }
-fn default_max_instances() -> u32 {
-    1000
+fn default_max_instances() -> Spanned<u32> {
+    Spanned::new(0..0, 1000)
 }
 
 /// Recording: a sample of requests (heads and the decisions taken) written to
@@ -165,13 +165,43 @@ pub enum ForwardedHeader {
 pub struct Listener {
     /// `IP:PORT`; port 0 picks a free port.
     pub address: Spanned<Addr>,
-    /// Longest wait for a client's complete request head.
+    /// Longest wait for a client's complete request head, counted from the accept
+    /// (a connection that sends nothing, or only the HTTP/2 preface, is closed then).
     #[serde(default = "default_header_timeout")]
-    pub header_timeout: Millis,
+    pub header_timeout: Spanned<Millis>,
+    /// A connection with no request in flight is closed after this long.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: Spanned<Millis>,
+    /// Longest gap between two pieces of a request body (a stalled upload is a 408).
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout: Spanned<Millis>,
+    /// Connections open at once on this listener (further ones are closed at
+    /// accept; also capped by the process's file descriptor limit).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: Spanned<u32>,
+    /// Connections open at once from one client address.
+    #[serde(default = "default_max_connections_per_ip")]
+    pub max_connections_per_ip: Spanned<u32>,
 }
 
-fn default_header_timeout() -> Millis {
-    Millis(10_000)
+fn default_header_timeout() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(10_000))
+}
+
+fn default_idle_timeout() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(60_000))
+}
+
+fn default_body_timeout() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(10_000))
+}
+
+fn default_max_connections() -> Spanned<u32> {
+    Spanned::new(0..0, 50_000)
+}
+
+fn default_max_connections_per_ip() -> Spanned<u32> {
+    Spanned::new(0..0, 512)
 }
 
 /// What kind of origin this is.
@@ -200,13 +230,13 @@ pub struct Origin {
     pub host_header: Option<String>,
     /// Longest wait to connect.
     #[serde(default = "default_connect_timeout")]
-    pub connect_timeout: Millis,
+    pub connect_timeout: Spanned<Millis>,
     /// Longest wait for the response head once the request is sent.
     #[serde(default = "default_first_byte_timeout")]
-    pub first_byte_timeout: Millis,
+    pub first_byte_timeout: Spanned<Millis>,
     /// Longest time for the whole exchange, body included.
     #[serde(default = "default_total_timeout")]
-    pub total_timeout: Millis,
+    pub total_timeout: Spanned<Millis>,
     /// Idle keep-alive connections kept per origin.
     #[serde(default = "default_pool_idle")]
     pub pool_max_idle: usize,
@@ -215,14 +245,14 @@ pub struct Origin {
     pub pool_idle_timeout: Millis,
 }
 
-fn default_connect_timeout() -> Millis {
-    Millis(1_000)
+fn default_connect_timeout() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(1_000))
 }
-fn default_first_byte_timeout() -> Millis {
-    Millis(10_000)
+fn default_first_byte_timeout() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(10_000))
 }
-fn default_total_timeout() -> Millis {
-    Millis(60_000)
+fn default_total_timeout() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(60_000))
 }
 fn default_pool_idle() -> usize {
     256
@@ -487,7 +517,7 @@ pub struct Limiter {
     pub enabled: bool,
     /// The limit each origin starts at.
     #[serde(default = "default_initial_limit")]
-    pub initial_limit: u32,
+    pub initial_limit: Spanned<u32>,
     /// The limit never falls below this.
     #[serde(default = "default_min_limit")]
     pub min_limit: Spanned<u32>,
@@ -496,13 +526,13 @@ pub struct Limiter {
     pub max_limit: Spanned<u32>,
     /// Requests that may wait for admission, per origin.
     #[serde(default = "default_queue")]
-    pub queue_size: usize,
+    pub queue_size: Spanned<usize>,
     /// Longest wait in the queue while it has drained recently.
     #[serde(default = "default_queue_timeout")]
-    pub queue_timeout: Millis,
+    pub queue_timeout: Spanned<Millis>,
     /// Longest wait when the queue has not drained for a while (CoDel-style).
     #[serde(default = "default_queue_timeout_congested")]
-    pub queue_timeout_congested: Millis,
+    pub queue_timeout_congested: Spanned<Millis>,
     /// How much slower than its minimum latency the origin may answer before the
     /// limit stops growing: the gradient is `tolerance × min latency / latency`
     /// (1.0..=2.0). Closer to 1 holds the origin nearer its knee; more tolerates
@@ -512,22 +542,50 @@ pub struct Limiter {
     /// The share of the limit added every round to probe for capacity (0..=0.5).
     #[serde(default = "default_headroom")]
     pub headroom: Spanned<f64>,
-    /// Per-client fairness: each client (the admit guest's client key, else the
-    /// client address) may send this many requests per second at its class; past
-    /// its bucket a request is demoted to `bulk`, so under load a heavy client is
-    /// shed before everyone else. 0 (the default) turns it off.
-    #[serde(default)]
-    pub client_rate: f64,
+    /// Per-client fairness: each client may send this many requests per second at
+    /// its class; past its bucket a request is demoted to `bulk`, so under load a
+    /// heavy client is shed before everyone else. 0 (the default) turns it off.
+    /// The client is its address (through trusted proxies); the admit guest's client
+    /// key (a header, CMCD `sid`) only subdivides it: each key has this rate, the
+    /// address as a whole `client_address_share` times it, so a client that invents
+    /// a new id per request gains nothing.
+    #[serde(default = "default_client_rate")]
+    pub client_rate: Spanned<f64>,
     /// The bucket's size: the burst a client may send above its rate.
     #[serde(default = "default_client_burst")]
-    pub client_burst: f64,
+    pub client_burst: Spanned<f64>,
     /// Clients tracked at most (oldest forgotten first).
     #[serde(default = "default_client_table")]
     pub client_table: usize,
+    /// How many clients' rates one address may use at most (viewers behind a NAT).
+    #[serde(default = "default_client_address_share")]
+    pub client_address_share: Spanned<f64>,
+    /// Requests per second one client address may have admitted above `normal`
+    /// (`critical`, `high`): the class comes from what a client asserts (CMCD `su`,
+    /// `ot`, priority headers), so past its allowance a request is capped at
+    /// `normal`. Lowering a class is always free. 0 turns the cap off.
+    #[serde(default = "default_priority_rate")]
+    pub priority_rate: Spanned<f64>,
+    /// The allowance's burst (a player's start-up fetches several at once).
+    #[serde(default = "default_priority_burst")]
+    pub priority_burst: Spanned<f64>,
 }
 
-fn default_client_burst() -> f64 {
-    50.0
+fn default_client_address_share() -> Spanned<f64> {
+    Spanned::new(0..0, 8.0)
+}
+fn default_priority_rate() -> Spanned<f64> {
+    Spanned::new(0..0, 4.0)
+}
+fn default_priority_burst() -> Spanned<f64> {
+    Spanned::new(0..0, 20.0)
+}
+
+fn default_client_rate() -> Spanned<f64> {
+    Spanned::new(0..0, 0.0)
+}
+fn default_client_burst() -> Spanned<f64> {
+    Spanned::new(0..0, 50.0)
 }
 fn default_client_table() -> usize {
     65_536
@@ -545,9 +603,12 @@ impl Default for Limiter {
             queue_timeout_congested: default_queue_timeout_congested(),
             tolerance: default_tolerance(),
             headroom: default_headroom(),
-            client_rate: 0.0,
+            client_rate: default_client_rate(),
             client_burst: default_client_burst(),
             client_table: default_client_table(),
+            client_address_share: default_client_address_share(),
+            priority_rate: default_priority_rate(),
+            priority_burst: default_priority_burst(),
         }
     }
 }
@@ -555,8 +616,8 @@ impl Default for Limiter {
 fn default_true() -> bool {
     true
 }
-fn default_initial_limit() -> u32 {
-    64
+fn default_initial_limit() -> Spanned<u32> {
+    Spanned::new(0..0, 64)
 }
 fn default_min_limit() -> Spanned<u32> {
     Spanned::new(0..0, 4)
@@ -564,11 +625,11 @@ fn default_min_limit() -> Spanned<u32> {
 fn default_max_limit() -> Spanned<u32> {
     Spanned::new(0..0, 1024)
 }
-fn default_queue() -> usize {
-    1024
+fn default_queue() -> Spanned<usize> {
+    Spanned::new(0..0, 1024)
 }
-fn default_queue_timeout() -> Millis {
-    Millis(100)
+fn default_queue_timeout() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(100))
 }
 fn default_tolerance() -> Spanned<f64> {
     Spanned::new(0..0, 1.05)
@@ -576,6 +637,6 @@ fn default_tolerance() -> Spanned<f64> {
 fn default_headroom() -> Spanned<f64> {
     Spanned::new(0..0, 0.05)
 }
-fn default_queue_timeout_congested() -> Millis {
-    Millis(10)
+fn default_queue_timeout_congested() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(10))
 }

@@ -97,6 +97,16 @@ pub fn metrics_text(node: &Node) -> String {
     );
     x.sample("outpost_connections_total", &[], get(&m.connections));
     x.family(
+        "outpost_connections_refused_total",
+        "counter",
+        "Client connections closed at accept because a connection cap was reached.",
+    );
+    x.sample(
+        "outpost_connections_refused_total",
+        &[],
+        get(&m.connections_refused),
+    );
+    x.family(
         "outpost_guest_invocations_total",
         "counter",
         "Guest hook invocations.",
@@ -194,6 +204,14 @@ pub fn metrics_text(node: &Node) -> String {
                 x.sample(family, &[("origin", name), ("class", class)], get(&arr[i]));
             }
         }
+    }
+    if let Some(b) = &node.priority {
+        x.family(
+            "outpost_priority_capped_total",
+            "counter",
+            "Requests capped at normal because their address used its allowance of higher classes.",
+        );
+        x.sample("outpost_priority_capped_total", &[], get(&b.demoted));
     }
     if let Some(b) = &node.fairness {
         x.family(

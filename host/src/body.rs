@@ -94,3 +94,144 @@ pub async fn collect_capped(mut body: Body, limit: usize) -> Result<Option<Bytes
     }
     Ok(Some(buf.freeze()))
 }
+
+/// What became of a client's request body: shared between the body the origin
+/// client reads and the pipeline, so an origin failure caused by the client (a
+/// stalled or malformed upload) is blamed on the client, and the origin's latency is
+/// measured from the end of the upload, never including it.
+#[derive(Debug, Default)]
+pub struct Upload {
+    state: std::sync::atomic::AtomicU8,
+    done: std::sync::OnceLock<tokio::time::Instant>,
+    notify: tokio::sync::Notify,
+}
+
+/// How a client's upload ended, if it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadFailure {
+    /// No byte arrived within the body timeout.
+    Stalled,
+    /// The client sent a malformed body (bad chunk size ...) or reset the stream.
+    Malformed,
+}
+
+impl Upload {
+    /// When the last byte of the body was read (None: not yet).
+    pub fn done_at(&self) -> Option<tokio::time::Instant> {
+        self.done.get().copied()
+    }
+
+    /// Wait until the body has been read whole (forever if it fails).
+    pub async fn finished(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.done.get().is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// How the upload failed, if it did.
+    pub fn failure(&self) -> Option<UploadFailure> {
+        match self.state.load(std::sync::atomic::Ordering::Acquire) {
+            1 => Some(UploadFailure::Stalled),
+            2 => Some(UploadFailure::Malformed),
+            _ => None,
+        }
+    }
+
+    fn finish(&self) {
+        if self.done.set(tokio::time::Instant::now()).is_ok() {
+            self.notify.notify_waiters();
+        }
+    }
+
+    fn fail(&self, f: UploadFailure) {
+        let v = match f {
+            UploadFailure::Stalled => 1,
+            UploadFailure::Malformed => 2,
+        };
+        let _ = self.state.compare_exchange(
+            0,
+            v,
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+        );
+    }
+}
+
+/// A client's request body: fails when no byte arrives for `idle` (a stalled upload
+/// holds an origin connection and a limiter slot), and reports to its [`Upload`].
+pub struct ClientBody {
+    inner: Body,
+    idle: std::time::Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    upload: std::sync::Arc<Upload>,
+}
+
+impl ClientBody {
+    /// Wrap `inner`; the returned [`Upload`] tells how it went.
+    pub fn new(inner: Body, idle: std::time::Duration) -> (ClientBody, std::sync::Arc<Upload>) {
+        let upload = std::sync::Arc::new(Upload::default());
+        if inner.is_end_stream() {
+            upload.finish();
+        }
+        let body = ClientBody {
+            inner,
+            idle,
+            sleep: Box::pin(tokio::time::sleep(idle)),
+            upload: upload.clone(),
+        };
+        (body, upload)
+    }
+}
+
+/// The client stopped sending its request body.
+#[derive(Debug, thiserror::Error)]
+#[error("the client sent no byte of its request body for {0:?}")]
+pub struct BodyStalled(std::time::Duration);
+
+impl HttpBody for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(None) => {
+                self.upload.finish();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.upload.fail(UploadFailure::Malformed);
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                let deadline = tokio::time::Instant::now() + self.idle;
+                self.sleep.as_mut().reset(deadline);
+                if self.inner.is_end_stream() {
+                    self.upload.finish();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => {
+                if self.sleep.as_mut().poll(cx).is_ready() {
+                    self.upload.fail(UploadFailure::Stalled);
+                    return Poll::Ready(Some(Err(Box::new(BodyStalled(self.idle)))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

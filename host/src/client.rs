@@ -7,6 +7,9 @@ use std::net::IpAddr;
 use edge_config::{Cidr, Config, Diagnostic, ForwardedHeader};
 use http::HeaderMap;
 
+/// The largest country table or database read (GeoLite2-Country is about 10 MiB).
+const MAX_TABLE_BYTES: u64 = 256 << 20;
+
 /// What the node knows about a request's client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientFacts {
@@ -37,7 +40,10 @@ impl ClientRules {
         let mut table = CountryTable::default();
         if let Some(path) = &c.country_table {
             let file = config.resolve_path(path.get_ref());
-            match std::fs::read_to_string(&file) {
+            let text = edge_config::read_capped(&file, MAX_TABLE_BYTES).and_then(|b| {
+                String::from_utf8(b).map_err(|_| std::io::Error::other("not valid UTF-8"))
+            });
+            match text {
                 Ok(text) => {
                     for (line, problem) in table.add_csv(&text) {
                         errors.push(src.diagnostic(
@@ -60,7 +66,10 @@ impl ClientRules {
             None => None,
             Some(path) => {
                 let file = config.resolve_path(path.get_ref());
-                match maxminddb::Reader::open_readfile(&file) {
+                match edge_config::read_capped(&file, MAX_TABLE_BYTES)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| maxminddb::Reader::from_source(b).map_err(|e| e.to_string()))
+                {
                     Ok(r) => Some(r),
                     Err(e) => {
                         errors.push(src.diagnostic(

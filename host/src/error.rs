@@ -104,6 +104,12 @@ pub enum EdgeError {
     /// The client's request was malformed.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The client's request body stalled or was malformed while it was forwarded.
+    #[error("{}", match .0 {
+        crate::body::UploadFailure::Stalled => "the client's request body stalled",
+        crate::body::UploadFailure::Malformed => "the client's request body was malformed",
+    })]
+    ClientBody(crate::body::UploadFailure),
 }
 
 impl EdgeError {
@@ -117,13 +123,21 @@ impl EdgeError {
             EdgeError::OriginTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             EdgeError::Shed { .. } | EdgeError::GuestClosed(_) => StatusCode::SERVICE_UNAVAILABLE,
             EdgeError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            EdgeError::ClientBody(crate::body::UploadFailure::Stalled) => {
+                StatusCode::REQUEST_TIMEOUT
+            }
+            EdgeError::ClientBody(crate::body::UploadFailure::Malformed) => {
+                StatusCode::BAD_REQUEST
+            }
         }
     }
 
     /// Where the error came from, for metrics.
     pub fn source_label(&self) -> &'static str {
         match self {
-            EdgeError::NoRoute { .. } | EdgeError::BadRequest(_) => "client",
+            EdgeError::NoRoute { .. } | EdgeError::BadRequest(_) | EdgeError::ClientBody(_) => {
+                "client"
+            }
             EdgeError::OriginDown { .. }
             | EdgeError::OriginTimeout { .. }
             | EdgeError::BodyTooLarge { .. } => "origin",

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod canon;
 pub mod client;
 pub mod clock;
 pub mod demo;
@@ -104,7 +105,7 @@ pub async fn start(
         tasks.push(tokio::spawn(server::serve(
             slot.clone(),
             listener,
-            l.header_timeout.duration(),
+            server::ListenerLimits::of(l),
         )));
     }
     let admin_addr = admin_override.unwrap_or(node.config.node.admin.map(|a| a.0));

@@ -58,12 +58,12 @@ impl From<&edge_config::Limiter> for LimiterConfig {
     fn from(l: &edge_config::Limiter) -> Self {
         LimiterConfig {
             enabled: l.enabled,
-            initial_limit: l.initial_limit,
+            initial_limit: *l.initial_limit.get_ref(),
             min_limit: *l.min_limit.get_ref(),
             max_limit: *l.max_limit.get_ref(),
-            queue_size: l.queue_size,
-            queue_timeout: l.queue_timeout.duration(),
-            queue_timeout_congested: l.queue_timeout_congested.duration(),
+            queue_size: *l.queue_size.get_ref(),
+            queue_timeout: l.queue_timeout.get_ref().duration(),
+            queue_timeout_congested: l.queue_timeout_congested.get_ref().duration(),
             tolerance: *l.tolerance.get_ref(),
             headroom: *l.headroom.get_ref(),
         }
@@ -365,6 +365,12 @@ impl Permit {
     /// so guest time before it does not count as origin latency.
     pub fn begin(&mut self) {
         self.started_ns = self.limiter.clock.monotonic_ns();
+    }
+
+    /// Leave `d` (time the client, not the origin, took: its upload) out of the
+    /// latency sample.
+    pub fn exclude(&mut self, d: std::time::Duration) {
+        self.started_ns = self.started_ns.saturating_add(d.as_nanos() as u64);
     }
 
     /// The origin answered (or failed): feed the controller its latency, once.
@@ -819,6 +825,53 @@ impl ClientBuckets {
     pub fn len(&self) -> usize {
         let guard = self.tables.lock().unwrap_or_else(|p| p.into_inner());
         guard.0.len() + guard.1.len()
+    }
+
+    /// Whether no client is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Per-client fairness with the address as the identity: every request takes a token
+/// from its key's bucket (the admit guest's client key within the address, or the
+/// address alone) and from its address's bucket, which is `share` times larger, so a
+/// key a client asserts can subdivide its address but never escape it.
+pub struct Fairness {
+    keys: ClientBuckets,
+    addresses: ClientBuckets,
+    /// Requests demoted to `bulk` for exceeding a bucket.
+    pub demoted: AtomicU64,
+}
+
+impl Fairness {
+    /// None when `rate` is 0 (off).
+    pub fn new(rate: f64, burst: f64, share: f64, capacity: usize) -> Option<Fairness> {
+        let share = share.max(1.0);
+        Some(Fairness {
+            keys: ClientBuckets::new(rate, burst, capacity)?,
+            addresses: ClientBuckets::new(rate * share, burst * share, capacity)?,
+            demoted: AtomicU64::new(0),
+        })
+    }
+
+    /// Take a token for `address` (and `key` within it); false when either bucket is
+    /// empty.
+    pub fn take(&self, address: &str, key: Option<&str>, now_ns: u64) -> bool {
+        let per_key = self
+            .keys
+            .take(&format!("{address} {}", key.unwrap_or("")), now_ns);
+        let per_address = self.addresses.take(address, now_ns);
+        let ok = per_key && per_address;
+        if !ok {
+            self.demoted.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
+    /// Client addresses tracked now.
+    pub fn len(&self) -> usize {
+        self.addresses.len()
     }
 
     /// Whether no client is tracked.

@@ -101,6 +101,23 @@ struct ReplayArgs {
     compress: f64,
 }
 
+/// Print a line to stdout; a closed stdout (`outpost | head -1`) is not an error:
+/// the node keeps serving. (`println!` panics on a broken pipe.)
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// [`say!`] for stderr.
+macro_rules! say_err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -146,7 +163,7 @@ fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
         None => Config::embedded(),
     };
     config.map_err(|e| {
-        eprintln!("{e}");
+        say_err!("{e}");
         ExitCode::FAILURE
     })
 }
@@ -168,7 +185,7 @@ async fn serve(
     let running = match outpost::start(config, &opts, listen, admin.map(Some)).await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("{e:#}");
+            say_err!("{e:#}");
             return ExitCode::FAILURE;
         }
     };
@@ -176,26 +193,26 @@ async fn serve(
         || "the embedded default".to_string(),
         |p| p.display().to_string(),
     );
-    println!("Outpost is serving ({from}).");
+    say!("Outpost is serving ({from}).");
     for l in &running.listeners {
-        println!("  listening on http://{l}");
+        say!("  listening on http://{l}");
     }
     if let Some(a) = running.admin {
-        println!("  admin API    http://{a}/metrics  /healthz  /guests  /config");
+        say!("  admin API    http://{a}/metrics  /healthz  /guests  /config");
     }
     if let (Some(demo), Some(l)) = (running.node().demo_origin, running.listeners.first()) {
-        println!("  demo origin  http://{demo} (a synthetic live HLS stream)");
-        println!();
-        println!("Try it:");
-        println!("  curl -s http://{l}/live/master.m3u8");
-        println!("  curl -s http://{l}/live/360p/index.m3u8");
-        println!("  ffplay http://{l}/live/master.m3u8    (or any HLS player)");
+        say!("  demo origin  http://{demo} (a synthetic live HLS stream)");
+        say!("");
+        say!("Try it:");
+        say!("  curl -s http://{l}/live/master.m3u8");
+        say!("  curl -s http://{l}/live/360p/index.m3u8");
+        say!("  ffplay http://{l}/live/master.m3u8    (or any HLS player)");
     }
-    println!("  (SIGHUP reloads the configuration; ctrl-c stops)");
+    say!("  (SIGHUP reloads the configuration; ctrl-c stops)");
     let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {
-            eprintln!("cannot listen for SIGHUP, reload disabled: {e}");
+            say_err!("cannot listen for SIGHUP, reload disabled: {e}");
             None
         }
     };
@@ -209,26 +226,26 @@ async fn serve(
         tokio::select! {
             r = tokio::signal::ctrl_c() => {
                 if let Err(e) = r {
-                    eprintln!("cannot wait for ctrl-c: {e}");
+                    say_err!("cannot wait for ctrl-c: {e}");
                 }
-                println!("shutting down");
+                say!("shutting down");
                 break;
             }
             _ = reload => {
                 let config = match load(path.as_ref()) {
                     Ok(c) => c,
                     Err(_) => {
-                        eprintln!("reload refused: the configuration is invalid; still serving the old one");
+                        say_err!("reload refused: the configuration is invalid; still serving the old one");
                         continue;
                     }
                 };
                 match running.reload(config).await {
-                    Ok(()) => println!("configuration reloaded"),
+                    Ok(()) => say!("configuration reloaded"),
                     Err(errors) => {
                         for e in &errors {
-                            eprintln!("error: {e}");
+                            say_err!("error: {e}");
                         }
-                        eprintln!("reload refused; still serving the old configuration");
+                        say_err!("reload refused; still serving the old configuration");
                     }
                 }
             }
@@ -308,6 +325,17 @@ fn read_entries(args: &ReplayArgs) -> Result<(Vec<outpost_traffic::Entry>, u64),
                 }
             }
         }
+    }
+    if entries.is_empty() {
+        eprintln!(
+            "error: no valid entry to replay in {} ({malformed} malformed)",
+            args.files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Err(ExitCode::FAILURE);
     }
     Ok((entries, malformed))
 }

@@ -131,6 +131,8 @@ pub struct NodeMetrics {
     pub errors_guest: AtomicU64,
     /// Connections accepted.
     pub connections: AtomicU64,
+    /// Connections closed at accept: a connection cap was reached.
+    pub connections_refused: AtomicU64,
 }
 
 impl NodeMetrics {

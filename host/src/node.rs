@@ -155,7 +155,9 @@ pub struct Node {
     /// The clock guests and limiters read.
     pub clock: crate::clock::Clock,
     /// Per-client token buckets, when `[limiter] client_rate` is set.
-    pub fairness: Option<crate::limiter::ClientBuckets>,
+    pub fairness: Option<crate::limiter::Fairness>,
+    /// Per-address allowance of admissions above `normal` (`[limiter] priority_rate`).
+    pub priority: Option<crate::limiter::ClientBuckets>,
     /// The traffic recorder, when `[record]` is configured.
     pub recorder: Option<crate::record::Recorder>,
     next_request_id: std::sync::atomic::AtomicU64,
@@ -174,9 +176,9 @@ impl Node {
             .max()
             .unwrap_or(16 << 20);
         let mut runtime = Runtime::new(&EngineOptions {
-            max_instances: config.node.max_instances,
+            max_instances: *config.node.max_instances.get_ref(),
             max_memory_bytes: max_memory,
-            tick: config.node.epoch_tick.duration(),
+            tick: config.node.epoch_tick.get_ref().duration(),
             keep_resident: true,
         })
         .map_err(|e| vec![src.diagnostic(0..0, format!("cannot start the wasm engine: {e:#}"))])?;
@@ -197,7 +199,7 @@ impl Node {
                 GuestSource::Builtin(b) => builtin_guest(&b)
                     .map(std::borrow::Cow::Borrowed)
                     .ok_or_else(|| format!("no built-in guest `{b}`")),
-                GuestSource::File(p) => std::fs::read(&p)
+                GuestSource::File(p) => edge_config::read_capped(&p, MAX_WASM_BYTES)
                     .map(std::borrow::Cow::Owned)
                     .map_err(|e| format!("cannot read `{}`: {e}", p.display())),
             };
@@ -315,9 +317,9 @@ impl Node {
                 &authority,
                 o.host_header.clone(),
                 OriginTimeouts {
-                    connect: o.connect_timeout.duration(),
-                    first_byte: o.first_byte_timeout.duration(),
-                    total: o.total_timeout.duration(),
+                    connect: o.connect_timeout.get_ref().duration(),
+                    first_byte: o.first_byte_timeout.get_ref().duration(),
+                    total: o.total_timeout.get_ref().duration(),
                 },
                 o.pool_max_idle,
                 o.pool_idle_timeout.duration(),
@@ -375,7 +377,10 @@ impl Node {
             };
             routes.push(RouteEntry {
                 name: rname.into(),
-                host: r.host.as_ref().map(|h| h.to_ascii_lowercase()),
+                host: r
+                    .host
+                    .as_ref()
+                    .map(|h| h.trim_end_matches('.').to_ascii_lowercase()),
                 prefix: r.path_prefix.get_ref().clone(),
                 origin: origin.clone(),
                 admit,
@@ -417,9 +422,15 @@ impl Node {
             return Err(errors);
         }
         Ok(Node {
-            fairness: crate::limiter::ClientBuckets::new(
-                config.limiter.client_rate,
-                config.limiter.client_burst,
+            fairness: crate::limiter::Fairness::new(
+                *config.limiter.client_rate.get_ref(),
+                *config.limiter.client_burst.get_ref(),
+                *config.limiter.client_address_share.get_ref(),
+                config.limiter.client_table,
+            ),
+            priority: crate::limiter::ClientBuckets::new(
+                *config.limiter.priority_rate.get_ref(),
+                *config.limiter.priority_burst.get_ref(),
                 config.limiter.client_table,
             ),
             recorder,
@@ -452,6 +463,9 @@ impl Node {
         self.routes.iter().find(|r| r.matches(host, path))
     }
 }
+
+/// The largest guest component read (the shipped guests are well under 1 MiB).
+const MAX_WASM_BYTES: u64 = 64 << 20;
 
 fn request_id_seed() -> u64 {
     let nanos = std::time::SystemTime::now()

@@ -8,7 +8,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::body::{Body, DeadlineBody, boxed};
+use crate::body::{Body, DeadlineBody, Upload, UploadFailure, boxed};
 use crate::error::EdgeError;
 
 /// Timeouts of one origin.
@@ -130,7 +130,15 @@ impl OriginClient {
 
     /// Send `req` (its URI holds path and query) and return the response, its body
     /// cut off at the total timeout.
-    pub async fn send(&self, mut req: Request<Body>) -> Result<Response<Body>, EdgeError> {
+    ///
+    /// With `upload` (the client's request body), the first-byte timeout starts when
+    /// the body has been sent whole, and a failure the client's body caused (stalled,
+    /// malformed) is the client's error, not the origin's.
+    pub async fn send(
+        &self,
+        mut req: Request<Body>,
+        upload: Option<&Upload>,
+    ) -> Result<Response<Body>, EdgeError> {
         if self.model {
             return Ok(Self::answer_model(&req));
         }
@@ -149,14 +157,36 @@ impl OriginClient {
         })?;
         *req.version_mut() = http::Version::HTTP_11;
         let first_byte = self.timeouts.first_byte.min(self.timeouts.total);
-        let resp = match tokio::time::timeout(first_byte, self.client.request(req)).await {
-            Err(_) => {
+        let blame_client = || upload.and_then(Upload::failure).map(EdgeError::ClientBody);
+        let answer = self.client.request(req);
+        let first_byte_timer = async {
+            if let Some(u) = upload {
+                u.finished().await;
+            }
+            tokio::time::sleep(first_byte).await;
+        };
+        let result = tokio::select! {
+            r = answer => Some(r),
+            _ = first_byte_timer => None,
+            _ = tokio::time::sleep(self.timeouts.total) => None,
+        };
+        let resp = match result {
+            None => {
+                if let Some(u) = upload
+                    && u.done_at().is_none()
+                {
+                    // Still uploading: the client is slow, not the origin.
+                    return Err(EdgeError::ClientBody(UploadFailure::Stalled));
+                }
                 return Err(EdgeError::OriginTimeout {
                     origin: self.name.clone(),
                     what: "first byte",
                 });
             }
-            Ok(Err(e)) => {
+            Some(Err(e)) => {
+                if let Some(e) = blame_client() {
+                    return Err(e);
+                }
                 let message = error_chain(&e);
                 if message.contains("timed out") || message.contains("timeout") {
                     return Err(EdgeError::OriginTimeout {
@@ -169,7 +199,7 @@ impl OriginClient {
                     message,
                 });
             }
-            Ok(Ok(resp)) => resp,
+            Some(Ok(resp)) => resp,
         };
         let deadline = start + self.timeouts.total;
         Ok(resp.map(|b| boxed(DeadlineBody::new(boxed(b), deadline))))

@@ -117,8 +117,10 @@ pub async fn serve_traced(
         Ok((resp, route)) => (resp, Some(route)),
         Err((e, route)) => {
             node.metrics.record_error(e.source_label());
-            if let EdgeError::OriginDown { .. } = e {
-                tracing::warn!(phase = ?Phase::Origin, "{e}");
+            match e {
+                EdgeError::OriginDown { .. } => tracing::warn!(phase = ?Phase::Origin, "{e}"),
+                EdgeError::ClientBody(_) => tracing::debug!(%client, "{e}"),
+                _ => {}
             }
             if trace.detail {
                 if trace.answered_by.is_empty() {
@@ -148,10 +150,22 @@ async fn run<'a>(
     client: SocketAddr,
     trace: &mut Trace,
 ) -> Result<(Response<Body>, &'a RouteEntry), Failure<'a>> {
-    let (parts, req_body) = req.into_parts();
-    let authority = authority_of(&parts);
-    let host = host_only(&authority).to_ascii_lowercase();
-    let path = parts.uri.path();
+    let (mut parts, req_body) = req.into_parts();
+    let upload = parts.extensions.remove::<Arc<crate::body::Upload>>();
+    // One normalised view of the target for routing, every guest and the origin.
+    let target = match Target::of(&parts) {
+        Ok(t) => t,
+        Err(e) => return Err((e, None)),
+    };
+    let Target {
+        authority,
+        host,
+        path,
+    } = target;
+    // Hop-by-hop headers, and those the client's `Connection` names, end here: before
+    // the guests, so a client cannot name a header a guest sets and have it removed.
+    strip_hop_by_hop(&mut parts.headers);
+    let path = path.as_str();
     let Some(route) = node.route(&host, path) else {
         node.metrics
             .unrouted
@@ -193,13 +207,22 @@ async fn run<'a>(
             if let Some(g) = &route.admit {
                 trace.step(|| format!("admit:{}={}", g.guest.name, CLASS_NAMES[c.min(4)]));
             }
-            // Per-client fairness: a client past its bucket is demoted to bulk.
-            if let Some(buckets) = &node.fairness {
-                let key = key.unwrap_or_else(|| head.client.ip.clone());
-                if !buckets.take(&key, node.clock.monotonic_ns()) {
-                    c = crate::limiter::CLASSES - 1;
-                    trace.step(|| "fairness=demoted".into());
-                }
+            // Per-client fairness: a client past its bucket is demoted to bulk. The
+            // address the node established is the client; a guest's key subdivides it.
+            if let Some(buckets) = &node.fairness
+                && !buckets.take(&head.client.ip, key.as_deref(), node.clock.monotonic_ns())
+            {
+                c = crate::limiter::CLASSES - 1;
+                trace.step(|| "fairness=demoted".into());
+            }
+            // A class above normal rests on what the client asserts (CMCD, headers):
+            // each address has an allowance of those; past it, normal.
+            if c < NORMAL
+                && let Some(allowance) = &node.priority
+                && !allowance.take(&head.client.ip, node.clock.monotonic_ns())
+            {
+                c = NORMAL;
+                trace.step(|| "priority=capped".into());
             }
             if trace.detail {
                 trace.class = CLASS_NAMES.get(c).map(|n| n.to_string());
@@ -311,13 +334,21 @@ async fn run<'a>(
         trace.answered_by = "origin".into();
     }
     permit.begin();
-    let resp = match origin.client.send(origin_req).await {
+    let sent = tokio::time::Instant::now();
+    let resp = match origin.client.send(origin_req, upload.as_deref()).await {
         Ok(r) => r,
+        // The client's fault: the origin's latency is unknown, the limiter learns nothing.
+        Err(e @ EdgeError::ClientBody(_)) => return fail(e),
         Err(e) => {
             permit.record(matches!(e, EdgeError::OriginTimeout { .. }));
             return fail(e);
         }
     };
+    // The origin's latency starts when it has the whole request: the client's upload
+    // time is the client's.
+    if let Some(done) = upload.as_ref().and_then(|u| u.done_at()) {
+        permit.exclude(done.saturating_duration_since(sent));
+    }
     let status = resp.status();
     permit.record(
         status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS,
@@ -330,6 +361,8 @@ async fn run<'a>(
     };
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    // The HTTP version is hop-by-hop too: the client's connection has its own.
+    parts.version = http::Version::default();
     // The permit is held until the body has streamed: that is when the origin is done.
     Ok((
         Response::from_parts(
@@ -391,8 +424,8 @@ fn on_failure(phase: Phase, g: &GuestRef, e: GuestError) -> Option<EdgeError> {
     }
 }
 
-/// The authority a request addressed: its URI's (HTTP/2, absolute form), else its
-/// `Host` header; empty when it has neither.
+/// The authority a request addressed, as the client sent it: its URI's (HTTP/2,
+/// absolute form), else its `Host` header; empty when it has neither.
 pub fn authority_of(parts: &http::request::Parts) -> String {
     parts
         .uri
@@ -406,6 +439,46 @@ pub fn authority_of(parts: &http::request::Parts) -> String {
                 .map(str::to_string)
         })
         .unwrap_or_default()
+}
+
+/// The request target as routing, guests and the origin see it (see `canon`).
+struct Target {
+    /// Normalised `host[:port]`; empty for an HTTP/1.0 request without `Host`.
+    authority: String,
+    /// Normalised host, no port.
+    host: String,
+    /// Normalised path.
+    path: String,
+}
+
+impl Target {
+    /// RFC 9112 §3.2: the absolute-form (or HTTP/2 `:authority`) authority wins over
+    /// `Host`; an HTTP/1.1 request without `Host`, with two, or with userinfo is
+    /// refused; then [`canon`] normalises host and path or refuses them.
+    fn of(parts: &http::request::Parts) -> Result<Target, EdgeError> {
+        let bad = |m: &str| EdgeError::BadRequest(m.to_string());
+        let mut hosts = parts.headers.get_all(header::HOST).iter();
+        let (first, second) = (hosts.next(), hosts.next());
+        if second.is_some() {
+            return Err(bad("more than one Host header"));
+        }
+        let raw = match parts.uri.authority() {
+            Some(a) => a.as_str(),
+            None => match first {
+                Some(h) => h.to_str().map_err(|_| bad("malformed Host header"))?,
+                None if parts.version == http::Version::HTTP_11 => {
+                    return Err(bad("HTTP/1.1 request without a Host header"));
+                }
+                None => "",
+            },
+        };
+        let refused = |r: crate::canon::Refused| EdgeError::BadRequest(r.to_string());
+        Ok(Target {
+            authority: crate::canon::authority(raw).map_err(refused)?,
+            host: crate::canon::host(raw).map_err(refused)?,
+            path: crate::canon::path(parts.uri.path()).map_err(refused)?,
+        })
+    }
 }
 
 /// Record which headers the request guests set, changed or removed.
@@ -436,6 +509,9 @@ fn header_changes(before: &[types::Header], after: &[types::Header], trace: &mut
     }
 }
 
+/// The index of the `normal` class.
+const NORMAL: usize = 2;
+
 fn class_index(c: PriorityClass) -> usize {
     match c {
         PriorityClass::Critical => 0,
@@ -444,13 +520,6 @@ fn class_index(c: PriorityClass) -> usize {
         PriorityClass::Low => 3,
         PriorityClass::Bulk => 4,
     }
-}
-
-fn host_only(authority: &str) -> &str {
-    if let Some(rest) = authority.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
 }
 
 fn to_wit_headers(h: &HeaderMap) -> Vec<types::Header> {
@@ -589,6 +658,14 @@ static HOP_BY_HOP: [HeaderName; 9] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// Remove the fixed hop-by-hop headers only: for a request after the guests, whose
+/// `Connection` (if a guest set one) is not the client's.
+fn strip_fixed_hop_by_hop(h: &mut HeaderMap) {
+    for n in &HOP_BY_HOP {
+        h.remove(n);
+    }
+}
+
 fn strip_hop_by_hop(h: &mut HeaderMap) {
     // Headers the `Connection` header names are hop-by-hop too.
     let named: Vec<HeaderName> = h
@@ -633,19 +710,26 @@ fn origin_request(
             headers.append(n, v);
         }
     }
-    strip_hop_by_hop(headers);
-    let host = origin
-        .client
-        .host_header
-        .as_deref()
-        .unwrap_or(head.authority.as_str());
+    strip_fixed_hop_by_hop(headers);
+    // An HTTP/1.0 client may send no Host: the origin's own authority then.
+    let host = match (&origin.client.host_header, head.authority.as_str()) {
+        (Some(h), _) => h.as_str(),
+        (None, "") => origin.client.authority(),
+        (None, a) => a,
+    };
     if let Ok(v) = HeaderValue::from_str(host) {
         headers.insert(header::HOST, v);
     }
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {}", client.ip()),
-        None => client.ip().to_string(),
-    };
+    // Several `X-Forwarded-For` fields are one list (RFC 9110 §5.3): combine them in
+    // order, then append the peer.
+    let mut xff = String::new();
+    for v in headers.get_all("x-forwarded-for") {
+        if let Ok(v) = v.to_str() {
+            xff.push_str(v.trim());
+            xff.push_str(", ");
+        }
+    }
+    xff.push_str(&client.ip().to_string());
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert("x-forwarded-for", v);
     }
@@ -820,7 +904,14 @@ impl http_body::Body for PermitBody {
 /// The response for an error.
 pub fn error_response(e: &EdgeError) -> Response<Body> {
     let status = e.status();
-    let mut resp = Response::new(body::full(format!("{e}\n")));
+    // The body says what kind of failure it was, never internal detail (addresses,
+    // parser messages): that goes to the log and the recorded decision.
+    let text = match e {
+        EdgeError::OriginDown { .. } => "the origin is unreachable\n".to_string(),
+        EdgeError::OriginTimeout { .. } => "the origin did not answer in time\n".to_string(),
+        _ => format!("{e}\n"),
+    };
+    let mut resp = Response::new(body::full(text));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(

@@ -1,39 +1,188 @@
 //! Listeners: accept connections and serve HTTP/1.1 and h2c through the pipeline.
+//!
+//! The client side is bounded everywhere a client could hold the node's resources
+//! without making progress:
+//! - connections open at once, per listener and per client address (past either, a
+//!   new connection is closed at accept, with one log line a second, not one each);
+//! - from accept to the first byte, and to a first complete request (HTTP/1 head or
+//!   HTTP/2 stream), `header_timeout`: a socket that sends nothing, or only the HTTP/2
+//!   preface, is closed then;
+//! - a connection with no request in flight for `idle_timeout` is closed;
+//! - a request body with no byte for `body_timeout` fails as a 408 (`body::ClientBody`).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 
-use crate::body;
+use crate::body::{self, Body, BoxError, ClientBody};
 use crate::node::NodeSlot;
 use crate::pipeline;
 
+/// The client-side bounds of one listener (see the module doc).
+#[derive(Debug, Clone, Copy)]
+pub struct ListenerLimits {
+    /// From accept to a first complete request.
+    pub header_timeout: Duration,
+    /// With no request in flight.
+    pub idle_timeout: Duration,
+    /// Between two pieces of a request body.
+    pub body_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Connections open at once from one address.
+    pub max_connections_per_ip: usize,
+}
+
+impl ListenerLimits {
+    /// The limits a listener's config sets, `max_connections` also bounded by what the
+    /// process's file descriptor limit allows (each proxied connection may need a
+    /// second descriptor to the origin, and the admin API needs some).
+    pub fn of(l: &edge_config::Listener) -> ListenerLimits {
+        let fds = fd_budget();
+        ListenerLimits {
+            header_timeout: l.header_timeout.get_ref().duration(),
+            idle_timeout: l.idle_timeout.get_ref().duration(),
+            body_timeout: l.body_timeout.get_ref().duration(),
+            max_connections: (*l.max_connections.get_ref() as usize).min(fds),
+            max_connections_per_ip: *l.max_connections_per_ip.get_ref() as usize,
+        }
+    }
+}
+
+/// Raise the soft file-descriptor limit to the hard one (as nginx's
+/// `worker_rlimit_nofile` and Go's runtime do), once; return the client
+/// connections it leaves room for.
+fn fd_budget() -> usize {
+    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        let soft = match rlimit::increase_nofile_limit(u64::MAX) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("cannot read the file descriptor limit: {e}");
+                1024
+            }
+        };
+        // Half for clients, half for origin connections, less a reserve for the
+        // admin API, guest files and logs.
+        let budget = (soft.saturating_sub(128) / 2).max(16);
+        tracing::debug!(soft, budget, "file descriptor budget");
+        budget as usize
+    })
+}
+
+/// Open connections, in all and per client address.
+#[derive(Default)]
+struct Conns {
+    open: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    refused: AtomicU64,
+    last_warning_s: AtomicU64,
+}
+
+/// One admitted connection; dropping it gives its place back.
+struct ConnSlot {
+    conns: Arc<Conns>,
+    ip: IpAddr,
+}
+
+impl Conns {
+    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &ListenerLimits) -> Result<ConnSlot, String> {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let open = self.open.load(Ordering::Relaxed);
+        if open >= limits.max_connections {
+            return Err(format!(
+                "{open} connections open, the listener's max_connections"
+            ));
+        }
+        let mine = per_ip.entry(ip).or_insert(0);
+        if *mine >= limits.max_connections_per_ip {
+            return Err(format!(
+                "{mine} connections open from {ip}, the listener's max_connections_per_ip"
+            ));
+        }
+        *mine += 1;
+        self.open.fetch_add(1, Ordering::Relaxed);
+        Ok(ConnSlot {
+            conns: self.clone(),
+            ip,
+        })
+    }
+
+    /// Log a refusal at most once a second, with the count since the last line.
+    fn refused(&self, why: &str, started: Instant) {
+        let n = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let now_s = started.elapsed().as_secs() + 1;
+        let last = self.last_warning_s.load(Ordering::Relaxed);
+        if now_s > last
+            && self
+                .last_warning_s
+                .compare_exchange(last, now_s, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!("refusing connections: {why} ({n} refused so far)");
+        }
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.conns.open.fetch_sub(1, Ordering::Relaxed);
+        let mut per_ip = self.conns.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Serve `listener` until the task is dropped.
-pub async fn serve(slot: NodeSlot, listener: TcpListener, header_timeout: Duration) {
+pub async fn serve(slot: NodeSlot, listener: TcpListener, limits: ListenerLimits) {
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
+        .header_read_timeout(limits.header_timeout)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(256);
     let builder = Arc::new(builder);
+    let conns = Arc::new(Conns::default());
+    let started = Instant::now();
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
+                conns.refused(&format!("accept failed: {e}"), started);
                 tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let place = match conns.admit(peer.ip(), &limits) {
+            Ok(p) => p,
+            Err(why) => {
+                slot.current()
+                    .metrics
+                    .connections_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                conns.refused(&why, started);
+                drop(stream);
                 continue;
             }
         };
@@ -42,25 +191,158 @@ pub async fn serve(slot: NodeSlot, listener: TcpListener, header_timeout: Durati
             .connections
             .fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
-        let slot = slot.clone();
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req: hyper::Request<Incoming>| {
-                // The node current when the request arrives serves all of it.
-                let node = slot.current();
-                // Boxed: hyper keeps the service future inline in a per-connection
-                // allocation for the connection's whole life, so an unboxed pipeline
-                // future (large: guests, limiter, origin client) would cost every idle
-                // keep-alive connection its size (see benches/README.md, "Memory").
-                Box::pin(async move {
-                    let req = req.map(body::boxed);
-                    Ok::<_, std::convert::Infallible>(pipeline::serve(&node, req, peer).await)
+        tokio::spawn(connection(
+            slot.clone(),
+            builder.clone(),
+            stream,
+            peer,
+            limits,
+            place,
+        ));
+    }
+}
+
+/// Requests in flight on one connection and when that last changed.
+struct Activity {
+    born: Instant,
+    in_flight: AtomicUsize,
+    requests: AtomicU64,
+    last_change_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last_change_ms
+            .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        InFlight(self.clone())
+    }
+
+    /// Resolves once the connection has had no request in flight for its timeout:
+    /// `header_timeout` before a first request, `idle_timeout` after.
+    async fn idle(&self, limits: ListenerLimits) {
+        loop {
+            let timeout = if self.requests.load(Ordering::Relaxed) == 0 {
+                limits.header_timeout
+            } else {
+                limits.idle_timeout
+            };
+            let since = Duration::from_millis(
+                (self.born.elapsed().as_millis() as u64)
+                    .saturating_sub(self.last_change_ms.load(Ordering::Relaxed)),
+            );
+            if self.in_flight.load(Ordering::Relaxed) == 0 && since >= timeout {
+                return;
+            }
+            tokio::time::sleep(timeout.saturating_sub(since).max(Duration::from_millis(50)))
+                .await;
+        }
+    }
+}
+
+/// A request in flight; held by the response body until it has been sent.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its request counted in flight until it is done.
+struct Tracked {
+    inner: Body,
+    _in_flight: InFlight,
+}
+
+impl HttpBody for Tracked {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+async fn connection(
+    slot: NodeSlot,
+    builder: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    limits: ListenerLimits,
+    _place: ConnSlot,
+) {
+    // A socket that sends nothing is closed at the header timeout (hyper's own timer
+    // starts only with the first byte).
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(limits.header_timeout, stream.peek(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => {}
+        Ok(Ok(_)) | Ok(Err(_)) => return,
+        Err(_) => {
+            tracing::debug!(%peer, "closed: no byte before the header timeout");
+            return;
+        }
+    }
+    let activity = Arc::new(Activity {
+        born: Instant::now(),
+        in_flight: AtomicUsize::new(0),
+        requests: AtomicU64::new(0),
+        last_change_ms: AtomicU64::new(0),
+    });
+    let act = activity.clone();
+    let svc = service_fn(move |req: hyper::Request<Incoming>| {
+        let in_flight = act.begin();
+        // The node current when the request arrives serves all of it.
+        let node = slot.current();
+        // Boxed: hyper keeps the service future inline in a per-connection
+        // allocation for the connection's whole life, so an unboxed pipeline
+        // future (large: guests, limiter, origin client) would cost every idle
+        // keep-alive connection its size (see benches/README.md, "Memory").
+        Box::pin(async move {
+            let (mut parts, incoming) = req.into_parts();
+            let (body, upload) = ClientBody::new(body::boxed(incoming), limits.body_timeout);
+            parts.extensions.insert(upload);
+            let req = hyper::Request::from_parts(parts, body::boxed(body));
+            let resp = pipeline::serve(&node, req, peer).await;
+            Ok::<_, std::convert::Infallible>(resp.map(|inner| {
+                body::boxed(Tracked {
+                    inner,
+                    _in_flight: in_flight,
                 })
-            });
-            if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+            }))
+        })
+    });
+    let conn = builder.serve_connection(TokioIo::new(stream), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
-        });
+        }
+        () = activity.idle(limits) => {
+            tracing::debug!(%peer, "closed: idle");
+            conn.as_mut().graceful_shutdown();
+            // A peer that does not read its GOAWAY is not waited for.
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
+        }
     }
 }
 

@@ -103,3 +103,148 @@ fn a_bad_config_file_is_refused_with_file_line_and_column() {
         "{stderr}"
     );
 }
+
+/// A config with a listener and an origin on free loopback ports, no guests.
+fn plain_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let config = dir.join("edge.toml");
+    std::fs::write(
+        &config,
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[origins.main]\naddress = \"127.0.0.1:9\"\n\n\
+         [[routes]]\nname = \"r\"\norigin = \"main\"\n",
+    )
+    .expect("write config");
+    config
+}
+
+#[test]
+fn serve_survives_sighup_with_its_stdout_closed() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = plain_config(dir.path());
+    let mut child = outpost()
+        .args(["serve", "--no-cache", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    // Read the first line, then close the pipe (`outpost serve | head -1`).
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    out.read_line(&mut first).expect("first line");
+    assert!(first.contains("Outpost is serving"), "{first}");
+    drop(out);
+    for _ in 0..2 {
+        let sent = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        std::thread::sleep(std::time::Duration::from_millis(700));
+    }
+    let alive = child.try_wait().expect("try_wait").is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(alive, "the node exited on SIGHUP with a closed stdout");
+}
+
+#[test]
+fn check_refuses_config_that_defeats_the_sandbox_at_each_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("edge.toml");
+    std::fs::write(
+        &config,
+        r#"[node]
+epoch_tick = "5s"
+max_instances = 4294967295
+
+[[listeners]]
+address = "127.0.0.1:0"
+header_timeout = 0
+
+[origins.main]
+address = "localhost"
+connect_timeout = 0
+
+[guests.shed]
+wasm = "builtin:shed"
+cpu = "10ms"
+
+[limiter]
+initial_limit = 0
+client_rate = nan
+
+[[routes]]
+name = "r"
+origin = "main"
+admit = "shed"
+"#,
+    )
+    .expect("write config");
+    let out = outpost().arg("check").arg(&config).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let file = config.display().to_string();
+    for (line, what) in [
+        (3, "max_instances"),
+        (7, "header_timeout"),
+        (10, "needs a port"),
+        (11, "connect_timeout"),
+        (15, "epoch_tick"),
+        (18, "initial_limit"),
+        (19, "client_rate"),
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&format!("{file}:{line}:")) && l.contains(what)),
+            "line {line} should report {what}:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_config_that_is_not_utf8_is_reported_at_the_bad_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("edge.toml");
+    std::fs::write(&config, b"[[listeners]]\naddress = \"\xff\"\n").expect("write");
+    let out = outpost().arg("check").arg(&config).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("{}:2:12: ", config.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_guest_path_to_an_endless_file_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("edge.toml");
+    std::fs::write(
+        &config,
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[origins.main]\naddress = \"127.0.0.1:9\"\n\n\
+         [guests.z]\nwasm = \"/dev/zero\"\n\n[[routes]]\nname = \"r\"\norigin = \"main\"\nrequest = [\"z\"]\n",
+    )
+    .expect("write config");
+    let out = outpost().arg("check").arg(&config).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("larger than the 64 MiB"), "{stderr}");
+}
+
+#[test]
+fn replaying_a_file_with_no_valid_entry_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let garbage = dir.path().join("garbage.log");
+    std::fs::write(&garbage, "this is not\na log of any kind\n\u{1}\u{2}\n").expect("write");
+    let out = outpost()
+        .arg("replay")
+        .arg(&garbage)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("no valid entry to replay"), "{stderr}");
+}

@@ -262,14 +262,16 @@ pub fn is_ok(status: u16) -> bool {
 }
 
 /// A node config in front of `origin` with the built-in `shed` guest as admit
-/// guest; `shedding = false` turns the limiter off (everything is forwarded).
+/// guest; `shedding = false` turns the limiter off (everything is forwarded). The
+/// generator's viewers all share one address, so the per-address allowance of
+/// higher classes (`priority_rate`) is off here: it would cap them all as one viewer.
 pub fn node_config(origin: SocketAddr, shedding: bool) -> String {
     format!(
         "[[listeners]]\naddress = \"127.0.0.1:0\"\n\
          [origins.main]\naddress = \"{origin}\"\nfirst_byte_timeout = \"30s\"\npool_max_idle = 4096\n\
          [guests.shed]\nwasm = \"builtin:shed\"\ninstance_reuse = 1000\n\
          [limiter]\nenabled = {shedding}\ninitial_limit = 8\nmin_limit = 2\nmax_limit = 256\n\
-         queue_size = 256\nqueue_timeout = \"100ms\"\n\
+         queue_size = 256\nqueue_timeout = \"100ms\"\npriority_rate = 0\n\
          [[routes]]\nname = \"all\"\norigin = \"main\"\nadmit = \"shed\"\n"
     )
 }

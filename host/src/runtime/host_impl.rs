@@ -4,8 +4,23 @@
 use super::GuestState;
 use super::bindings::host::{self, LoadSignals, LogLevel};
 
+/// Log lines one guest instance may write (a fresh instance serves one request).
+pub const MAX_LOG_LINES: u32 = 64;
+
 impl host::Host for GuestState {
     fn log(&mut self, level: LogLevel, message: String) {
+        // Nor with many lines: past the cap an instance's lines are dropped, and
+        // that is said once.
+        self.logged = self.logged.saturating_add(1);
+        if self.logged > MAX_LOG_LINES {
+            if self.logged == MAX_LOG_LINES + 1 {
+                tracing::warn!(
+                    guest = &*self.guest,
+                    "guest wrote more than {MAX_LOG_LINES} log lines in one instance; dropping the rest"
+                );
+            }
+            return;
+        }
         // A guest cannot flood the log with one giant line.
         let message: &str = match message.char_indices().nth(2048) {
             Some((i, _)) => &message[..i],

@@ -267,6 +267,8 @@ pub struct GuestState {
     clock: crate::clock::Clock,
     load: LoadSource,
     ticks: u64,
+    /// Log lines this instance has written (capped: `host_impl::MAX_LOG_LINES`).
+    logged: u32,
 }
 
 /// A guest's shared store (`host.shared-get` / `shared-set`): bounded, per guest,
@@ -336,6 +338,7 @@ impl Guest {
             clock: runtime.clock.clone(),
             load,
             ticks: 0,
+            logged: 0,
         };
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|s| &mut s.limits);

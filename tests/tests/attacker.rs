@@ -1,0 +1,492 @@
+//! The node probed as an attacker would: other spellings of a guarded resource
+//! against an origin that decodes them, silent and slow clients, headers a client
+//! names hop-by-hop, malformed heads. Raw bytes over real sockets, so nothing is
+//! normalised on the way in by a client library.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use outpost_tests::{TestNode, TestOrigin, guest_wasm, serve_loopback};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+const SECRET: &str = "SECRET-VIDEO-BYTES";
+
+/// Decode every percent-escape, then the two-byte overlong forms of `.` and `/`
+/// (`%C0%AE`, `%C0%AF`) as old decoders did.
+fn decode_everything(path: &str) -> Vec<u8> {
+    let b = path.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&path[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    let mut fixed = Vec::new();
+    let mut j = 0;
+    while j < out.len() {
+        if out[j] == 0xC0 && j + 1 < out.len() && (out[j + 1] == 0xAE || out[j + 1] == 0xAF) {
+            fixed.push(if out[j + 1] == 0xAE { b'.' } else { b'/' });
+            j += 2;
+        } else {
+            fixed.push(out[j]);
+            j += 1;
+        }
+    }
+    fixed
+}
+
+/// What a lenient origin makes of a path: everything decoded, `\` as `/`, `;`
+/// parameters stripped, dot segments resolved, empty segments dropped.
+fn lenient(path: &str) -> String {
+    let decoded = decode_everything(path);
+    let text = String::from_utf8_lossy(&decoded).replace('\\', "/");
+    let mut segs: Vec<&str> = Vec::new();
+    for s in text.split('/') {
+        // Path parameters stripped per segment, as Tomcat does.
+        let s = s.split(';').next().unwrap_or("");
+        match s {
+            "" | "." => {}
+            ".." => {
+                segs.pop();
+            }
+            s => segs.push(s),
+        }
+    }
+    format!("/{}", segs.join("/"))
+}
+
+/// An origin that decodes everything and serves `/private/video.mp4` (the secret)
+/// and `/public/video.mp4`.
+async fn decoding_origin() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    serve_loopback(|req: Request<Incoming>| async move {
+        let resolved = lenient(req.uri().path());
+        let (status, body) = match resolved.as_str() {
+            "/private/video.mp4" => (200, SECRET),
+            "/public/video.mp4" => (200, "public"),
+            _ => (404, "not found"),
+        };
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        r
+    })
+    .await
+}
+
+/// Send raw request bytes; return the status code and the whole response text.
+async fn raw(addr: SocketAddr, request: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request).await.expect("write");
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+async fn get_raw(addr: SocketAddr, target: &str, host: &str) -> (u16, String) {
+    raw(
+        addr,
+        format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+}
+
+/// Every other spelling of `/private/video.mp4` we know of.
+const TRICKS: &[&str] = &[
+    "/private/video.mp4",
+    "/private%2Fvideo.mp4",
+    "/private%2fvideo.mp4",
+    "/private%5Cvideo.mp4",
+    "/private%5cvideo.mp4",
+    "/public/../private/video.mp4",
+    "/public/%2e%2e/private/video.mp4",
+    "/public/%2E%2e/private/video.mp4",
+    "/public/..%2Fprivate/video.mp4",
+    "/%70rivate/video.mp4",
+    "/%70%72%69%76%61%74%65/video.mp4",
+    "/./private/video.mp4",
+    "/%2e/private/video.mp4",
+    "//private/video.mp4",
+    "///private//video.mp4",
+    "/private/./video.mp4",
+    "/public/%C0%AE%C0%AE/private/video.mp4",
+    "/public%C0%AFprivate/video.mp4",
+    "/public/%E0%80%AE%E0%80%AE/private/video.mp4",
+    "/private/video.mp4%00",
+    "/public/%00/../private/video.mp4",
+    "/public/%2e%2e%2fprivate/video.mp4",
+    "/private;x/video.mp4",
+    "/public/..;/private/video.mp4",
+];
+
+fn assert_guarded(trick: &str, status: u16, text: &str) {
+    assert!(
+        !text.contains(SECRET),
+        "{trick}: the protected file was served ({status})"
+    );
+    assert!(
+        matches!(status, 400 | 403 | 404),
+        "{trick}: expected 400, 403 or 404, got {status}: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_prefix_on_a_catch_all_holds_against_every_spelling() {
+    let (origin, _task) = decoding_origin().await;
+    let toml = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[origins.main]\naddress = \"{origin}\"\n\n\
+         [guests.rw]\nwasm = \"{}\"\nfail = \"closed\"\n[guests.rw.config]\n\
+         \"secret.k\" = \"s3cret\"\nrules = [\"sign /private/ key=k\"]\n\n\
+         [[routes]]\nname = \"all\"\norigin = \"main\"\nrequest = [\"rw\"]\n",
+        guest_wasm("rewrite").display()
+    );
+    let node = TestNode::new(&toml).await;
+    // The origin does serve the secret to whoever reaches it.
+    assert_eq!(lenient("/public/%2e%2e/private/video.mp4"), "/private/video.mp4");
+    let (status, text) = get_raw(node.addr, "/public/video.mp4", "cdn.test").await;
+    assert_eq!(status, 200, "{text}");
+    for trick in TRICKS {
+        let (status, text) = get_raw(node.addr, trick, "cdn.test").await;
+        assert_guarded(trick, status, &text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guarded_route_cannot_be_escaped_by_path_or_host_spelling() {
+    let (origin, _task) = decoding_origin().await;
+    // `private` and host `s1.test` are guarded (every address denied); the catch-all
+    // is not.
+    let toml = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[origins.main]\naddress = \"{origin}\"\n\n\
+         [guests.deny]\nwasm = \"{}\"\nfail = \"closed\"\n[guests.deny.config]\n\
+         rules = [\"deny-ip 0.0.0.0/0,::/0\"]\n\n\
+         [[routes]]\nname = \"s1\"\nhost = \"s1.test\"\norigin = \"main\"\nrequest = [\"deny\"]\n\n\
+         [[routes]]\nname = \"private\"\npath_prefix = \"/private/\"\norigin = \"main\"\nrequest = [\"deny\"]\n\n\
+         [[routes]]\nname = \"all\"\norigin = \"main\"\n",
+        guest_wasm("rewrite").display()
+    );
+    let node = TestNode::new(&toml).await;
+    let (status, text) = get_raw(node.addr, "/public/video.mp4", "cdn.test").await;
+    assert_eq!(status, 200, "{text}");
+    for trick in TRICKS {
+        let (status, text) = get_raw(node.addr, trick, "cdn.test").await;
+        assert_guarded(trick, status, &text);
+    }
+    // Absolute form: its authority is the one routed on.
+    let (status, text) = raw(
+        node.addr,
+        b"GET http://cdn.test/public/../private/video.mp4 HTTP/1.1\r\nHost: cdn.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_guarded("absolute form", status, &text);
+    // Host spellings of the guarded `s1.test`.
+    for host in ["s1.test", "s1.test.", "S1.Test", "s1.test.:80", "S1.TEST.:8080"] {
+        let (status, text) = get_raw(node.addr, "/public/video.mp4", host).await;
+        assert_eq!(status, 403, "Host: {host}: {text}");
+    }
+    let (status, text) = raw(
+        node.addr,
+        b"GET http://S1.test./public/video.mp4 HTTP/1.1\r\nHost: cdn.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 403, "absolute-form authority wins over Host: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_hosts_are_refused() {
+    let origin = TestOrigin::start().await;
+    let node = TestNode::new(&outpost_tests::config(origin.addr, &[], "")).await;
+    let cases: &[(&str, &[u8])] = &[
+        ("no Host on HTTP/1.1", b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"),
+        (
+            "two Host fields",
+            b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            "userinfo in the absolute form",
+            b"GET http://user:pw@a.test/ HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+        ),
+    ];
+    for (what, req) in cases {
+        let (status, text) = raw(node.addr, req).await;
+        assert_eq!(status, 400, "{what}: {text}");
+        assert!(text.contains("x-outpost-error: client"), "{what}: {text}");
+    }
+    let before = origin.hits();
+    // HTTP/1.0 may omit Host; the origin then gets its own authority, never `host:`.
+    let (status, text) = raw(node.addr, b"GET /echo HTTP/1.0\r\n\r\n").await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(origin.hits(), before + 1);
+    assert!(
+        text.contains(&format!("\"host\":\"{}\"", origin.addr)),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_a_client_names_in_connection_do_not_remove_what_guests_set() {
+    let origin = TestOrigin::start().await;
+    let toml = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[origins.main]\naddress = \"{}\"\n\n\
+         [guests.rw]\nwasm = \"{}\"\n[guests.rw.config]\nrules = [\"request-id x-request-id force\"]\n\n\
+         [[routes]]\nname = \"all\"\norigin = \"main\"\nrequest = [\"rw\"]\n",
+        origin.addr,
+        guest_wasm("rewrite").display()
+    );
+    let node = TestNode::new(&toml).await;
+    let (status, text) = raw(
+        node.addr,
+        b"GET /echo HTTP/1.1\r\nHost: a.test\r\nConnection: close, x-request-id, x-secret\r\nx-secret: 1\r\nx-forwarded-for: 192.0.2.1\r\nx-forwarded-for: 192.0.2.2\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    // The echo origin answers with the headers it saw, as JSON.
+    assert!(text.contains("\"x-request-id\":"), "guest's header kept: {text}");
+    assert!(!text.contains("x-secret"), "client-named header removed: {text}");
+    // Two X-Forwarded-For fields are one list: both kept, in order, the peer appended.
+    assert!(
+        text.contains("\"x-forwarded-for\":\"192.0.2.1, 192.0.2.2, 127.0.0.1\""),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_1_0_origin_does_not_downgrade_the_client() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+            });
+        }
+    });
+    let node = TestNode::new(&outpost_tests::config(addr, &[], "")).await;
+    let (status, text) = get_raw(node.addr, "/", "a.test").await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    task.abort();
+}
+
+/// A socket bound to `source` (another loopback address: another client).
+async fn connect_from(source: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let s = TcpSocket::new_v4()?;
+    s.bind(format!("{source}:0").parse().expect("addr"))?;
+    s.connect(to).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sockets_are_closed_and_do_not_stop_the_node() {
+    let origin = TestOrigin::start().await;
+    let toml = outpost_tests::config(origin.addr, &[], "").replace(
+        "address = \"127.0.0.1:0\"\n",
+        "address = \"127.0.0.1:0\"\nheader_timeout = \"1s\"\nmax_connections_per_ip = 256\n",
+    );
+    let node = TestNode::new(&toml).await;
+    // 1,050 sockets from another address that send nothing, and some that send only
+    // the HTTP/2 preface.
+    let mut silent = Vec::new();
+    for _ in 0..1050 {
+        match connect_from("127.0.0.2", node.addr).await {
+            Ok(s) => silent.push(s),
+            Err(e) => panic!("connect: {e}"),
+        }
+    }
+    let mut preface = Vec::new();
+    for _ in 0..5 {
+        let mut s = connect_from("127.0.0.3", node.addr).await.expect("connect");
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .expect("preface");
+        preface.push(s);
+    }
+    // Everyone else is served meanwhile.
+    let start = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(node.get("/echo").await.status, StatusCode::OK);
+    }
+    assert!(start.elapsed() < Duration::from_secs(5));
+    let admin = node.running.admin.expect("admin");
+    let (status, _) = get_raw(admin, "/healthz", "admin").await;
+    assert_eq!(status, 200);
+    // The sockets past the per-address cap were closed at once, the rest at the
+    // header timeout, the preface-only ones too.
+    let metrics = node.metrics().await;
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("outpost_connections_refused_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(refused >= 1050 - 256, "refused {refused}:\n{metrics}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut closed = 0;
+    for s in silent.iter_mut().chain(preface.iter_mut()) {
+        let mut b = [0u8; 64];
+        // Closed: EOF (or a reset); a GOAWAY frame first is fine too.
+        if let Ok(r) = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                match s.read(&mut b).await {
+                    Ok(0) | Err(_) => return true,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await
+        {
+            closed += usize::from(r);
+        }
+    }
+    assert_eq!(closed, 1055, "every silent socket is closed");
+}
+
+/// An origin that reads the whole request body, then answers with its length.
+async fn draining_origin() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    serve_loopback(|req: Request<Incoming>| async move {
+        let n = match req.into_body().collect().await {
+            Ok(b) => b.to_bytes().len(),
+            Err(_) => 0,
+        };
+        Response::new(Full::new(Bytes::from(format!("{n}"))))
+    })
+    .await
+}
+
+fn metric(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_uploads_are_the_clients_fault_not_the_origins() {
+    let (origin, _task) = draining_origin().await;
+    let toml = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\nbody_timeout = \"500ms\"\n\n\
+         [origins.main]\naddress = \"{origin}\"\nfirst_byte_timeout = \"1s\"\n\n\
+         [[routes]]\nname = \"all\"\norigin = \"main\"\n"
+    );
+    let node = TestNode::new(&toml).await;
+    let limit_of = |m: &str| metric(m, "outpost_limiter_limit{origin=\"main\"} ");
+    let before = limit_of(&node.metrics().await).expect("limit metric");
+    // 30 uploads that stall after 10 bytes of 1,000.
+    let mut stalled = Vec::new();
+    for _ in 0..30 {
+        stalled.push(tokio::spawn({
+            let addr = node.addr;
+            async move {
+                raw(
+                    addr,
+                    b"POST /up HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1000\r\n\r\n0123456789",
+                )
+                .await
+            }
+        }));
+    }
+    // Normal requests are served meanwhile.
+    for _ in 0..30 {
+        assert_eq!(node.get("/").await.status, StatusCode::OK);
+    }
+    for s in stalled {
+        let (status, text) = s.await.expect("task");
+        assert_eq!(status, 408, "{text}");
+        assert!(text.contains("x-outpost-error: client"), "{text}");
+    }
+    let m = node.metrics().await;
+    assert_eq!(limit_of(&m), Some(before), "the limit is where it was:\n{m}");
+    for _ in 0..30 {
+        assert_eq!(node.get("/").await.status, StatusCode::OK);
+    }
+
+    // A malformed chunk is the client's error, with no internal detail.
+    let (status, text) = raw(
+        node.addr,
+        b"POST /up HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\n",
+    )
+    .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(!text.contains("chunk size"), "{text}");
+
+    // An upload slower than the first-byte timeout, but moving, is served.
+    let mut s = TcpStream::connect(node.addr).await.expect("connect");
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: a.test\r\nContent-Length: 40\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("head");
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        s.write_all(b"0123456789").await.expect("body");
+    }
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("40"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_raise_its_own_priority_or_rotate_its_way_past_fairness() {
+    let origin = TestOrigin::start().await;
+    let toml = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[origins.main]\naddress = \"{}\"\n\n\
+         [guests.shed]\nwasm = \"{}\"\n\n\
+         [limiter]\nclient_rate = 1\nclient_burst = 2\nclient_address_share = 4\n\
+         priority_rate = 1\npriority_burst = 3\n\n\
+         [[routes]]\nname = \"all\"\norigin = \"main\"\nadmit = \"shed\"\n",
+        origin.addr,
+        guest_wasm("shed").display()
+    );
+    let node = TestNode::new(&toml).await;
+    // "Starting up" on every request.
+    for _ in 0..20 {
+        let r = node
+            .send(
+                Request::get("/live/seg.m4s")
+                    .header("cmcd-request", "su")
+                    .body(Full::new(Bytes::new()))
+                    .expect("req"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let m = node.metrics().await;
+    let capped = metric(&m, "outpost_priority_capped_total ").unwrap_or(0.0);
+    assert!(capped >= 15.0, "capped {capped}:\n{m}");
+    // A new client id on every request: the address's bucket still holds.
+    for i in 0..30 {
+        let r = node
+            .send(
+                Request::get("/vod/a.m4s")
+                    .header("x-client-id", format!("viewer-{i}"))
+                    .body(Full::new(Bytes::new()))
+                    .expect("req"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let m = node.metrics().await;
+    let demoted = metric(&m, "outpost_client_demoted_total ").unwrap_or(0.0);
+    // 50 requests in well under a second; the address may burst 8 (4 × 2).
+    assert!(demoted >= 35.0, "demoted {demoted}:\n{m}");
+}
