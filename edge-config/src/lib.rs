@@ -246,10 +246,9 @@ impl Config {
                 ("max_connections_per_ip", &l.max_connections_per_ip),
             ] {
                 if *value.get_ref() == 0 {
-                    out.push(src.diagnostic(
-                        value.span(),
-                        format!("listeners.{key} must be at least 1"),
-                    ));
+                    out.push(
+                        src.diagnostic(value.span(), format!("listeners.{key} must be at least 1")),
+                    );
                 }
             }
         }
@@ -460,10 +459,7 @@ impl Config {
             ("max_limit", &l.max_limit),
         ] {
             if *value.get_ref() == 0 {
-                out.push(src.diagnostic(
-                    value.span(),
-                    format!("limiter.{key} must be at least 1"),
-                ));
+                out.push(src.diagnostic(value.span(), format!("limiter.{key} must be at least 1")));
             }
         }
         if *l.queue_size.get_ref() > 1_000_000 {
@@ -479,9 +475,7 @@ impl Config {
             if value.get_ref().0 == 0 && *l.queue_size.get_ref() > 0 {
                 out.push(src.diagnostic(
                     value.span(),
-                    format!(
-                        "limiter.{key} must be at least 1ms (set queue_size = 0 for no queue)"
-                    ),
+                    format!("limiter.{key} must be at least 1ms (set queue_size = 0 for no queue)"),
                 ));
             }
         }

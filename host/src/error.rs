@@ -126,9 +126,7 @@ impl EdgeError {
             EdgeError::ClientBody(crate::body::UploadFailure::Stalled) => {
                 StatusCode::REQUEST_TIMEOUT
             }
-            EdgeError::ClientBody(crate::body::UploadFailure::Malformed) => {
-                StatusCode::BAD_REQUEST
-            }
+            EdgeError::ClientBody(crate::body::UploadFailure::Malformed) => StatusCode::BAD_REQUEST,
         }
     }
 

@@ -869,9 +869,9 @@ impl Fairness {
         ok
     }
 
-    /// Client addresses tracked now.
+    /// Clients (keys within addresses) tracked now.
     pub fn len(&self) -> usize {
-        self.addresses.len()
+        self.keys.len()
     }
 
     /// Whether no client is tracked.

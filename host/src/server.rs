@@ -239,8 +239,7 @@ impl Activity {
             if self.in_flight.load(Ordering::Relaxed) == 0 && since >= timeout {
                 return;
             }
-            tokio::time::sleep(timeout.saturating_sub(since).max(Duration::from_millis(50)))
-                .await;
+            tokio::time::sleep(timeout.saturating_sub(since).max(Duration::from_millis(50))).await;
         }
     }
 }

@@ -159,7 +159,10 @@ async fn a_signed_prefix_on_a_catch_all_holds_against_every_spelling() {
     );
     let node = TestNode::new(&toml).await;
     // The origin does serve the secret to whoever reaches it.
-    assert_eq!(lenient("/public/%2e%2e/private/video.mp4"), "/private/video.mp4");
+    assert_eq!(
+        lenient("/public/%2e%2e/private/video.mp4"),
+        "/private/video.mp4"
+    );
     let (status, text) = get_raw(node.addr, "/public/video.mp4", "cdn.test").await;
     assert_eq!(status, 200, "{text}");
     for trick in TRICKS {
@@ -197,7 +200,13 @@ async fn a_guarded_route_cannot_be_escaped_by_path_or_host_spelling() {
     .await;
     assert_guarded("absolute form", status, &text);
     // Host spellings of the guarded `s1.test`.
-    for host in ["s1.test", "s1.test.", "S1.Test", "s1.test.:80", "S1.TEST.:8080"] {
+    for host in [
+        "s1.test",
+        "s1.test.",
+        "S1.Test",
+        "s1.test.:80",
+        "S1.TEST.:8080",
+    ] {
         let (status, text) = get_raw(node.addr, "/public/video.mp4", host).await;
         assert_eq!(status, 403, "Host: {host}: {text}");
     }
@@ -206,7 +215,10 @@ async fn a_guarded_route_cannot_be_escaped_by_path_or_host_spelling() {
         b"GET http://S1.test./public/video.mp4 HTTP/1.1\r\nHost: cdn.test\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert_eq!(status, 403, "absolute-form authority wins over Host: {text}");
+    assert_eq!(
+        status, 403,
+        "absolute-form authority wins over Host: {text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,7 +226,10 @@ async fn malformed_hosts_are_refused() {
     let origin = TestOrigin::start().await;
     let node = TestNode::new(&outpost_tests::config(origin.addr, &[], "")).await;
     let cases: &[(&str, &[u8])] = &[
-        ("no Host on HTTP/1.1", b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"),
+        (
+            "no Host on HTTP/1.1",
+            b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+        ),
         (
             "two Host fields",
             b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n",
@@ -258,8 +273,14 @@ async fn headers_a_client_names_in_connection_do_not_remove_what_guests_set() {
     .await;
     assert_eq!(status, 200, "{text}");
     // The echo origin answers with the headers it saw, as JSON.
-    assert!(text.contains("\"x-request-id\":"), "guest's header kept: {text}");
-    assert!(!text.contains("x-secret"), "client-named header removed: {text}");
+    assert!(
+        text.contains("\"x-request-id\":"),
+        "guest's header kept: {text}"
+    );
+    assert!(
+        !text.contains("x-secret"),
+        "client-named header removed: {text}"
+    );
     // Two X-Forwarded-For fields are one list: both kept, in order, the peer appended.
     assert!(
         text.contains("\"x-forwarded-for\":\"192.0.2.1, 192.0.2.2, 127.0.0.1\""),
@@ -409,7 +430,11 @@ async fn stalled_uploads_are_the_clients_fault_not_the_origins() {
         assert!(text.contains("x-outpost-error: client"), "{text}");
     }
     let m = node.metrics().await;
-    assert_eq!(limit_of(&m), Some(before), "the limit is where it was:\n{m}");
+    assert_eq!(
+        limit_of(&m),
+        Some(before),
+        "the limit is where it was:\n{m}"
+    );
     // While 30 more stall, normal requests are served.
     let stalled: Vec<_> = (0..30).map(|_| stall(node.addr)).collect();
     for _ in 0..30 {
@@ -430,9 +455,11 @@ async fn stalled_uploads_are_the_clients_fault_not_the_origins() {
 
     // An upload slower than the first-byte timeout, but moving, is served.
     let mut s = TcpStream::connect(node.addr).await.expect("connect");
-    s.write_all(b"POST /up HTTP/1.1\r\nHost: a.test\r\nContent-Length: 40\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("head");
+    s.write_all(
+        b"POST /up HTTP/1.1\r\nHost: a.test\r\nContent-Length: 40\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("head");
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(400)).await;
         s.write_all(b"0123456789").await.expect("body");

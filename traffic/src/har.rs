@@ -1,40 +1,265 @@
 //! HTTP Archive 1.2: `{"log": {"entries": [{startedDateTime, time, request, response,
 //! timings, …}]}}` as browsers (Chrome, Firefox) and tools write it.
 
+use std::cell::Cell;
+use std::io::Read;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::{Entry, InputError, Position, time, url};
 
-/// Entries of a HAR file, loaded whole.
+/// Entries of a HAR file, streamed: a thread parses the document and hands over
+/// one entry at a time through a bounded channel, so a large HAR costs about one
+/// entry of memory per slot, never the whole document as a tree.
 pub struct HarReader {
     source: String,
-    entries: std::vec::IntoIter<Value>,
+    rx: Receiver<Msg>,
     index: usize,
 }
 
+/// What the parsing thread sends.
+enum Msg {
+    Entry(Value),
+    /// The document broke after `log.entries` began (truncated, invalid JSON).
+    Broken(String),
+}
+
+/// Entries parsed ahead of the consumer at most.
+const AHEAD: usize = 32;
+
 impl HarReader {
-    /// Parses a whole HAR document. Fails (with [`Position::File`]) when it is not
-    /// JSON or has no `log.entries` array; malformed entries are error items later.
+    /// Parses a whole HAR document held in memory (see [`HarReader::from_reader`]).
     pub fn from_slice(source: &str, bytes: &[u8]) -> Result<HarReader, InputError> {
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        HarReader::from_reader(source, std::io::Cursor::new(bytes.to_vec()))
+    }
+
+    /// Streams a HAR document. Fails (with [`Position::File`]) when it is not JSON
+    /// or has no `log.entries` array; malformed entries are error items later, and
+    /// so is a document that breaks off after its entries began.
+    pub fn from_reader<R: Read + Send + 'static>(
+        source: &str,
+        input: R,
+    ) -> Result<HarReader, InputError> {
         let file_err = |message: String| InputError::new(source, Position::File, message);
-        let doc: Value = serde_json::from_slice(bytes)
-            .map_err(|e| file_err(format!("not a HAR file: invalid JSON: {e}")))?;
-        let entries = match doc {
-            Value::Object(mut top) => match top.remove("log") {
-                Some(Value::Object(mut log)) => match log.remove("entries") {
-                    Some(Value::Array(entries)) => entries,
-                    _ => return Err(file_err("not a HAR file: no log.entries array".into())),
-                },
-                _ => return Err(file_err("not a HAR file: no log object".into())),
-            },
-            _ => return Err(file_err("not a HAR file: not a JSON object".into())),
-        };
-        Ok(HarReader {
-            source: source.to_string(),
-            entries: entries.into_iter(),
-            index: 0,
+        let (tx, rx) = sync_channel(AHEAD);
+        let (ready_tx, ready_rx) = sync_channel::<Result<(), String>>(1);
+        std::thread::Builder::new()
+            .name("har-reader".into())
+            .spawn(move || parse(SkipBom::new(input), &tx, &ready_tx))
+            .map_err(|e| file_err(format!("cannot start the HAR reader: {e}")))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(HarReader {
+                source: source.to_string(),
+                rx,
+                index: 0,
+            }),
+            Ok(Err(message)) => Err(file_err(message)),
+            Err(_) => Err(file_err("not a HAR file: the reader stopped".into())),
+        }
+    }
+}
+
+/// Parse the document on the reader thread: tell `ready` once `log.entries` has
+/// begun (or why it cannot), then send each entry.
+fn parse<R: Read>(input: R, tx: &SyncSender<Msg>, ready: &SyncSender<Result<(), String>>) {
+    let started = Cell::new(false);
+    let stage = Cell::new(Stage::Top);
+    let mut de = serde_json::Deserializer::from_reader(input);
+    let result = Top {
+        tx,
+        ready,
+        started: &started,
+        stage: &stage,
+    }
+    .deserialize(&mut de)
+    .and_then(|found| de.end().map(|()| found));
+    match result {
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = ready.send(Err(stage.get().missing().into()));
+        }
+        Err(e) if started.get() => {
+            let _ = tx.send(Msg::Broken(format!("invalid JSON: {e}")));
+        }
+        Err(e) => {
+            let message = match e.classify() {
+                // Valid JSON of the wrong shape: say which part is missing.
+                serde_json::error::Category::Data => stage.get().wrong().to_string(),
+                _ => format!("not a HAR file: invalid JSON: {e}"),
+            };
+            let _ = ready.send(Err(message));
+        }
+    }
+}
+
+/// How far into the document the parser got.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    Top,
+    Log,
+    Entries,
+}
+
+impl Stage {
+    /// The document ended without the next part.
+    fn missing(self) -> &'static str {
+        match self {
+            Stage::Top => "not a HAR file: no log object",
+            Stage::Log | Stage::Entries => "not a HAR file: no log.entries array",
+        }
+    }
+
+    /// The part at this stage has the wrong type.
+    fn wrong(self) -> &'static str {
+        match self {
+            Stage::Top => "not a HAR file: not a JSON object",
+            Stage::Log => "not a HAR file: no log object",
+            Stage::Entries => "not a HAR file: no log.entries array",
+        }
+    }
+}
+
+/// The top-level object: finds `log` and in it `entries`; other keys skipped.
+struct Top<'a> {
+    tx: &'a SyncSender<Msg>,
+    ready: &'a SyncSender<Result<(), String>>,
+    started: &'a Cell<bool>,
+    stage: &'a Cell<Stage>,
+}
+
+impl<'de> DeserializeSeed<'de> for Top<'_> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_map(TopVisitor(self, false))
+    }
+}
+
+/// `.0`: the channels; `.1`: whether this is the `log` object (else the top).
+struct TopVisitor<'a>(Top<'a>, bool);
+
+impl<'de> Visitor<'de> for TopVisitor<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.1 {
+            "a HAR log object"
+        } else {
+            "a JSON object"
         })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut found = false;
+        let want = if self.1 { "entries" } else { "log" };
+        while let Some(key) = map.next_key::<String>()? {
+            if key == want && !found {
+                found = if self.1 {
+                    map.next_value_seed(Entries(&self.0))?
+                } else {
+                    map.next_value_seed(Log(&self.0))?
+                };
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+struct Log<'a, 'b>(&'a Top<'b>);
+
+impl<'de> DeserializeSeed<'de> for Log<'_, '_> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        let t = self.0;
+        t.stage.set(Stage::Log);
+        d.deserialize_map(TopVisitor(
+            Top {
+                tx: t.tx,
+                ready: t.ready,
+                started: t.started,
+                stage: t.stage,
+            },
+            true,
+        ))
+    }
+}
+
+struct Entries<'a, 'b>(&'a Top<'b>);
+
+impl<'de> DeserializeSeed<'de> for Entries<'_, '_> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        self.0.stage.set(Stage::Entries);
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Entries<'_, '_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the log.entries array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        let t = self.0;
+        t.started.set(true);
+        if t.ready.send(Ok(())).is_err() {
+            return Ok(true);
+        }
+        while let Some(v) = seq.next_element::<Value>()? {
+            if t.tx.send(Msg::Entry(v)).is_err() {
+                // The consumer is gone: stop reading.
+                return Err(serde::de::Error::custom("the reader was dropped"));
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// A reader that drops a leading UTF-8 byte order mark.
+struct SkipBom<R> {
+    inner: R,
+    checked: bool,
+    held: Vec<u8>,
+}
+
+impl<R: Read> SkipBom<R> {
+    fn new(inner: R) -> Self {
+        SkipBom {
+            inner,
+            checked: false,
+            held: Vec::new(),
+        }
+    }
+}
+
+impl<R: Read> Read for SkipBom<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if !self.checked {
+            self.checked = true;
+            let mut head = [0u8; 3];
+            let mut n = 0;
+            while n < 3 {
+                match self.inner.read(&mut head[n..])? {
+                    0 => break,
+                    k => n += k,
+                }
+            }
+            if head[..n] != *b"\xEF\xBB\xBF" {
+                self.held.extend_from_slice(&head[..n]);
+            }
+        }
+        if !self.held.is_empty() {
+            let k = self.held.len().min(buf.len());
+            buf[..k].copy_from_slice(&self.held[..k]);
+            self.held.drain(..k);
+            return Ok(k);
+        }
+        self.inner.read(buf)
     }
 }
 
@@ -42,7 +267,19 @@ impl Iterator for HarReader {
     type Item = Result<Entry, InputError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let value = self.entries.next()?;
+        let value = match self.rx.recv().ok()? {
+            Msg::Entry(v) => v,
+            Msg::Broken(message) => {
+                return Some(Err(InputError::new(
+                    &self.source,
+                    Position::Entry {
+                        index: self.index,
+                        path: String::new(),
+                    },
+                    message,
+                )));
+            }
+        };
         let index = self.index;
         self.index += 1;
         Some(
@@ -55,10 +292,6 @@ impl Iterator for HarReader {
                     InputError::new(&self.source, Position::Entry { index, path }, message)
                 }),
         )
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.entries.size_hint()
     }
 }
 
@@ -364,6 +597,28 @@ mod tests {
                 err.message
             );
         }
+    }
+
+    #[test]
+    fn streams_entries_then_reports_a_broken_tail() {
+        let entry = r#"{"startedDateTime": "2015-12-20T14:43:36Z", "request": {"method": "GET", "url": "http://h/"}}"#;
+        // Entries before `log.version`, a BOM, and a document cut off mid-entry.
+        let doc = format!("\u{feff}{{\"log\": {{\"entries\": [{entry}, {entry}, {{\"startedDate");
+        let items: Vec<_> = HarReader::from_slice("t.har", doc.as_bytes())
+            .unwrap()
+            .collect();
+        assert_eq!(items.len(), 3, "{items:?}");
+        assert!(items[0].is_ok() && items[1].is_ok());
+        let err = items[2].as_ref().unwrap_err();
+        assert!(err.message.contains("invalid JSON"), "{err}");
+        // Far more entries than the reader holds ahead: all arrive, in order.
+        let many = vec![entry; 1000].join(",");
+        let doc = format!("{{\"log\": {{\"pages\": [], \"entries\": [{many}]}}}}");
+        let seqs: Vec<u64> = HarReader::from_slice("t.har", doc.as_bytes())
+            .unwrap()
+            .map(|e| e.unwrap().seq)
+            .collect();
+        assert_eq!(seqs, (0..1000).collect::<Vec<u64>>());
     }
 
     #[test]

@@ -276,7 +276,7 @@ impl Default for Options {
 
 /// Opens `path` and reads it as `options` say: detects the format unless forced.
 ///
-/// HAR files are read whole; CLF and JSONL stream. Errors name the file as given.
+/// Every format streams (HAR through a reader thread, an entry at a time). Errors name the file as given.
 /// A HAR file that is not JSON or has no `log.entries` array is an error of kind
 /// [`io::ErrorKind::InvalidData`] wrapping an [`InputError`].
 pub fn read_file(path: impl AsRef<Path>, options: &Options) -> io::Result<Reader> {
@@ -315,9 +315,7 @@ impl Reader {
         };
         let inner = match format {
             Format::Har => {
-                let mut bytes = Vec::new();
-                input.read_to_end(&mut bytes)?;
-                let reader = HarReader::from_slice(&source, &bytes)
+                let reader = HarReader::from_reader(&source, input)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                 Inner::Har(reader)
             }

@@ -236,7 +236,7 @@ fn har_entry_errors_have_entry_index_and_path() {
 fn not_a_har_is_an_open_error() {
     let err = Reader::new(
         "x.har",
-        Cursor::new(b"{\"log\": [".to_vec()),
+        Cursor::new(b"{\"log\": {\"entries\": ".to_vec()),
         &Options::default(),
     )
     .err()
