@@ -486,7 +486,7 @@ fn header_changes(before: &[types::Header], after: &[types::Header], trace: &mut
     let values = |hs: &[types::Header], name: &str| -> Vec<String> {
         hs.iter()
             .filter(|h| h.name == name)
-            .map(|h| h.value.clone())
+            .map(|h| String::from_utf8_lossy(&h.value).into_owned())
             .collect()
     };
     let mut names: Vec<&str> = before
@@ -526,7 +526,7 @@ fn to_wit_headers(h: &HeaderMap) -> Vec<types::Header> {
     h.iter()
         .map(|(k, v)| types::Header {
             name: k.as_str().to_string(),
-            value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            value: v.as_bytes().to_vec(),
         })
         .collect()
 }
@@ -541,7 +541,7 @@ fn invalid(guest: &str, message: String) -> GuestError {
 fn check_header(guest: &str, h: &types::Header) -> Result<(), GuestError> {
     HeaderName::from_bytes(h.name.as_bytes())
         .map_err(|_| invalid(guest, format!("bad header name {:?}", h.name)))?;
-    HeaderValue::from_str(&h.value)
+    HeaderValue::from_bytes(&h.value)
         .map_err(|_| invalid(guest, format!("bad value for header {:?}", h.name)))?;
     Ok(())
 }
@@ -635,7 +635,7 @@ fn edge_response(r: types::Response, guest: &str) -> Result<Response<Body>, Gues
         check_header(guest, h)?;
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(h.name.as_bytes()),
-            HeaderValue::from_str(&h.value),
+            HeaderValue::from_bytes(&h.value),
         ) {
             resp.headers_mut().append(n, v);
         }
@@ -705,7 +705,7 @@ fn origin_request(
         // HTTP/2 pseudo-headers never appear in HeaderMap; skip anything invalid.
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(h.name.as_bytes()),
-            HeaderValue::from_str(&h.value),
+            HeaderValue::from_bytes(&h.value),
         ) {
             headers.append(n, v);
         }
@@ -850,7 +850,7 @@ async fn response_chain(
     for h in &head.headers {
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(h.name.as_bytes()),
-            HeaderValue::from_str(&h.value),
+            HeaderValue::from_bytes(&h.value),
         ) {
             parts.headers.append(n, v);
         }

@@ -537,3 +537,60 @@ async fn a_client_cannot_rotate_its_id_past_fairness() {
     // 30 requests in well under a second; the address may burst 8 (4 × 2).
     assert!(demoted >= 20.0, "demoted {demoted}:\n{m}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_bytes_that_are_not_utf8_reach_the_origin_unchanged() {
+    // An origin that keeps the raw bytes of the request head it was sent.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let seen_tx = seen_tx.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = seen_tx.send(head);
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    // Through a request guest, so the value crosses the WIT both ways.
+    let toml = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[origins.main]\naddress = \"{addr}\"\n\n\
+         [guests.rw]\nwasm = \"{}\"\n[guests.rw.config]\nrules = [\"header set x-edge 1\"]\n\n\
+         [[routes]]\nname = \"all\"\norigin = \"main\"\nrequest = [\"rw\"]\n",
+        guest_wasm("rewrite").display()
+    );
+    let node = TestNode::new(&toml).await;
+    let (status, text) = raw(
+        node.addr,
+        b"GET / HTTP/1.1\r\nHost: a.test\r\nx-latin: caf\xe9 cr\xe8me\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let head = seen_rx.recv().await.expect("the origin saw the request");
+    assert!(
+        head.windows(b"x-latin: caf\xe9 cr\xe8me\r\n".len())
+            .any(|w| w == b"x-latin: caf\xe9 cr\xe8me\r\n"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    assert!(
+        String::from_utf8_lossy(&head).contains("x-edge: 1"),
+        "the guest ran"
+    );
+    task.abort();
+}

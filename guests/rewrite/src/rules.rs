@@ -932,7 +932,8 @@ pub fn cookie<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("cookie"))
-        .flat_map(|h| h.value.split(';'))
+        .filter_map(|h| h.value_str())
+        .flat_map(|v| v.split(';'))
         .find_map(|c| {
             let (k, v) = c.trim().split_once('=')?;
             (k.trim() == name).then(|| v.trim().trim_matches('"'))
@@ -943,7 +944,7 @@ fn values_of<'a>(headers: &'a [Header], name: &str) -> Vec<&'a str> {
     headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
+        .filter_map(|h| h.value_str())
         .collect()
 }
 
@@ -1015,7 +1016,7 @@ impl<'a> State<'a> {
         self.headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str())
+            .and_then(|h| h.value_str())
     }
 
     fn values(&self, name: &str) -> Vec<&str> {

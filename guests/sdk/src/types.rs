@@ -11,19 +11,25 @@ use crate::url;
 pub struct Header {
     /// Lower-case field name.
     pub name: String,
-    /// Field value.
-    pub value: String,
+    /// Field value, as bytes: HTTP allows bytes that are not UTF-8 (Latin-1
+    /// `obs-text`), and they travel unchanged. [`Header::value_str`] is the text view.
+    pub value: Vec<u8>,
 }
 
 impl Header {
     /// A header field; the name is lower-cased.
-    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<String>, value: impl AsRef<[u8]>) -> Self {
         let mut name = name.into();
         name.make_ascii_lowercase();
         Self {
             name,
-            value: value.into(),
+            value: value.as_ref().to_vec(),
         }
+    }
+
+    /// The value as text, when it is valid UTF-8 (almost always).
+    pub fn value_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.value).ok()
     }
 }
 
@@ -591,14 +597,14 @@ fn find_header<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
+        .and_then(Header::value_str)
 }
 
 fn find_headers<'a>(headers: &'a [Header], name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     headers
         .iter()
         .filter(move |h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str())
+        .filter_map(Header::value_str)
 }
 
 #[cfg(test)]

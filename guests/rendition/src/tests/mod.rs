@@ -50,7 +50,9 @@ pub fn body_of(edit: &ResponseEdit) -> String {
 
 pub fn header(edit: &ResponseEdit, name: &str) -> Option<String> {
     edit.headers.iter().find_map(|op| match op {
-        HeaderOp::Set(h) | HeaderOp::Append(h) if h.name == name => Some(h.value.clone()),
+        HeaderOp::Set(h) | HeaderOp::Append(h) if h.name == name => {
+            h.value_str().map(str::to_string)
+        }
         _ => None,
     })
 }
