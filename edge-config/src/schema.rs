@@ -566,7 +566,8 @@ pub struct Limiter {
     /// `normal`. Lowering a class is always free. 0 turns the cap off.
     #[serde(default = "default_priority_rate")]
     pub priority_rate: Spanned<f64>,
-    /// The allowance's burst (a player's start-up fetches several at once).
+    /// The allowance's burst: a player's start-up (playlists, init segment, first
+    /// segments) fetches several at once.
     #[serde(default = "default_priority_burst")]
     pub priority_burst: Spanned<f64>,
 }
@@ -575,10 +576,10 @@ fn default_client_address_share() -> Spanned<f64> {
     Spanned::new(0..0, 8.0)
 }
 fn default_priority_rate() -> Spanned<f64> {
-    Spanned::new(0..0, 4.0)
+    Spanned::new(0..0, 2.0)
 }
 fn default_priority_burst() -> Spanned<f64> {
-    Spanned::new(0..0, 20.0)
+    Spanned::new(0..0, 10.0)
 }
 
 fn default_client_rate() -> Spanned<f64> {

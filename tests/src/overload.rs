@@ -563,3 +563,188 @@ pub async fn settle(
         settled,
     }
 }
+
+/// One client of [`hostile_run`]: how many requests it sent and how many were
+/// served (200).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientTally {
+    pub sent: usize,
+    pub served: usize,
+}
+
+/// [`hostile_run`]'s outcome.
+#[derive(Debug, Clone)]
+pub struct HostileRun {
+    /// Ordinary viewers, each on its own address.
+    pub viewers: Vec<ClientTally>,
+    /// Says "starting up" (`CMCD-Request: su`) on every request.
+    pub startup_liar: ClientTally,
+    /// Sends four times a viewer's rate with a new `x-client-id` on every request.
+    pub id_rotator: ClientTally,
+}
+
+impl HostileRun {
+    /// The mean of the ordinary viewers' served requests.
+    pub fn viewer_served(&self) -> f64 {
+        let n = self.viewers.len().max(1) as f64;
+        self.viewers.iter().map(|t| t.served as f64).sum::<f64>() / n
+    }
+}
+
+/// A client whose connections come from `source` (another loopback address:
+/// another client, as the node's fairness and allowances see it).
+pub fn client_from(source: std::net::IpAddr) -> LoadClient {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_local_address(Some(source));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(256)
+        .build(connector)
+}
+
+/// Open loop from one client: `rate`/s for `duration`, request `i` built by `head`.
+async fn client_loop(
+    client: LoadClient,
+    target: SocketAddr,
+    rate: f64,
+    duration: Duration,
+    head: impl Fn(usize) -> (String, Vec<(String, String)>),
+) -> ClientTally {
+    let total = (rate * duration.as_secs_f64()).round() as usize;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let start = tokio::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        tokio::time::sleep_until(start + interval.mul_f64(i as f64)).await;
+        let (path, headers) = head(i);
+        let mut req = Request::get(format!("http://{target}{path}"));
+        for (k, v) in &headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let Ok(req) = req.body(Full::new(Bytes::new())) else {
+            continue;
+        };
+        let client = client.clone();
+        tasks.spawn(async move {
+            tokio::time::timeout(Duration::from_secs(5), async {
+                let resp = client.request(req).await.ok()?;
+                let ok = resp.status() == StatusCode::OK;
+                resp.into_body().collect().await.ok()?;
+                Some(ok)
+            })
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+        });
+    }
+    let mut tally = ClientTally {
+        sent: total,
+        served: 0,
+    };
+    while let Some(r) = tasks.join_next().await {
+        tally.served += usize::from(r.unwrap_or(false));
+    }
+    tally
+}
+
+/// A node in front of `origin` with the `shed` guest and fairness on, each client
+/// allowed `rate`/s at its class (its address once: `client_address_share = 1`) and
+/// the default allowance of classes above normal. Without `protections`, as before
+/// they existed: no allowance, and an address as large as any number of client ids.
+pub fn hostile_config(origin: SocketAddr, rate: f64, protections: bool) -> String {
+    let (share, allowance) = if protections {
+        ("1", "")
+    } else {
+        ("1000000", "priority_rate = 0\n")
+    };
+    format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\
+         [origins.main]\naddress = \"{origin}\"\nfirst_byte_timeout = \"30s\"\npool_max_idle = 4096\n\
+         [guests.shed]\nwasm = \"builtin:shed\"\ninstance_reuse = 1000\n\
+         [limiter]\ninitial_limit = 8\nmin_limit = 2\nmax_limit = 256\n\
+         queue_size = 256\nqueue_timeout = \"100ms\"\n\
+         client_rate = {rate}\nclient_burst = {rate}\nclient_address_share = {share}\n{allowance}\
+         [[routes]]\nname = \"all\"\norigin = \"main\"\nadmit = \"shed\"\n"
+    )
+}
+
+/// `viewers` ordinary VOD viewers (media segments: `high`), each on its own
+/// loopback address at `rate`/s with its own stable `x-client-id`, and two
+/// scripted clients, each on an address of its own: one that sends
+/// `CMCD-Request: su` (asserting `critical`) on every request at a viewer's rate,
+/// and one that sends 4× a viewer's rate with a new `x-client-id` each time. The
+/// whole is `factor` × the model origin's capacity.
+pub async fn hostile_run(
+    base: Duration,
+    knee: usize,
+    viewers: usize,
+    factor: f64,
+    duration: Duration,
+    protections: bool,
+) -> HostileRun {
+    let origin = ModelOrigin::start(base, knee).await;
+    let capacity = ModelOrigin::capacity(base, knee);
+    // viewers + 1 (liar) + 4 (rotator) viewer-rates make `factor` × capacity.
+    let rate = capacity * factor / (viewers as f64 + 5.0);
+    let node = NodeUnderTest::start(
+        &hostile_config(origin.addr, rate, protections),
+        Placement::Shared,
+    )
+    .await;
+    let target = node.addr;
+    let ip = |a: u8, b: u8| std::net::IpAddr::from([127, 0, a, b]);
+    let mut runs = tokio::task::JoinSet::new();
+    for v in 0..viewers {
+        let client = client_from(ip(1, v as u8 + 1));
+        runs.spawn(async move {
+            let t = client_loop(client, target, rate, duration, move |i| {
+                (
+                    format!("/vod/movie/seg-{i}.ts"),
+                    vec![("x-client-id".into(), format!("viewer-{v}"))],
+                )
+            })
+            .await;
+            (v, t)
+        });
+    }
+    let liar = client_from(ip(2, 1));
+    runs.spawn(async move {
+        let t = client_loop(liar, target, rate, duration, |i| {
+            (
+                format!("/vod/movie/seg-{i}.ts"),
+                vec![
+                    ("cmcd-request".into(), "su".into()),
+                    ("x-client-id".into(), "liar".into()),
+                ],
+            )
+        })
+        .await;
+        (usize::MAX - 1, t)
+    });
+    let rotator = client_from(ip(2, 2));
+    runs.spawn(async move {
+        let t = client_loop(rotator, target, rate * 4.0, duration, |i| {
+            (
+                format!("/vod/movie/seg-{i}.ts"),
+                vec![("x-client-id".into(), format!("rotating-{i}"))],
+            )
+        })
+        .await;
+        (usize::MAX, t)
+    });
+    let mut out = HostileRun {
+        viewers: vec![ClientTally::default(); viewers],
+        startup_liar: ClientTally::default(),
+        id_rotator: ClientTally::default(),
+    };
+    while let Some(r) = runs.join_next().await {
+        match r {
+            Ok((usize::MAX, t)) => out.id_rotator = t,
+            Ok((i, t)) if i == usize::MAX - 1 => out.startup_liar = t,
+            Ok((v, t)) => out.viewers[v] = t,
+            Err(_) => {}
+        }
+    }
+    out
+}

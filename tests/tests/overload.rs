@@ -87,3 +87,52 @@ async fn a_client_past_its_bucket_is_demoted_to_bulk() {
     );
     assert!(metrics.contains("outpost_clients_tracked 2"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_eight_times_overload_scripted_clients_get_no_more_than_a_viewer() {
+    let run = |protections| {
+        outpost_tests::overload::hostile_run(
+            BASE,
+            KNEE,
+            12,
+            8.0,
+            Duration::from_secs(6),
+            protections,
+        )
+    };
+    let report = |r: &outpost_tests::overload::HostileRun| {
+        format!(
+            "viewer served (mean) {:.1} of {}; startup liar {:?}; id rotator {:?}; viewers {:?}",
+            r.viewer_served(),
+            r.viewers.first().map_or(0, |t| t.sent),
+            r.startup_liar,
+            r.id_rotator,
+            r.viewers.iter().map(|t| t.served).collect::<Vec<_>>()
+        )
+    };
+    let on = run(true).await;
+    let off = run(false).await;
+    let (on_text, off_text) = (report(&on), report(&off));
+    println!("protections on:  {on_text}\nprotections off: {off_text}");
+    // Both scripted clients get no more than an ordinary viewer's share (a margin
+    // for the noise of a shared CI machine): asserting `critical`, or inventing a
+    // new id per request, buys nothing.
+    let viewer = on.viewer_served();
+    assert!(viewer > 0.0, "{on_text}");
+    assert!(
+        (on.startup_liar.served as f64) <= viewer * 1.25 + 3.0,
+        "{on_text}"
+    );
+    assert!(
+        (on.id_rotator.served as f64) <= viewer * 1.25 + 3.0,
+        "{on_text}"
+    );
+    // Without the allowance and the address as the client, both win by far: the
+    // scenario does test them.
+    let viewer = off.viewer_served();
+    assert!(
+        (off.startup_liar.served as f64) > viewer * 2.0,
+        "{off_text}"
+    );
+    assert!((off.id_rotator.served as f64) > viewer * 2.0, "{off_text}");
+}

@@ -1,6 +1,8 @@
 //! The overload benchmark: a model origin of fixed capacity behind the node,
 //! open-loop load at 1×, 2×, 4× and 8× its capacity with a live-video class mix,
-//! shedding on and off side by side.
+//! shedding on and off side by side; then 8× with two scripted clients (one that
+//! asserts `critical` on every request, one that rotates its client id) beside 24
+//! ordinary viewers, each on its own loopback address (`HOSTILE=0` skips it).
 //!
 //! `cargo run --release -p outpost-benches --bin overload -- [SECONDS] [BASE_MS] [KNEE] [WARMUP_MS]`
 //!
@@ -15,7 +17,9 @@
 
 use std::time::Duration;
 
-use outpost_tests::overload::{ModelOrigin, Placement, Spec, pin_runtime_threads, run, settle};
+use outpost_tests::overload::{
+    ModelOrigin, Placement, Spec, hostile_run, pin_runtime_threads, run, settle,
+};
 
 fn main() {
     let (placement, rest) = if std::env::var("ISOLATE").is_ok_and(|v| v == "0") {
@@ -139,6 +143,24 @@ async fn bench(placement: Placement, rest: Vec<usize>) {
                 } else {
                     ""
                 }
+            );
+        }
+    }
+    // Scripted clients under 8× load: one asserts `critical` (CMCD su) on every
+    // request, one rotates its client id at 4× a viewer's rate; 24 ordinary viewers.
+    if std::env::var("HOSTILE").map_or(true, |v| v != "0") {
+        for protections in [true, false] {
+            let r = hostile_run(base, knee, 24, 8.0, Duration::from_secs(secs), protections).await;
+            println!(
+                "8× with scripted clients, protections {}: viewer served {:.1} of {} (mean); \
+                 su on every request {} of {}; rotating id (4× rate) {} of {}",
+                if protections { "on " } else { "off" },
+                r.viewer_served(),
+                r.viewers.first().map_or(0, |t| t.sent),
+                r.startup_liar.served,
+                r.startup_liar.sent,
+                r.id_rotator.served,
+                r.id_rotator.sent
             );
         }
     }
