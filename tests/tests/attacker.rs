@@ -594,3 +594,139 @@ async fn header_bytes_that_are_not_utf8_reach_the_origin_unchanged() {
     );
     task.abort();
 }
+
+/// A small deterministic PRNG (xorshift64*): the same mutations every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Mutate `seed` as a fuzzer would: flip, insert, delete, duplicate, splice in
+/// interesting tokens.
+fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+    const TOKENS: &[&[u8]] = &[
+        b"\r\n",
+        b"\n",
+        b"\r",
+        b"\0",
+        b"%",
+        b"%2F",
+        b"%00",
+        b"/../",
+        b"//",
+        b"Transfer-Encoding: chunked\r\n",
+        b"Content-Length: 5\r\n",
+        b"Content-Length: -1\r\n",
+        b"Content-Length: 99999999999999999999\r\n",
+        b"Host: \r\n",
+        b"Connection: x-request-id, host\r\n",
+        b" ",
+        b"\t",
+        b":",
+        b"\xff",
+        b"\xc0\xaf",
+        b"HTTP/1.0",
+        b"HTTP/2.0",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        b"0\r\n\r\n",
+        b"ffffffffffffffff\r\n",
+    ];
+    let mut v = seed.to_vec();
+    for _ in 0..1 + rng.below(6) {
+        let at = rng.below(v.len() + 1);
+        match rng.below(5) {
+            0 if !v.is_empty() => {
+                let i = at.min(v.len() - 1);
+                v[i] ^= 1 << rng.below(8);
+            }
+            1 => {
+                let t = TOKENS[rng.below(TOKENS.len())];
+                v.splice(at..at, t.iter().copied());
+            }
+            2 if at < v.len() => {
+                let end = (at + 1 + rng.below(8)).min(v.len());
+                v.drain(at..end);
+            }
+            3 => {
+                let b = rng.next() as u8;
+                v.insert(at, b);
+            }
+            _ => {
+                let end = (at + rng.below(16)).min(v.len());
+                let dup: Vec<u8> = v[at..end].to_vec();
+                v.splice(at..at, dup);
+            }
+        }
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutated_requests_never_take_the_node_down() {
+    let origin = TestOrigin::start().await;
+    let toml = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\nheader_timeout = \"300ms\"\nbody_timeout = \"300ms\"\n\n\
+         [origins.main]\naddress = \"{}\"\nfirst_byte_timeout = \"1s\"\n\n\
+         [guests.rw]\nwasm = \"{}\"\n[guests.rw.config]\nrules = [\"request-id x-request-id\"]\n\n\
+         [[routes]]\nname = \"all\"\norigin = \"main\"\nrequest = [\"rw\"]\n",
+        origin.addr,
+        guest_wasm("rewrite").display()
+    );
+    let node = TestNode::new(&toml).await;
+    let seeds: &[&[u8]] = &[
+        b"GET /echo?a=1 HTTP/1.1\r\nHost: a.test\r\nUser-Agent: x\r\nConnection: close\r\n\r\n",
+        b"POST /echo HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+        b"POST /echo HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"GET http://a.test/echo HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
+    ];
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    const CASES: usize = 3000;
+    let mut pending = tokio::task::JoinSet::new();
+    for i in 0..CASES {
+        let input = mutate(&mut rng, seeds[i % seeds.len()]);
+        let addr = node.addr;
+        pending.spawn(async move {
+            let Ok(mut s) = TcpStream::connect(addr).await else {
+                return 1;
+            };
+            let _ = s.write_all(&input).await;
+            let _ = s.shutdown().await;
+            let mut buf = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf)).await;
+            String::from_utf8_lossy(&buf)
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0)
+        });
+        // 64 connections at a time.
+        if pending.len() >= 64 {
+            if let Some(Ok(s)) = pending.join_next().await {
+                *statuses.entry(s).or_default() += 1;
+            }
+        }
+    }
+    while let Some(r) = pending.join_next().await {
+        *statuses.entry(r.unwrap_or(0)).or_default() += 1;
+    }
+    println!("{CASES} mutated requests: statuses {statuses:?}");
+    // No malformed request was answered as a node or origin failure (the origin is
+    // healthy: a client's garbage is the client's 4xx), and the node still serves.
+    for code in [500, 502, 504] {
+        assert!(!statuses.contains_key(&code), "{code}: {statuses:?}");
+    }
+    assert_eq!(node.get("/echo").await.status, StatusCode::OK);
+    let admin = node.running.admin.expect("admin");
+    assert_eq!(get_raw(admin, "/healthz", "admin").await.0, 200);
+}
