@@ -730,3 +730,90 @@ async fn mutated_requests_never_take_the_node_down() {
     let admin = node.running.admin.expect("admin");
     assert_eq!(get_raw(admin, "/healthz", "admin").await.0, 200);
 }
+
+/// `python3 -m http.server` (it decodes `%2F` and resolves `..`, as many origins do)
+/// serving `private/video.mp4` and `public/video.mp4` from a temporary directory.
+struct PythonOrigin {
+    addr: SocketAddr,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for PythonOrigin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn python_origin() -> PythonOrigin {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (rel, body) in [
+        ("private/video.mp4", SECRET),
+        ("public/video.mp4", "public"),
+    ] {
+        let p = dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, body).expect("write");
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 runs (the test origin of the hostile-client probe)");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    for _ in 0..100 {
+        if TcpStream::connect(addr).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    PythonOrigin {
+        addr,
+        child,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guards_hold_in_front_of_python_http_server() {
+    let origin = python_origin().await;
+    // The origin itself hands out the secret for the tricky spellings.
+    let (status, text) = get_raw(origin.addr, "/private%2Fvideo.mp4", "o").await;
+    assert!(status == 200 && text.contains(SECRET), "{status}: {text}");
+    let toml = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[origins.main]\naddress = \"{}\"\n\n\
+         [guests.rw]\nwasm = \"{}\"\nfail = \"closed\"\n[guests.rw.config]\n\
+         \"secret.k\" = \"s3cret\"\nrules = [\"sign /private/ key=k\"]\n\
+         [guests.deny]\nwasm = \"{}\"\nfail = \"closed\"\n[guests.deny.config]\n\
+         rules = [\"deny-ip 0.0.0.0/0,::/0\"]\n\n\
+         [[routes]]\nname = \"s1\"\nhost = \"s1.test\"\norigin = \"main\"\nrequest = [\"deny\"]\n\n\
+         [[routes]]\nname = \"all\"\norigin = \"main\"\nrequest = [\"rw\"]\n",
+        origin.addr,
+        guest_wasm("rewrite").display(),
+        guest_wasm("rewrite").display()
+    );
+    let node = TestNode::new(&toml).await;
+    let (status, text) = get_raw(node.addr, "/public/video.mp4", "cdn.test").await;
+    assert_eq!(status, 200, "{text}");
+    for trick in TRICKS {
+        let (status, text) = get_raw(node.addr, trick, "cdn.test").await;
+        assert_guarded(trick, status, &text);
+    }
+    for host in ["s1.test.", "S1.TEST", "s1.test.:80"] {
+        let (status, text) = get_raw(node.addr, "/public/video.mp4", host).await;
+        assert_eq!(status, 403, "Host: {host}: {text}");
+    }
+}
