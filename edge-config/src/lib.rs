@@ -233,6 +233,7 @@ impl Config {
                 ("header_timeout", &l.header_timeout),
                 ("idle_timeout", &l.idle_timeout),
                 ("body_timeout", &l.body_timeout),
+                ("send_timeout", &l.send_timeout),
             ] {
                 if value.get_ref().0 == 0 {
                     out.push(src.diagnostic(

@@ -175,6 +175,9 @@ pub struct Listener {
     /// Longest gap between two pieces of a request body (a stalled upload is a 408).
     #[serde(default = "default_body_timeout")]
     pub body_timeout: Spanned<Millis>,
+    /// A response the client takes nothing of for this long ends its connection.
+    #[serde(default = "default_send_timeout")]
+    pub send_timeout: Spanned<Millis>,
     /// Connections open at once on this listener (further ones are closed at
     /// accept; also capped by the process's file descriptor limit).
     #[serde(default = "default_max_connections")]
@@ -194,6 +197,10 @@ fn default_idle_timeout() -> Spanned<Millis> {
 
 fn default_body_timeout() -> Spanned<Millis> {
     Spanned::new(0..0, Millis(10_000))
+}
+
+fn default_send_timeout() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(60_000))
 }
 
 fn default_max_connections() -> Spanned<u32> {

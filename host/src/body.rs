@@ -102,6 +102,8 @@ pub async fn collect_capped(mut body: Body, limit: usize) -> Result<Option<Bytes
 #[derive(Debug, Default)]
 pub struct Upload {
     state: std::sync::atomic::AtomicU8,
+    /// The body was asked for its next piece and the client has not sent it yet.
+    waiting_on_client: std::sync::atomic::AtomicBool,
     done: std::sync::OnceLock<tokio::time::Instant>,
     notify: tokio::sync::Notify,
 }
@@ -130,6 +132,13 @@ impl Upload {
             }
             notified.await;
         }
+    }
+
+    /// Whether the upload is waiting for the client right now (as opposed to
+    /// waiting for the origin to read what it was sent).
+    pub fn waiting_on_client(&self) -> bool {
+        self.waiting_on_client
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// How the upload failed, if it did.
@@ -166,7 +175,9 @@ impl Upload {
 pub struct ClientBody {
     inner: Body,
     idle: std::time::Duration,
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// Started at the first poll: time the request spent queued or in guests
+    /// before it is forwarded is not the client's.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     upload: std::sync::Arc<Upload>,
 }
 
@@ -180,7 +191,7 @@ impl ClientBody {
         let body = ClientBody {
             inner,
             idle,
-            sleep: Box::pin(tokio::time::sleep(idle)),
+            sleep: None,
             upload: upload.clone(),
         };
         (body, upload)
@@ -200,7 +211,12 @@ impl HttpBody for ClientBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
+        use std::sync::atomic::Ordering::Release;
+        let out = Pin::new(&mut self.inner).poll_frame(cx);
+        self.upload
+            .waiting_on_client
+            .store(matches!(out, Poll::Pending), Release);
+        match out {
             Poll::Ready(None) => {
                 self.upload.finish();
                 Poll::Ready(None)
@@ -210,15 +226,19 @@ impl HttpBody for ClientBody {
                 Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(Some(Ok(frame))) => {
-                let deadline = tokio::time::Instant::now() + self.idle;
-                self.sleep.as_mut().reset(deadline);
+                // The next piece is due within `idle` of the next poll.
+                self.sleep = None;
                 if self.inner.is_end_stream() {
                     self.upload.finish();
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Pending => {
-                if self.sleep.as_mut().poll(cx).is_ready() {
+                let idle = self.idle;
+                let sleep = self
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                if sleep.as_mut().poll(cx).is_ready() {
                     self.upload.fail(UploadFailure::Stalled);
                     return Poll::Ready(Some(Err(Box::new(BodyStalled(self.idle)))));
                 }

@@ -134,35 +134,45 @@ pub fn path(raw: &str) -> Result<String, Refused> {
     Ok(p)
 }
 
-/// The normalised host of an authority (`host[:port]`, `[v6]:port`): lower case, no
-/// port, no trailing dot. Empty input stays empty (no authority).
-pub fn host(authority: &str) -> Result<String, Refused> {
+/// Split an authority into host and port text (the port without its `:`, empty
+/// when absent), refusing userinfo and a malformed port or IPv6 literal.
+fn split_authority(authority: &str) -> Result<(&str, &str), Refused> {
     if authority.contains('@') {
         return Err(Refused("userinfo in the authority"));
     }
-    let host = if let Some(rest) = authority.strip_prefix('[') {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let Some((h, after)) = rest.split_once(']') else {
             return Err(Refused("unterminated IPv6 literal in the authority"));
         };
-        if !(after.is_empty() || after.starts_with(':')) {
-            return Err(Refused("malformed authority"));
+        match after.strip_prefix(':') {
+            Some(p) => (h, p),
+            None if after.is_empty() => (h, ""),
+            None => return Err(Refused("malformed authority")),
         }
-        if h.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(Refused("malformed IPv6 literal in the authority"));
-        }
-        return Ok(format!("[{}]", h.to_ascii_lowercase()));
     } else {
-        match authority.rsplit_once(':') {
-            Some((h, port)) => {
-                if !port.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(Refused("malformed port in the authority"));
-                }
-                h
-            }
-            None => authority,
-        }
+        authority.rsplit_once(':').unwrap_or((authority, ""))
     };
+    if !port.is_empty() && port.parse::<u16>().is_err() {
+        return Err(Refused("malformed port in the authority"));
+    }
+    Ok((host, port))
+}
+
+/// The normalised host of an authority (`host[:port]`, `[v6]:port`): lower case, no
+/// port, no trailing dot, IPv6 literals in their canonical text. Empty input stays
+/// empty (no authority); a non-empty authority with an empty host is refused.
+pub fn host(authority: &str) -> Result<String, Refused> {
+    let (host, _) = split_authority(authority)?;
+    if authority.starts_with('[') {
+        let ip: std::net::Ipv6Addr = host
+            .parse()
+            .map_err(|_| Refused("malformed IPv6 literal in the authority"))?;
+        return Ok(format!("[{ip}]"));
+    }
     let host = host.trim_end_matches('.');
+    if host.is_empty() && !authority.is_empty() {
+        return Err(Refused("empty host in the authority"));
+    }
     if !host
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
@@ -175,14 +185,11 @@ pub fn host(authority: &str) -> Result<String, Refused> {
 /// The authority to forward: the normalised host with the port the client gave.
 pub fn authority(authority: &str) -> Result<String, Refused> {
     let h = host(authority)?;
-    let port = if authority.starts_with('[') {
-        authority.rsplit_once("]:").map(|(_, p)| p)
+    let (_, port) = split_authority(authority)?;
+    Ok(if port.is_empty() {
+        h
     } else {
-        authority.rsplit_once(':').map(|(_, p)| p)
-    };
-    Ok(match port {
-        Some(p) if !p.is_empty() => format!("{h}:{p}"),
-        _ => h,
+        format!("{h}:{port}")
     })
 }
 
@@ -245,5 +252,20 @@ mod tests {
         assert!(host("s1%2etest").is_err());
         assert_eq!(authority("S1.TEST.:8080").as_deref(), Ok("s1.test:8080"));
         assert_eq!(authority("S1.TEST.").as_deref(), Ok("s1.test"));
+        assert_eq!(host("[0:0::1]:80").as_deref(), Ok("[::1]"));
+        assert_eq!(authority("[0:0::1]:80").as_deref(), Ok("[::1]:80"));
+        for bad in [
+            "[::1]:x",
+            "[::1]x",
+            "s1.test:99999999999",
+            "s1.test:70000",
+            ".",
+            ":80",
+            "..:80",
+            "[::1",
+            "[zz]",
+        ] {
+            assert!(host(bad).is_err(), "{bad} should be refused");
+        }
     }
 }

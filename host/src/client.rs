@@ -10,6 +10,23 @@ use http::HeaderMap;
 /// The largest country table or database read (GeoLite2-Country is about 10 MiB).
 const MAX_TABLE_BYTES: u64 = 256 << 20;
 
+/// The address a client is counted by for connection caps, fairness and
+/// allowances: an IPv4 address as it is (an IPv4-mapped IPv6 address as IPv4), an
+/// IPv6 address by its /64, the block one host or subscriber line is given, so a
+/// host cannot rotate through its addresses to escape its caps.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(bits))
+            }
+        },
+    }
+}
+
 /// What the node knows about a request's client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientFacts {
@@ -332,6 +349,17 @@ impl CountryTable {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn addresses_are_counted_by_their_block() {
+        use super::address_key;
+        let k = |s: &str| address_key(s.parse().expect("ip")).to_string();
+        assert_eq!(k("192.0.2.7"), "192.0.2.7");
+        assert_eq!(k("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(k("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::");
+        assert_eq!(k("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::");
+        assert_ne!(k("2001:db8:1:3::1"), k("2001:db8:1:2::1"));
+    }
+
     use super::*;
 
     fn rules(trusted: &[&str], header: ForwardedHeader) -> ClientRules {

@@ -372,6 +372,35 @@ impl Node {
                 .iter()
                 .filter_map(|g| resolve(g, "response", |g| g.hooks.response, &mut errors))
                 .collect();
+            // A prefix or host not in the normalised form requests are routed in could
+            // never match, and its guard would silently guard nothing.
+            let prefix = r.path_prefix.get_ref();
+            match crate::canon::path(prefix) {
+                Ok(p) if p == *prefix => {}
+                Ok(p) => errors.push(src.diagnostic(
+                    r.path_prefix.span(),
+                    format!(
+                        "route `{rname}`: path_prefix `{prefix}` is not in normalised form; requests are routed as `{p}`"
+                    ),
+                )),
+                Err(e) => errors.push(src.diagnostic(
+                    r.path_prefix.span(),
+                    format!("route `{rname}`: path_prefix `{prefix}` can never match: {e}"),
+                )),
+            }
+            if let Some(h) = &r.host {
+                let bare = h.strip_prefix("*.").unwrap_or(h);
+                if crate::canon::host(bare).map_or(true, |n| {
+                    n != bare.trim_end_matches('.').to_ascii_lowercase()
+                }) {
+                    errors.push(src.diagnostic(
+                        r.name.span(),
+                        format!(
+                            "route `{rname}`: host `{h}` is not a host name (no port, no userinfo): requests are routed by host alone"
+                        ),
+                    ));
+                }
+            }
             let Some(origin) = origins.get(r.origin.get_ref().as_str()) else {
                 continue;
             };

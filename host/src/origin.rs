@@ -174,8 +174,11 @@ impl OriginClient {
             None => {
                 if let Some(u) = upload
                     && u.done_at().is_none()
+                    && u.waiting_on_client()
                 {
-                    // Still uploading: the client is slow, not the origin.
+                    // Still uploading, and waiting for the client's next piece: the
+                    // client is slow, not the origin. (An origin that stopped
+                    // reading leaves the body waiting on it: its timeout.)
                     return Err(EdgeError::ClientBody(UploadFailure::Stalled));
                 }
                 return Err(EdgeError::OriginTimeout {

@@ -162,9 +162,20 @@ async fn run<'a>(
         host,
         path,
     } = target;
+    // Client facts first: a `Connection` header must not be able to remove the
+    // forwarding headers a trusted proxy set.
+    let facts = node.clients.facts(client.ip(), &parts.headers);
     // Hop-by-hop headers, and those the client's `Connection` names, end here: before
     // the guests, so a client cannot name a header a guest sets and have it removed.
     strip_hop_by_hop(&mut parts.headers);
+    // Guests see the authority that was routed on as `host`, not a `Host` header an
+    // absolute-form target overrode.
+    parts.headers.remove(header::HOST);
+    if let Ok(v) = HeaderValue::from_str(&authority)
+        && !authority.is_empty()
+    {
+        parts.headers.insert(header::HOST, v);
+    }
     let path = path.as_str();
     let Some(route) = node.route(&host, path) else {
         node.metrics
@@ -182,7 +193,6 @@ async fn run<'a>(
         trace.route = Some(route.name.to_string());
     }
     let fail = |e| Err((e, Some(route)));
-    let facts = node.clients.facts(client.ip(), &parts.headers);
     let mut head = RequestHead {
         method: parts.method.as_str().to_string(),
         scheme: facts.scheme.into(),
@@ -202,15 +212,24 @@ async fn run<'a>(
     let incoming = trace.detail.then(|| head.headers.clone());
 
     // Phase: admit.
+    let mut address: Option<String> = None;
     let (class, cost) = match admit(node, route, &load, &head).await {
         Ok(Admitted::Class(mut c, cost, key)) => {
             if let Some(g) = &route.admit {
                 trace.step(|| format!("admit:{}={}", g.guest.name, CLASS_NAMES[c.min(4)]));
             }
             // Per-client fairness: a client past its bucket is demoted to bulk. The
-            // address the node established is the client; a guest's key subdivides it.
+            // address the node established is the client (an IPv6 one by its /64); a
+            // guest's key subdivides it.
+            let address = address.get_or_insert_with(|| {
+                head.client
+                    .ip
+                    .parse()
+                    .map(crate::client::address_key)
+                    .map_or_else(|_| head.client.ip.clone(), |a| a.to_string())
+            });
             if let Some(buckets) = &node.fairness
-                && !buckets.take(&head.client.ip, key.as_deref(), node.clock.monotonic_ns())
+                && !buckets.take(address, key.as_deref(), node.clock.monotonic_ns())
             {
                 c = crate::limiter::CLASSES - 1;
                 trace.step(|| "fairness=demoted".into());
@@ -219,7 +238,7 @@ async fn run<'a>(
             // each address has an allowance of those; past it, normal.
             if c < NORMAL
                 && let Some(allowance) = &node.priority
-                && !allowance.take(&head.client.ip, node.clock.monotonic_ns())
+                && !allowance.take(address, node.clock.monotonic_ns())
             {
                 c = NORMAL;
                 trace.step(|| "priority=capped".into());
@@ -588,15 +607,32 @@ fn apply_request_edit<'n>(
         Method::from_bytes(m.as_bytes())
             .map_err(|_| invalid(guest, format!("bad method {m:?}")))?;
     }
-    if let Some(p) = &edit.path
-        && !p.starts_with('/')
-    {
-        return Err(invalid(
-            guest,
-            format!("path {p:?} does not start with `/`"),
-        ));
-    }
-    let path = edit.path.as_deref().unwrap_or(&head.path);
+    // A path a guest writes is held to what a client's is: normalised (or refused),
+    // and it may not move the request under another route, whose guards it has not
+    // passed (`/PRIVATE/x` lower-cased on a catch-all must not reach `/private/`).
+    let edited_path = match &edit.path {
+        Some(p) => {
+            let normal = crate::canon::path(p)
+                .map_err(|r| invalid(guest, format!("path {p:?} refused: {r}")))?;
+            let host = crate::canon::host(&head.authority).unwrap_or_default();
+            match (node.route(&host, &head.path), node.route(&host, &normal)) {
+                (Some(a), Some(b)) if std::ptr::eq(a, b) => {}
+                (_, b) => {
+                    return Err(invalid(
+                        guest,
+                        format!(
+                            "path {normal:?} would be served by route `{}`, not the route the request passed (`{}`)",
+                            b.map_or("(none)", |r| &*r.name),
+                            head.route
+                        ),
+                    ));
+                }
+            }
+            Some(normal)
+        }
+        None => None,
+    };
+    let path = edited_path.as_deref().unwrap_or(&head.path);
     let query = edit.query.as_deref().unwrap_or(&head.query);
     format!("{path}?{query}")
         .parse::<http::uri::PathAndQuery>()
@@ -614,7 +650,7 @@ fn apply_request_edit<'n>(
     if let Some(m) = edit.method {
         head.method = m;
     }
-    if let Some(p) = edit.path {
+    if let Some(p) = edited_path {
         head.path = p;
     }
     if let Some(q) = edit.query {

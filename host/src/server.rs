@@ -8,6 +8,9 @@
 //!   HTTP/2 stream), `header_timeout`: a socket that sends nothing, or only the HTTP/2
 //!   preface, is closed then;
 //! - a connection with no request in flight for `idle_timeout` is closed;
+//! - a connection whose client takes nothing of a response for `send_timeout` is
+//!   dropped, with its responses' limiter permits and origin connections (nginx's
+//!   `send_timeout`); a response waiting on the origin does not count;
 //! - a request body with no byte for `body_timeout` fails as a 408 (`body::ClientBody`).
 
 use std::collections::HashMap;
@@ -15,7 +18,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -39,6 +42,9 @@ pub struct ListenerLimits {
     pub idle_timeout: Duration,
     /// Between two pieces of a request body.
     pub body_timeout: Duration,
+    /// A response the client does not read for this long (the node has data for it
+    /// and the client takes none) ends the connection.
+    pub send_timeout: Duration,
     /// Connections open at once.
     pub max_connections: usize,
     /// Connections open at once from one address.
@@ -55,6 +61,7 @@ impl ListenerLimits {
             header_timeout: l.header_timeout.get_ref().duration(),
             idle_timeout: l.idle_timeout.get_ref().duration(),
             body_timeout: l.body_timeout.get_ref().duration(),
+            send_timeout: l.send_timeout.get_ref().duration(),
             max_connections: (*l.max_connections.get_ref() as usize).min(fds),
             max_connections_per_ip: *l.max_connections_per_ip.get_ref() as usize,
         }
@@ -174,7 +181,7 @@ pub async fn serve(slot: NodeSlot, listener: TcpListener, limits: ListenerLimits
                 continue;
             }
         };
-        let place = match conns.admit(peer.ip(), &limits) {
+        let place = match conns.admit(crate::client::address_key(peer.ip()), &limits) {
             Ok(p) => p,
             Err(why) => {
                 slot.current()
@@ -198,48 +205,103 @@ pub async fn serve(slot: NodeSlot, listener: TcpListener, limits: ListenerLimits
             peer,
             limits,
             place,
+            Instant::now(),
         ));
     }
 }
 
-/// Requests in flight on one connection and when that last changed.
+/// Requests in flight on one connection and when that last changed; responses
+/// waiting for the client to take their next piece, and when one last did.
 struct Activity {
+    /// When the connection was accepted.
     born: Instant,
     in_flight: AtomicUsize,
     requests: AtomicU64,
     last_change_ms: AtomicU64,
+    /// Responses with a piece ready that the connection has not asked for yet.
+    waiting_on_client: AtomicUsize,
+    /// When the connection last asked a response for its next piece.
+    last_taken_ms: AtomicU64,
+    /// Wakes the watchdog when a request begins or a response starts waiting.
+    changed: tokio::sync::Notify,
+}
+
+/// Why a connection is closed by its watchdog.
+enum Close {
+    /// No request in flight for its timeout: closed gracefully.
+    Idle,
+    /// Responses wait for a client that takes nothing: dropped.
+    NotReading,
 }
 
 impl Activity {
+    fn new(born: Instant) -> Activity {
+        Activity {
+            born,
+            in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            last_change_ms: AtomicU64::new(0),
+            waiting_on_client: AtomicUsize::new(0),
+            last_taken_ms: AtomicU64::new(0),
+            changed: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
+    }
+
     fn touch(&self) {
-        self.last_change_ms
-            .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_change_ms.store(self.now_ms(), Ordering::SeqCst);
     }
 
     fn begin(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.requests.fetch_add(1, Ordering::Relaxed);
         self.touch();
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.changed.notify_one();
         InFlight(self.clone())
     }
 
-    /// Resolves once the connection has had no request in flight for its timeout:
-    /// `header_timeout` before a first request, `idle_timeout` after.
-    async fn idle(&self, limits: ListenerLimits) {
+    /// Resolves once the connection should close: no request in flight for its
+    /// timeout (`header_timeout` before a first request, counted from the accept;
+    /// `idle_timeout` after), or a response the client has taken nothing of for
+    /// `send_timeout`.
+    async fn watch(&self, limits: ListenerLimits) -> Close {
         loop {
-            let timeout = if self.requests.load(Ordering::Relaxed) == 0 {
+            // In flight first: `InFlight::drop` touches before it decrements, so a
+            // zero read here comes with the fresh time (both SeqCst).
+            let in_flight = self.in_flight.load(Ordering::SeqCst);
+            let now = self.now_ms();
+            let timeout = if self.requests.load(Ordering::SeqCst) == 0 {
                 limits.header_timeout
             } else {
                 limits.idle_timeout
             };
             let since = Duration::from_millis(
-                (self.born.elapsed().as_millis() as u64)
-                    .saturating_sub(self.last_change_ms.load(Ordering::Relaxed)),
+                now.saturating_sub(self.last_change_ms.load(Ordering::SeqCst)),
             );
-            if self.in_flight.load(Ordering::Relaxed) == 0 && since >= timeout {
-                return;
+            if in_flight == 0 && since >= timeout {
+                return Close::Idle;
             }
-            tokio::time::sleep(timeout.saturating_sub(since).max(Duration::from_millis(50))).await;
+            let mut next = if in_flight == 0 {
+                timeout.saturating_sub(since)
+            } else {
+                limits.send_timeout
+            };
+            if self.waiting_on_client.load(Ordering::SeqCst) > 0 {
+                let stalled = Duration::from_millis(
+                    now.saturating_sub(self.last_taken_ms.load(Ordering::SeqCst)),
+                );
+                if stalled >= limits.send_timeout {
+                    return Close::NotReading;
+                }
+                next = next.min(limits.send_timeout.saturating_sub(stalled));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(next.max(Duration::from_millis(50))) => {}
+                () = self.changed.notified() => {}
+            }
         }
     }
 }
@@ -250,14 +312,84 @@ struct InFlight(Arc<Activity>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // Idle from now: the watchdog times that, not the send timeout.
+            self.0.changed.notify_one();
+        }
     }
 }
 
-/// A response body that keeps its request counted in flight until it is done.
+/// A response body that keeps its request counted in flight until it is done, and
+/// tells the connection's watchdog whether it waits for the client: from when it
+/// has a piece ready (returned one, or the origin's next piece arrived) until the
+/// connection asks for the next one. A response waiting for the origin's next piece
+/// does not count: that is the origin's time, bounded by its own timeouts.
 struct Tracked {
     inner: Body,
     _in_flight: InFlight,
+    ready: Arc<Ready>,
+}
+
+/// Whether a response has a piece the connection has not asked for; doubles as the
+/// waker handed to the origin's body, so a piece arriving while the connection does
+/// not ask (its client reads nothing) counts.
+struct Ready {
+    activity: Arc<Activity>,
+    waiting: std::sync::atomic::AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Ready {
+    fn set(&self, waiting: bool) {
+        if self.waiting.swap(waiting, Ordering::SeqCst) != waiting {
+            let a = &self.activity;
+            if waiting {
+                a.last_taken_ms.store(a.now_ms(), Ordering::SeqCst);
+                if a.waiting_on_client.fetch_add(1, Ordering::SeqCst) == 0 {
+                    a.changed.notify_one();
+                }
+            } else {
+                a.waiting_on_client.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+impl Wake for Ready {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // The origin's next piece is here: from now on it waits for the connection.
+        self.set(true);
+        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+impl Tracked {
+    fn new(inner: Body, in_flight: InFlight) -> Tracked {
+        let ready = Arc::new(Ready {
+            activity: in_flight.0.clone(),
+            waiting: std::sync::atomic::AtomicBool::new(false),
+            waker: Mutex::new(None),
+        });
+        ready.set(true);
+        Tracked {
+            inner,
+            _in_flight: in_flight,
+            ready,
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.ready.set(false);
+    }
 }
 
 impl HttpBody for Tracked {
@@ -268,7 +400,15 @@ impl HttpBody for Tracked {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        // Asked: the client side is taking.
+        self.ready.set(false);
+        *self.ready.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+        let waker = Waker::from(self.ready.clone());
+        let out = Pin::new(&mut self.inner).poll_frame(&mut Context::from_waker(&waker));
+        if matches!(out, Poll::Ready(Some(Ok(_)))) {
+            self.ready.set(true);
+        }
+        out
     }
 
     fn is_end_stream(&self) -> bool {
@@ -287,6 +427,7 @@ async fn connection(
     peer: SocketAddr,
     limits: ListenerLimits,
     _place: ConnSlot,
+    accepted: Instant,
 ) {
     // A socket that sends nothing is closed at the header timeout (hyper's own timer
     // starts only with the first byte).
@@ -299,12 +440,7 @@ async fn connection(
             return;
         }
     }
-    let activity = Arc::new(Activity {
-        born: Instant::now(),
-        in_flight: AtomicUsize::new(0),
-        requests: AtomicU64::new(0),
-        last_change_ms: AtomicU64::new(0),
-    });
+    let activity = Arc::new(Activity::new(accepted));
     let act = activity.clone();
     let svc = service_fn(move |req: hyper::Request<Incoming>| {
         let in_flight = act.begin();
@@ -320,12 +456,9 @@ async fn connection(
             parts.extensions.insert(upload);
             let req = hyper::Request::from_parts(parts, body::boxed(body));
             let resp = pipeline::serve(&node, req, peer).await;
-            Ok::<_, std::convert::Infallible>(resp.map(|inner| {
-                body::boxed(Tracked {
-                    inner,
-                    _in_flight: in_flight,
-                })
-            }))
+            Ok::<_, std::convert::Infallible>(
+                resp.map(|inner| body::boxed(Tracked::new(inner, in_flight))),
+            )
         })
     });
     let conn = builder.serve_connection(TokioIo::new(stream), svc);
@@ -336,12 +469,17 @@ async fn connection(
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         }
-        () = activity.idle(limits) => {
-            tracing::debug!(%peer, "closed: idle");
-            conn.as_mut().graceful_shutdown();
-            // A peer that does not read its GOAWAY is not waited for.
-            let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
-        }
+        close = activity.watch(limits) => match close {
+            Close::Idle => {
+                tracing::debug!(%peer, "closed: idle");
+                conn.as_mut().graceful_shutdown();
+                // A peer that does not read its GOAWAY is not waited for.
+                let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
+            }
+            // Dropping the connection drops its responses: their limiter permits
+            // and origin connections are released now, not when the client reads.
+            Close::NotReading => tracing::debug!(%peer, "closed: the client reads nothing"),
+        },
     }
 }
 

@@ -17,11 +17,15 @@ pub struct HarReader {
     source: String,
     rx: Receiver<Msg>,
     index: usize,
+    /// Nothing more will come (the end, or the error that ended it, was seen).
+    over: bool,
 }
 
 /// What the parsing thread sends.
 enum Msg {
     Entry(Value),
+    /// The document ended well.
+    End,
     /// The document broke after `log.entries` began (truncated, invalid JSON).
     Broken(String),
 }
@@ -54,6 +58,7 @@ impl HarReader {
                 source: source.to_string(),
                 rx,
                 index: 0,
+                over: false,
             }),
             Ok(Err(message)) => Err(file_err(message)),
             Err(_) => Err(file_err("not a HAR file: the reader stopped".into())),
@@ -76,7 +81,9 @@ fn parse<R: Read>(input: R, tx: &SyncSender<Msg>, ready: &SyncSender<Result<(), 
     .deserialize(&mut de)
     .and_then(|found| de.end().map(|()| found));
     match result {
-        Ok(true) => {}
+        Ok(true) => {
+            let _ = tx.send(Msg::End);
+        }
         Ok(false) => {
             let _ = ready.send(Err(stage.get().missing().into()));
         }
@@ -267,9 +274,30 @@ impl Iterator for HarReader {
     type Item = Result<Entry, InputError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let value = match self.rx.recv().ok()? {
-            Msg::Entry(v) => v,
-            Msg::Broken(message) => {
+        if self.over {
+            return None;
+        }
+        let value = match self.rx.recv() {
+            Ok(Msg::Entry(v)) => v,
+            Ok(Msg::End) => {
+                self.over = true;
+                return None;
+            }
+            // The reader thread ended without saying so (it panicked): the input
+            // was not read whole, and a replay must not look complete.
+            Err(_) => {
+                self.over = true;
+                return Some(Err(InputError::new(
+                    &self.source,
+                    Position::Entry {
+                        index: self.index,
+                        path: String::new(),
+                    },
+                    "the HAR reader stopped before the end of the input",
+                )));
+            }
+            Ok(Msg::Broken(message)) => {
+                self.over = true;
                 return Some(Err(InputError::new(
                     &self.source,
                     Position::Entry {

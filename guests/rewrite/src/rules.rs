@@ -932,7 +932,7 @@ pub fn cookie<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("cookie"))
-        .filter_map(|h| h.value_str())
+        .map(|h| h.text())
         .flat_map(|v| v.split(';'))
         .find_map(|c| {
             let (k, v) = c.trim().split_once('=')?;
@@ -944,7 +944,7 @@ fn values_of<'a>(headers: &'a [Header], name: &str) -> Vec<&'a str> {
     headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case(name))
-        .filter_map(|h| h.value_str())
+        .map(|h| h.text())
         .collect()
 }
 
@@ -1016,7 +1016,7 @@ impl<'a> State<'a> {
         self.headers
             .iter()
             .find(|h| h.name.eq_ignore_ascii_case(name))
-            .and_then(|h| h.value_str())
+            .map(|h| h.text())
     }
 
     fn values(&self, name: &str) -> Vec<&str> {

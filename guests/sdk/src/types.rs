@@ -31,6 +31,17 @@ impl Header {
     pub fn value_str(&self) -> Option<&str> {
         std::str::from_utf8(&self.value).ok()
     }
+
+    /// The value as text for matching: the whole value when it is UTF-8, else the
+    /// part before its first byte that is not. Never absent for a present field, so
+    /// a byte that is not UTF-8 cannot hide a header from a rule (`User-Agent:
+    /// scraper \xff` still starts with `scraper`).
+    pub fn text(&self) -> &str {
+        match std::str::from_utf8(&self.value) {
+            Ok(s) => s,
+            Err(e) => std::str::from_utf8(&self.value[..e.valid_up_to()]).unwrap_or_default(),
+        }
+    }
 }
 
 /// Facts about the client the host established.
@@ -597,19 +608,30 @@ fn find_header<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
     headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case(name))
-        .and_then(Header::value_str)
+        .map(Header::text)
 }
 
 fn find_headers<'a>(headers: &'a [Header], name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     headers
         .iter()
         .filter(move |h| h.name.eq_ignore_ascii_case(name))
-        .filter_map(Header::value_str)
+        .map(Header::text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_matched_up_to_its_first_bad_byte() {
+        let req = RequestHead {
+            headers: vec![Header::new("user-agent", b"scraper \xff x")],
+            ..Default::default()
+        };
+        assert_eq!(req.header("user-agent"), Some("scraper "));
+        assert_eq!(req.headers[0].value_str(), None);
+        assert_eq!(req.headers[0].value, b"scraper \xff x");
+    }
 
     #[test]
     fn header_lookup_is_case_insensitive() {
