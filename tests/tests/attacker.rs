@@ -740,10 +740,10 @@ async fn mutated_requests_never_take_the_node_down() {
                 .unwrap_or(0)
         });
         // 64 connections at a time.
-        if pending.len() >= 64 {
-            if let Some(Ok(s)) = pending.join_next().await {
-                *statuses.entry(s).or_default() += 1;
-            }
+        if pending.len() >= 64
+            && let Some(Ok(s)) = pending.join_next().await
+        {
+            *statuses.entry(s).or_default() += 1;
         }
     }
     while let Some(r) = pending.join_next().await {
