@@ -152,7 +152,9 @@ fn split_authority(authority: &str) -> Result<(&str, &str), Refused> {
     } else {
         authority.rsplit_once(':').unwrap_or((authority, ""))
     };
-    if !port.is_empty() && port.parse::<u16>().is_err() {
+    if !port.is_empty()
+        && (!port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err())
+    {
         return Err(Refused("malformed port in the authority"));
     }
     Ok((host, port))
@@ -186,10 +188,10 @@ pub fn host(authority: &str) -> Result<String, Refused> {
 pub fn authority(authority: &str) -> Result<String, Refused> {
     let h = host(authority)?;
     let (_, port) = split_authority(authority)?;
-    Ok(if port.is_empty() {
-        h
-    } else {
-        format!("{h}:{port}")
+    // As a number: `0080` is `80`.
+    Ok(match port.parse::<u16>() {
+        Ok(p) => format!("{h}:{p}"),
+        Err(_) => h,
     })
 }
 
@@ -254,8 +256,12 @@ mod tests {
         assert_eq!(authority("S1.TEST.").as_deref(), Ok("s1.test"));
         assert_eq!(host("[0:0::1]:80").as_deref(), Ok("[::1]"));
         assert_eq!(authority("[0:0::1]:80").as_deref(), Ok("[::1]:80"));
+        assert_eq!(authority("s1.test:0080").as_deref(), Ok("s1.test:80"));
         for bad in [
             "[::1]:x",
+            "[::1]:+1",
+            "s1.test:+80",
+            "s1.test:-1",
             "[::1]x",
             "s1.test:99999999999",
             "s1.test:70000",
