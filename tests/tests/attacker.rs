@@ -510,6 +510,19 @@ fn shed_config(origin: SocketAddr, limiter: &str) -> String {
     )
 }
 
+/// GET `path` with one extra header; the node must answer 200.
+async fn get_ok_with(node: &TestNode, path: &str, header: (&str, String)) {
+    let r = node
+        .send(
+            Request::get(path)
+                .header(header.0, header.1)
+                .body(Full::new(Bytes::new()))
+                .expect("req"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_cannot_raise_its_own_priority() {
     let origin = TestOrigin::start().await;
@@ -520,15 +533,7 @@ async fn a_client_cannot_raise_its_own_priority() {
     .await;
     // "Starting up" on every request.
     for _ in 0..20 {
-        let r = node
-            .send(
-                Request::get("/live/seg.m4s")
-                    .header("cmcd-request", "su")
-                    .body(Full::new(Bytes::new()))
-                    .expect("req"),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK);
+        get_ok_with(&node, "/live/seg.m4s", ("cmcd-request", "su".into())).await;
     }
     let m = node.metrics().await;
     let capped = metric(&m, "outpost_priority_capped_total ").unwrap_or(0.0);
@@ -552,15 +557,7 @@ async fn a_client_cannot_rotate_its_id_past_fairness() {
     .await;
     // A new client id on every request: the address's bucket still holds.
     for i in 0..30 {
-        let r = node
-            .send(
-                Request::get("/vod/a.m4s")
-                    .header("x-client-id", format!("viewer-{i}"))
-                    .body(Full::new(Bytes::new()))
-                    .expect("req"),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK);
+        get_ok_with(&node, "/vod/a.m4s", ("x-client-id", format!("viewer-{i}"))).await;
     }
     let m = node.metrics().await;
     let demoted = metric(&m, "outpost_client_demoted_total ").unwrap_or(0.0);

@@ -270,6 +270,18 @@ impl<R: Read> Read for SkipBom<R> {
     }
 }
 
+impl HarReader {
+    /// The error that ends the input, at the entry it broke off in.
+    fn end_with(&mut self, message: String) -> InputError {
+        self.over = true;
+        let at = Position::Entry {
+            index: self.index,
+            path: String::new(),
+        };
+        InputError::new(&self.source, at, message)
+    }
+}
+
 impl Iterator for HarReader {
     type Item = Result<Entry, InputError>;
 
@@ -286,27 +298,11 @@ impl Iterator for HarReader {
             // The reader thread ended without saying so (it panicked): the input
             // was not read whole, and a replay must not look complete.
             Err(_) => {
-                self.over = true;
-                return Some(Err(InputError::new(
-                    &self.source,
-                    Position::Entry {
-                        index: self.index,
-                        path: String::new(),
-                    },
-                    "the HAR reader stopped before the end of the input",
+                return Some(Err(self.end_with(
+                    "the HAR reader stopped before the end of the input".into(),
                 )));
             }
-            Ok(Msg::Broken(message)) => {
-                self.over = true;
-                return Some(Err(InputError::new(
-                    &self.source,
-                    Position::Entry {
-                        index: self.index,
-                        path: String::new(),
-                    },
-                    message,
-                )));
-            }
+            Ok(Msg::Broken(message)) => return Some(Err(self.end_with(message))),
         };
         let index = self.index;
         self.index += 1;
