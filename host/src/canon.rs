@@ -186,13 +186,19 @@ pub fn host(authority: &str) -> Result<String, Refused> {
 
 /// The authority to forward: the normalised host with the port the client gave.
 pub fn authority(authority: &str) -> Result<String, Refused> {
+    host_and_authority(authority).map(|(_, a)| a)
+}
+
+/// [`host`] and [`authority`] of one authority, read once.
+pub fn host_and_authority(authority: &str) -> Result<(String, String), Refused> {
     let h = host(authority)?;
     let (_, port) = split_authority(authority)?;
     // As a number: `0080` is `80`.
-    Ok(match port.parse::<u16>() {
+    let a = match port.parse::<u16>() {
         Ok(p) => format!("{h}:{p}"),
-        Err(_) => h,
-    })
+        Err(_) => h.clone(),
+    };
+    Ok((h, a))
 }
 
 #[cfg(test)]

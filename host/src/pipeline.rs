@@ -193,6 +193,7 @@ async fn run<'a>(
         trace.route = Some(route.name.to_string());
     }
     let fail = |e| Err((e, Some(route)));
+    let client_ip = facts.ip;
     let mut head = RequestHead {
         method: parts.method.as_str().to_string(),
         scheme: facts.scheme.into(),
@@ -212,7 +213,6 @@ async fn run<'a>(
     let incoming = trace.detail.then(|| head.headers.clone());
 
     // Phase: admit.
-    let mut address: Option<String> = None;
     let (class, cost) = match admit(node, route, &load, &head).await {
         Ok(Admitted::Class(mut c, cost, key)) => {
             if let Some(g) = &route.admit {
@@ -221,15 +221,13 @@ async fn run<'a>(
             // Per-client fairness: a client past its bucket is demoted to bulk. The
             // address the node established is the client (an IPv6 one by its /64); a
             // guest's key subdivides it.
-            let address = address.get_or_insert_with(|| {
-                head.client
-                    .ip
-                    .parse()
-                    .map(crate::client::address_key)
-                    .map_or_else(|_| head.client.ip.clone(), |a| a.to_string())
-            });
+            let address = if node.fairness.is_some() || node.priority.is_some() {
+                crate::client::address_key(client_ip).to_string()
+            } else {
+                String::new()
+            };
             if let Some(buckets) = &node.fairness
-                && !buckets.take(address, key.as_deref(), node.clock.monotonic_ns())
+                && !buckets.take(&address, key.as_deref(), node.clock.monotonic_ns())
             {
                 c = crate::limiter::CLASSES - 1;
                 trace.step(|| "fairness=demoted".into());
@@ -238,7 +236,7 @@ async fn run<'a>(
             // each address has an allowance of those; past it, normal.
             if c < NORMAL
                 && let Some(allowance) = &node.priority
-                && !allowance.take(address, node.clock.monotonic_ns())
+                && !allowance.take(&address, node.clock.monotonic_ns())
             {
                 c = NORMAL;
                 trace.step(|| "priority=capped".into());
@@ -492,9 +490,10 @@ impl Target {
             },
         };
         let refused = |r: crate::canon::Refused| EdgeError::BadRequest(r.to_string());
+        let (host, authority) = crate::canon::host_and_authority(raw).map_err(refused)?;
         Ok(Target {
-            authority: crate::canon::authority(raw).map_err(refused)?,
-            host: crate::canon::host(raw).map_err(refused)?,
+            authority,
+            host,
             path: crate::canon::path(parts.uri.path()).map_err(refused)?,
         })
     }
