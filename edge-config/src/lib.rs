@@ -472,6 +472,8 @@ impl Config {
         for (key, value) in [
             ("queue_timeout", &l.queue_timeout),
             ("queue_timeout_congested", &l.queue_timeout_congested),
+            ("queue_target", &l.queue_target),
+            ("queue_interval", &l.queue_interval),
         ] {
             if value.get_ref().0 == 0 && *l.queue_size.get_ref() > 0 {
                 out.push(src.diagnostic(

@@ -534,12 +534,31 @@ pub struct Limiter {
     /// Requests that may wait for admission, per origin.
     #[serde(default = "default_queue")]
     pub queue_size: Spanned<usize>,
-    /// Longest wait in the queue while it has drained recently.
+    /// Longest wait in the queue while the origin is not overloaded: the patience a
+    /// burst gets (every viewer asking for the new segment at once). The top class
+    /// may wait five times this, `high` twice.
     #[serde(default = "default_queue_timeout")]
     pub queue_timeout: Spanned<Millis>,
-    /// Longest wait when the queue has not drained for a while (CoDel-style).
+    /// Longest wait once the origin is overloaded (the queue stands and the origin is
+    /// slower than its baseline): waiters older than this are shed, newest first
+    /// admitted.
     #[serde(default = "default_queue_timeout_congested")]
     pub queue_timeout_congested: Spanned<Millis>,
+    /// CoDel's target: the queue stands when even its shortest wait has stayed above
+    /// this (or the origin's minimum latency, if longer) for `queue_interval`. A
+    /// burst that drains, however deep, never stands.
+    #[serde(default = "default_queue_target")]
+    pub queue_target: Spanned<Millis>,
+    /// CoDel's interval (see `queue_target`).
+    #[serde(default = "default_queue_interval")]
+    pub queue_interval: Spanned<Millis>,
+    /// Latency the origin may add above its minimum before the limit falls, on top
+    /// of `tolerance`: a 0.2 ms origin answering in 1 ms is not overloaded, and the
+    /// node's own scheduling noise is of this order. It counts in full for origins
+    /// much faster than it and fades for slower ones (`slack² / (slack + min
+    /// latency)`: a tenth of it at nine times it), whose knee `tolerance` places.
+    #[serde(default = "default_latency_slack")]
+    pub latency_slack: Spanned<Millis>,
     /// How much slower than its minimum latency the origin may answer before the
     /// limit stops growing: the gradient is `tolerance × min latency / latency`
     /// (1.0..=2.0). Closer to 1 holds the origin nearer its knee; more tolerates
@@ -609,6 +628,9 @@ impl Default for Limiter {
             queue_size: default_queue(),
             queue_timeout: default_queue_timeout(),
             queue_timeout_congested: default_queue_timeout_congested(),
+            queue_target: default_queue_target(),
+            queue_interval: default_queue_interval(),
+            latency_slack: default_latency_slack(),
             tolerance: default_tolerance(),
             headroom: default_headroom(),
             client_rate: default_client_rate(),
@@ -634,10 +656,19 @@ fn default_max_limit() -> Spanned<u32> {
     Spanned::new(0..0, 1024)
 }
 fn default_queue() -> Spanned<usize> {
-    Spanned::new(0..0, 1024)
+    Spanned::new(0..0, 4096)
 }
 fn default_queue_timeout() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(1000))
+}
+fn default_queue_target() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(5))
+}
+fn default_queue_interval() -> Spanned<Millis> {
     Spanned::new(0..0, Millis(100))
+}
+fn default_latency_slack() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(2))
 }
 fn default_tolerance() -> Spanned<f64> {
     Spanned::new(0..0, 1.05)

@@ -58,3 +58,42 @@ impl Clock {
         }
     }
 }
+
+/// How late this node's runtime runs a task that is ready: the time from a task
+/// yielding to its running again, smoothed. When the node is short of CPU, an answer
+/// from the origin waits this long before it is read; the limiter leaves it out of
+/// the origin's latency. Zero until [`Lag::spawn_probe`] runs (and in replays).
+#[derive(Clone, Default, Debug)]
+pub struct Lag(Arc<AtomicU64>);
+
+/// How often the probe measures.
+const LAG_PROBE_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
+
+impl Lag {
+    /// The current estimate, ns.
+    pub fn ns(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Measure on the current tokio runtime until every clone of this `Lag` is gone.
+    pub fn spawn_probe(&self) {
+        let weak = Arc::downgrade(&self.0);
+        tokio::spawn(async move {
+            let mut smoothed = 0.0f64;
+            loop {
+                tokio::time::sleep(LAG_PROBE_EVERY).await;
+                let t = Instant::now();
+                tokio::task::yield_now().await;
+                let sample = t.elapsed().as_nanos() as f64;
+                // Quick to rise (a saturated moment delays the answers read in it),
+                // slower to fall.
+                let alpha = if sample > smoothed { 0.5 } else { 0.1 };
+                smoothed += (sample - smoothed) * alpha;
+                match weak.upgrade() {
+                    Some(lag) => lag.store(smoothed as u64, Ordering::Relaxed),
+                    None => break,
+                }
+            }
+        });
+    }
+}

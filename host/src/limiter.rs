@@ -18,18 +18,20 @@ pub const CLASSES: usize = 5;
 /// Class names, highest first, as used in metrics.
 pub const CLASS_NAMES: [&str; CLASSES] = ["critical", "high", "normal", "low", "bulk"];
 
-/// A queue that has not been empty for this long is congested (CoDel's interval):
-/// short wait budgets and newest-first admission.
-const CONGESTED_AFTER_NS: u64 = 100_000_000;
-
-/// Queue-time budget of each class, as a multiple of the configured budget.
-const CLASS_BUDGET: [f64; CLASSES] = [5.0, 2.0, 1.0, 0.5, 0.25];
-/// The same once the queue stands: the top class keeps its patience (100 ms at the
-/// default 10 ms), the others get little more than the origin's own latency.
+/// Queue-time budget of each class while the origin is not overloaded, as a multiple
+/// of `queue_timeout`: a burst is served, whatever its class.
+const CLASS_BUDGET: [f64; CLASSES] = [5.0, 2.0, 1.0, 1.0, 1.0];
+/// The same once the origin is overloaded, of `queue_timeout_congested`: the top class
+/// keeps its patience (100 ms at the default 10 ms), the others get little more than
+/// the origin's own latency.
 const CONGESTED_CLASS_BUDGET: [f64; CLASSES] = [10.0, 2.0, 1.0, 0.5, 0.25];
-/// The least a class may wait once the queue stands, in the origin's minimum
+/// The least a class may wait once the origin is overloaded, in the origin's minimum
 /// latencies.
 const CONGESTED_FLOOR: [f64; CLASSES] = [5.0, 1.0, 1.0, 1.0, 1.0];
+/// How recently a round must have found the origin slower than its baseline for a
+/// standing queue to be the origin's overload (rather than a burst the origin
+/// absorbs, or this node's own CPU).
+const SLOW_WITHIN_NS: u64 = 1_000_000_000;
 
 /// The limiter's parameters (from `[limiter]` in the config).
 #[derive(Debug, Clone)]
@@ -44,10 +46,16 @@ pub struct LimiterConfig {
     pub max_limit: u32,
     /// Waiting room per origin.
     pub queue_size: usize,
-    /// Queue wait budget while the queue drains regularly.
+    /// Queue wait budget while the origin is not overloaded.
     pub queue_timeout: Duration,
-    /// Queue wait budget once it has not drained for a while.
+    /// Queue wait budget once it is.
     pub queue_timeout_congested: Duration,
+    /// CoDel's target sojourn.
+    pub queue_target: Duration,
+    /// CoDel's interval.
+    pub queue_interval: Duration,
+    /// Latency above the minimum that is never taken as overload.
+    pub latency_slack: Duration,
     /// Latency tolerance of the gradient (see [`Gradient`]).
     pub tolerance: f64,
     /// Share of the limit added per round to probe for capacity.
@@ -64,6 +72,9 @@ impl From<&edge_config::Limiter> for LimiterConfig {
             queue_size: *l.queue_size.get_ref(),
             queue_timeout: l.queue_timeout.get_ref().duration(),
             queue_timeout_congested: l.queue_timeout_congested.get_ref().duration(),
+            queue_target: l.queue_target.get_ref().duration(),
+            queue_interval: l.queue_interval.get_ref().duration(),
+            latency_slack: l.latency_slack.get_ref().duration(),
             tolerance: *l.tolerance.get_ref(),
             headroom: *l.headroom.get_ref(),
         }
@@ -71,16 +82,24 @@ impl From<&edge_config::Limiter> for LimiterConfig {
 }
 
 /// A gradient concurrency controller (after Envoy's adaptive concurrency filter and
-/// Netflix's Gradient2): once per round (about one minimum latency), the limit is
-/// scaled by the gradient `tolerance × min latency / round's median latency` (clamped
-/// to [0.5, 1]) plus `headroom` × itself, and it backs off multiplicatively
-/// on overload signals (503, 429, timeouts). The minimum latency is the smallest
-/// sample of a sliding window of live traffic, so re-measuring it never starves
-/// requests. Pure: its output depends only on the (time, sample) sequence it is fed.
+/// Netflix's Gradient2). Once per round (about one minimum latency) it compares the
+/// round's median latency with the origin's baseline, `tolerance × min latency +
+/// slack`:
+/// - at or under the baseline, a limit that was reached grows: by `headroom`, or
+///   doubling back to the highest limit recently found at baseline (so a limit cut by
+///   a spike recovers within a few rounds once latency is back);
+/// - above it, the limit moves a quarter of the way toward `limit × gradient +
+///   headroom`, the gradient being `baseline / median` clamped to [0.5, 1];
+/// - on overload signals (503, 429, timeouts) it backs off by a tenth.
+///
+/// The minimum latency is the smallest sample of a sliding window of live traffic, so
+/// re-measuring it never starves requests. Pure: its output depends only on the
+/// (time, sample) sequence it is fed.
 #[derive(Debug, Clone)]
 pub struct Gradient {
     tolerance: f64,
     headroom: f64,
+    slack_ns: f64,
     limit: f64,
     min: f64,
     max: f64,
@@ -89,12 +108,18 @@ pub struct Gradient {
     window_min_ns: u64,
     window_start_ns: u64,
     last_min_ns: u64,
+    /// The highest limit a round found at baseline, in this window and the last.
+    window_good: f64,
+    last_good: f64,
     round_start_ns: u64,
     /// The round's latencies (the latest [`ROUND_SAMPLES`] of them).
     round: [u64; ROUND_SAMPLES],
     round_n: u32,
     /// The most in flight at any sample of the round.
     round_peak: u32,
+    /// When a round last found the origin above its baseline (or it signalled
+    /// overload).
+    last_slow_ns: Option<u64>,
 }
 
 /// How long the windowed minimum latency is kept before it is re-measured from live
@@ -102,8 +127,8 @@ pub struct Gradient {
 const MIN_RTT_WINDOW_NS: u64 = 5_000_000_000;
 /// The shortest round, so a very fast origin does not update the limit per sample.
 const MIN_ROUND_NS: u64 = 2_000_000;
-/// How far each round moves the limit toward its target: a latency burst of a few
-/// rounds (a busy moment at the origin or here) moves it little, a lasting change
+/// How far each round moves the limit down toward its target: a latency burst of a
+/// few rounds (a busy moment at the origin or here) moves it little, a lasting change
 /// fully within about ten rounds.
 const SMOOTHING: f64 = 0.25;
 /// How many of a round's latencies are kept for its median (the latest ones).
@@ -111,7 +136,8 @@ const ROUND_SAMPLES: usize = 64;
 
 impl Gradient {
     /// A controller starting at `initial`, bounded by `[min, max]`, with the
-    /// configuration's default shape (`[limiter] tolerance`, `headroom`).
+    /// configuration's default shape (`[limiter] tolerance`, `headroom`,
+    /// `latency_slack`).
     pub fn new(initial: u32, min: u32, max: u32) -> Gradient {
         let d = edge_config::Limiter::default();
         Gradient::with_shape(
@@ -121,19 +147,22 @@ impl Gradient {
             *d.tolerance.get_ref(),
             *d.headroom.get_ref(),
         )
+        .with_slack(d.latency_slack.get_ref().duration())
     }
 
-    /// A controller with its latency `tolerance` and probing `headroom`: it settles
-    /// where `tolerance × min latency / latency + headroom = 1`, i.e. where the
-    /// origin is `tolerance / (1 − headroom)` times slower than unloaded (1.105 with
-    /// the defaults: just past an origin's knee, not deep into its queue).
+    /// A controller with its latency `tolerance` and probing `headroom` and no slack:
+    /// it settles where `tolerance × min latency / latency + headroom = 1`, i.e. where
+    /// the origin is `tolerance / (1 − headroom)` times slower than unloaded (1.105
+    /// with the defaults: just past an origin's knee, not deep into its queue).
     pub fn with_shape(initial: u32, min: u32, max: u32, tolerance: f64, headroom: f64) -> Gradient {
         let min = f64::from(min.max(1));
         let max = f64::from(max.max(1)).max(min);
+        let limit = f64::from(initial).clamp(min, max);
         Gradient {
             tolerance: tolerance.clamp(1.0, 2.0),
             headroom: headroom.clamp(0.0, 0.5),
-            limit: f64::from(initial).clamp(min, max),
+            slack_ns: 0.0,
+            limit,
             min,
             max,
             short_rtt: 0.0,
@@ -141,11 +170,20 @@ impl Gradient {
             window_min_ns: u64::MAX,
             window_start_ns: 0,
             last_min_ns: 0,
+            window_good: limit,
+            last_good: limit,
             round_start_ns: 0,
             round: [0; ROUND_SAMPLES],
             round_n: 0,
             round_peak: 0,
+            last_slow_ns: None,
         }
+    }
+
+    /// Latency above `tolerance × min latency` that still counts as the baseline.
+    pub fn with_slack(mut self, slack: Duration) -> Gradient {
+        self.slack_ns = slack.as_nanos() as f64;
+        self
     }
 
     /// The current limit.
@@ -167,22 +205,49 @@ impl Gradient {
         }
     }
 
+    /// Whether a round found the origin above its baseline (or it signalled
+    /// overload) within `within_ns` of `now_ns`.
+    pub fn slow_within(&self, now_ns: u64, within_ns: u64) -> bool {
+        self.last_slow_ns
+            .is_some_and(|t| now_ns.saturating_sub(t) <= within_ns)
+    }
+
     /// Feed one completed request: when it finished, how long it took at the origin,
     /// how many were in flight, and whether the origin signalled overload.
     pub fn sample(&mut self, now_ns: u64, rtt_ns: u64, in_flight: u32, overload: bool) {
+        self.sample_with_lag(now_ns, rtt_ns, 0, in_flight, overload);
+    }
+
+    /// [`Gradient::sample`], with `lag_ns` of the latency known to be this node's own
+    /// (its runtime was that late running ready tasks, so it read the answer that much
+    /// after it came): the minimum latency is measured from the raw latency, the
+    /// round's median from the latency less the lag (never below the minimum).
+    pub fn sample_with_lag(
+        &mut self,
+        now_ns: u64,
+        rtt_ns: u64,
+        lag_ns: u64,
+        in_flight: u32,
+        overload: bool,
+    ) {
         if now_ns.saturating_sub(self.window_start_ns) > MIN_RTT_WINDOW_NS {
             if self.window_min_ns != u64::MAX {
                 self.last_min_ns = self.window_min_ns;
             }
             self.window_min_ns = u64::MAX;
             self.window_start_ns = now_ns;
+            self.last_good = self.window_good;
+            self.window_good = self.min;
         }
         self.window_min_ns = self.window_min_ns.min(rtt_ns);
         if overload {
             // AIMD backstop: the origin says it is overloaded.
             self.limit = (self.limit * 0.9).clamp(self.min, self.max);
+            self.last_slow_ns = Some(now_ns);
             return;
         }
+        let min_rtt = self.min_rtt_ns();
+        let rtt_ns = rtt_ns.saturating_sub(lag_ns).max(min_rtt.min(rtt_ns));
         let rtt = rtt_ns as f64;
         self.samples += 1;
         if self.samples == 1 {
@@ -196,7 +261,6 @@ impl Gradient {
         self.round[self.round_n as usize % ROUND_SAMPLES] = rtt_ns;
         self.round_n += 1;
         self.round_peak = self.round_peak.max(in_flight);
-        let min_rtt = self.min_rtt_ns();
         if now_ns.saturating_sub(self.round_start_ns) < min_rtt.max(MIN_ROUND_NS) {
             return;
         }
@@ -217,7 +281,28 @@ impl Gradient {
         if !busy {
             return;
         }
-        let gradient = ((min_rtt as f64 * self.tolerance) / median.max(1.0)).clamp(0.5, 1.0);
+        // The slack counts in full for an origin much faster than it (noise of a
+        // fraction of a millisecond is not overload) and fades for slower ones, whose
+        // knee the tolerance alone places: slack² / (slack + min latency).
+        let min = min_rtt as f64;
+        let slack = self.slack_ns * self.slack_ns / (self.slack_ns + min).max(1.0);
+        let baseline = min * self.tolerance + slack;
+        if median <= baseline {
+            // At baseline: the origin takes this much without slowing.
+            if reached {
+                self.window_good = self.window_good.max(self.limit);
+                let good = self.window_good.max(self.last_good);
+                self.limit = if self.limit < good {
+                    (self.limit * 2.0).min(good)
+                } else {
+                    self.limit * (1.0 + self.headroom)
+                }
+                .clamp(self.min, self.max);
+            }
+            return;
+        }
+        self.last_slow_ns = Some(now_ns);
+        let gradient = (baseline / median.max(1.0)).clamp(0.5, 1.0);
         // Headroom to probe for more capacity: a share of the limit (√limit, as in
         // Envoy and Gradient2, overshoots small limits: at 4 it is half again).
         let target = self.limit * gradient + self.limit * self.headroom;
@@ -269,6 +354,7 @@ impl ShedRate {
 
 struct Waiter {
     cost: u32,
+    arrived_ns: u64,
     tx: oneshot::Sender<Result<(), &'static str>>,
 }
 
@@ -279,15 +365,31 @@ struct State {
     /// first to evict.
     queue: BTreeMap<(usize, u64), Waiter>,
     seq: u64,
-    last_empty_ns: u64,
+    /// CoDel: since when every admission from the queue found its oldest waiter
+    /// older than the target (None: the last one did not, or the queue emptied).
+    first_above_ns: Option<u64>,
     queue_delay_ns: f64,
     rates: ShedRate,
 }
 
 impl State {
-    /// Whether the queue has stood (not been empty) for longer than CoDel's interval.
-    fn congested(&self, now_ns: u64) -> bool {
-        now_ns.saturating_sub(self.last_empty_ns) > CONGESTED_AFTER_NS
+    /// The oldest waiter's arrival (the first of each class is its oldest).
+    fn oldest_ns(&self) -> Option<u64> {
+        (0..CLASSES)
+            .filter_map(|c| self.queue.range((c, 0)..(c + 1, 0)).next())
+            .map(|(_, w)| w.arrived_ns)
+            .min()
+    }
+
+    /// CoDel's rule, with the oldest waiter's age standing for the sojourn (the
+    /// queue is not FIFO once it stands): note one admission from the queue.
+    fn note_sojourn(&mut self, now_ns: u64, target_ns: u64) {
+        match self.oldest_ns() {
+            Some(t) if now_ns.saturating_sub(t) >= target_ns => {
+                self.first_above_ns.get_or_insert(now_ns);
+            }
+            _ => self.first_above_ns = None,
+        }
     }
 }
 
@@ -308,6 +410,7 @@ pub struct OriginLimiter {
     pub origin: Arc<str>,
     config: LimiterConfig,
     clock: Clock,
+    lag: crate::clock::Lag,
     state: Mutex<State>,
     /// Counters for metrics.
     pub counters: ClassCounters,
@@ -367,6 +470,15 @@ impl Permit {
         self.started_ns = self.limiter.clock.monotonic_ns();
     }
 
+    /// The connection the request went out on was ready at `at_ns` (the process's
+    /// [`crate::clock::monotonic_ns`]): a request that waited for a new connection is
+    /// sampled from then, so connection set-up is not taken for the origin's latency.
+    pub fn connection_ready(&mut self, at_ns: u64) {
+        if !self.limiter.clock.is_virtual() {
+            self.started_ns = self.started_ns.max(at_ns);
+        }
+    }
+
     /// Leave `d` (time the client, not the origin, took: its upload) out of the
     /// latency sample.
     pub fn exclude(&mut self, d: std::time::Duration) {
@@ -402,9 +514,21 @@ impl OriginLimiter {
 
     /// A limiter for `origin` reading `clock` (virtual in replays).
     pub fn with_clock(origin: &str, config: LimiterConfig, clock: Clock) -> Arc<OriginLimiter> {
+        Self::with_lag(origin, config, clock, crate::clock::Lag::default())
+    }
+
+    /// A limiter for `origin` reading `clock`, that leaves the node's runtime `lag`
+    /// out of the origin's latency.
+    pub fn with_lag(
+        origin: &str,
+        config: LimiterConfig,
+        clock: Clock,
+        lag: crate::clock::Lag,
+    ) -> Arc<OriginLimiter> {
         Arc::new(OriginLimiter {
             origin: origin.into(),
             clock: clock.clone(),
+            lag,
             state: Mutex::new(State {
                 gradient: Gradient::with_shape(
                     config.initial_limit,
@@ -412,11 +536,12 @@ impl OriginLimiter {
                     config.max_limit,
                     config.tolerance,
                     config.headroom,
-                ),
+                )
+                .with_slack(config.latency_slack),
                 in_flight: 0,
                 queue: BTreeMap::new(),
                 seq: 0,
-                last_empty_ns: clock.monotonic_ns(),
+                first_above_ns: None,
                 queue_delay_ns: 0.0,
                 rates: ShedRate::default(),
             }),
@@ -429,6 +554,42 @@ impl OriginLimiter {
         // A poisoned lock only means a panic elsewhere; the state is still consistent
         // enough to keep admitting.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// CoDel's target: the configured one, or the origin's minimum latency if longer
+    /// (a waiter that waits less than one answer of the origin is not standing).
+    fn target_ns(&self, st: &State) -> u64 {
+        (self.config.queue_target.as_nanos() as u64).max(st.gradient.min_rtt_ns())
+    }
+
+    /// CoDel's interval: the configured one, and at least two of the origin's minimum
+    /// latencies.
+    fn interval_ns(&self, st: &State) -> u64 {
+        (self.config.queue_interval.as_nanos() as u64).max(2 * st.gradient.min_rtt_ns())
+    }
+
+    /// Whether the origin is overloaded: the queue has stood (its shortest wait above
+    /// the target) for an interval, and the origin has lately answered slower than
+    /// its baseline. A deep burst that drains is not; nor is a queue that stands
+    /// only because this node is short of CPU while the origin answers as fast as
+    /// ever (the limit grows instead).
+    fn overloaded(&self, st: &State, now_ns: u64) -> bool {
+        st.first_above_ns
+            .is_some_and(|t| now_ns.saturating_sub(t) >= self.interval_ns(st))
+            && st.gradient.slow_within(now_ns, SLOW_WITHIN_NS)
+    }
+
+    /// A class's wait budget once the origin is overloaded: never shorter than the
+    /// origin's own minimum latency (the top class: five of them), since a budget
+    /// below the time a slot takes to free sheds waiters of a slow origin that would
+    /// have been admitted; not much longer either, below the top class, so an admitted
+    /// request waits at most about as long as the origin takes to answer it.
+    fn congested_budget(&self, st: &State, class: usize) -> Duration {
+        let min_rtt = Duration::from_nanos(st.gradient.min_rtt_ns());
+        self.config
+            .queue_timeout_congested
+            .mul_f64(CONGESTED_CLASS_BUDGET[class])
+            .max(min_rtt.mul_f64(CONGESTED_FLOOR[class]))
     }
 
     /// Admit a request of `class` (0 = critical) and `cost`, waiting in the queue if the
@@ -447,7 +608,7 @@ impl OriginLimiter {
             self.counters.admitted[class].fetch_add(1, Ordering::Relaxed);
             return Ok(permit(self));
         }
-        let (rx, timeout) = {
+        let (rx, key, timeout) = {
             let mut st = self.lock();
             let limit = st.gradient.limit();
             let ahead = st.queue.range(..(class + 1, 0)).next().is_some();
@@ -478,30 +639,26 @@ impl OriginLimiter {
             let (tx, rx) = oneshot::channel();
             st.seq += 1;
             let key = (class, st.seq);
-            st.queue.insert(key, Waiter { cost, tx });
-            // CoDel-style: a queue that drained recently gets the normal budget; a
-            // standing queue gets a short one, so waiting cannot build up.
-            let congested = st.congested(arrived);
-            // Higher classes may wait longer: they are admitted first when a slot
-            // frees, so their wait is short unless the origin is truly full.
-            let timeout = if congested {
-                // Never shorter than the origin's own minimum latency (the top class:
-                // five of them): a budget below the time a slot takes to free sheds
-                // waiters of a slow origin that would have been admitted. Not much
-                // longer either, below the top class: an admitted request then waits
-                // at most about as long as the origin takes to answer it, so its
-                // latency stays within about twice the unloaded one.
-                let min_rtt = Duration::from_nanos(st.gradient.min_rtt_ns());
-                self.config
-                    .queue_timeout_congested
-                    .mul_f64(CONGESTED_CLASS_BUDGET[class])
-                    .max(min_rtt.mul_f64(CONGESTED_FLOOR[class]))
+            st.queue.insert(
+                key,
+                Waiter {
+                    cost,
+                    arrived_ns: arrived,
+                    tx,
+                },
+            );
+            // A burst gets the long budget (higher classes longer: they are admitted
+            // first when a slot frees, so their wait is short unless the origin is
+            // truly full); an overloaded origin's queue the short one, so waiting
+            // cannot build up. Waiters from before the overload are held to the short
+            // budget by `release`.
+            let timeout = if self.overloaded(&st, arrived) {
+                self.congested_budget(&st, class)
             } else {
                 self.config.queue_timeout.mul_f64(CLASS_BUDGET[class])
             };
-            ((rx, key), timeout)
+            (rx, key, timeout)
         };
-        let (rx, key) = rx;
         let outcome = tokio::time::timeout(timeout, rx).await;
         let now = self.clock.monotonic_ns();
         let result = match outcome {
@@ -511,6 +668,8 @@ impl OriginLimiter {
             Err(_) => {
                 let mut st = self.lock();
                 if st.queue.remove(&key).is_some() {
+                    // Timed out: this waiter stood above any target.
+                    st.first_above_ns.get_or_insert(now);
                     Err("queue timeout")
                 } else {
                     // Admitted in the instant the timer fired: keep it.
@@ -532,7 +691,7 @@ impl OriginLimiter {
             Err(reason) => {
                 st.rates.record(now, class, true);
                 if st.queue.is_empty() {
-                    st.last_empty_ns = now;
+                    st.first_above_ns = None;
                 }
                 drop(st);
                 self.counters.shed[class].fetch_add(1, Ordering::Relaxed);
@@ -542,9 +701,11 @@ impl OriginLimiter {
     }
 
     fn sample(&self, now: u64, rtt: u64, overload: bool) {
+        let lag = self.lag.ns();
         let mut st = self.lock();
         let in_flight = st.in_flight;
-        st.gradient.sample(now, rtt, in_flight, overload);
+        st.gradient
+            .sample_with_lag(now, rtt, lag, in_flight, overload);
     }
 
     fn release(&self, cost: u32) {
@@ -552,15 +713,33 @@ impl OriginLimiter {
         let st = &mut *guard;
         st.in_flight = st.in_flight.saturating_sub(cost);
         let limit = st.gradient.limit();
-        // Adaptive LIFO (as at Meta and in Facebook's Wangle): while the queue drains
-        // it is FIFO within a class; once it stands (congested), the newest waiter of
-        // the highest class goes first, so what is admitted has barely waited and the
+        let now = self.clock.monotonic_ns();
+        let overloaded = self.overloaded(st, now);
+        if overloaded {
+            // CoDel drops at the head once the queue stands: here every waiter past
+            // its class's short budget goes, the lowest class first (the first of a
+            // class is its oldest, so this stops at the first young one).
+            for class in (0..CLASSES).rev() {
+                let budget = self.congested_budget(st, class).as_nanos() as u64;
+                while let Some((&k, w)) = st.queue.range((class, 0)..(class + 1, 0)).next() {
+                    if now.saturating_sub(w.arrived_ns) <= budget {
+                        break;
+                    }
+                    if let Some(w) = st.queue.remove(&k) {
+                        let _ = w.tx.send(Err("queue timeout"));
+                    }
+                }
+            }
+        }
+        // Adaptive LIFO (as at Meta and in Facebook's Wangle): FIFO within a class
+        // while the origin keeps up; once it is overloaded, the newest waiter of the
+        // highest class goes first, so what is admitted has barely waited and the
         // stale waiters run out their (short) budget instead of everyone waiting long.
-        let congested = st.congested(self.clock.monotonic_ns());
+        let target = self.target_ns(st);
         loop {
             let (next, cost) = match st.queue.first_key_value() {
                 None => break,
-                Some((&k, w)) if !congested => (k, w.cost),
+                Some((&k, w)) if !overloaded => (k, w.cost),
                 Some((&(class, _), _)) => match st.queue.range(..(class + 1, 0)).next_back() {
                     Some((&k, w)) => (k, w.cost),
                     None => break,
@@ -569,6 +748,7 @@ impl OriginLimiter {
             if st.in_flight + cost > limit {
                 break;
             }
+            st.note_sojourn(now, target);
             if let Some(w) = st.queue.remove(&next)
                 && w.tx.send(Ok(())).is_ok()
             {
@@ -576,7 +756,7 @@ impl OriginLimiter {
             }
         }
         if st.queue.is_empty() {
-            st.last_empty_ns = self.clock.monotonic_ns();
+            st.first_above_ns = None;
         }
     }
 
@@ -617,9 +797,19 @@ mod tests {
             queue_size: queue,
             queue_timeout: Duration::from_millis(500),
             queue_timeout_congested: Duration::from_millis(500),
+            queue_target: Duration::from_millis(5),
+            queue_interval: Duration::from_millis(100),
+            latency_slack: Duration::from_millis(2),
             tolerance: 1.05,
             headroom: 0.05,
         }
+    }
+
+    /// Feed `l` one round that finds the origin ten times slower than its minimum
+    /// (`slow`) or at it, ending at `t`.
+    fn feed_round(l: &OriginLimiter, t: u64, slow: bool) {
+        l.sample(t - 20_000_000, 10_000_000, false);
+        l.sample(t, if slow { 100_000_000 } else { 10_000_000 }, false);
     }
 
     #[test]
@@ -743,8 +933,11 @@ mod tests {
                 tokio::task::yield_now().await;
             }
             if congested {
-                // Not empty for longer than CoDel's interval: the queue stands.
-                clock.set(1_000_000_000 + CONGESTED_AFTER_NS + 1);
+                // The queue has stood above its target for an interval, and the origin
+                // answers slower than its baseline: overloaded.
+                feed_round(&l, 1_000_000_000, true);
+                l.lock().first_above_ns = Some(1_000_000_000);
+                clock.set(1_200_000_000);
             }
             drop(held);
             for w in waiters {
@@ -767,6 +960,136 @@ mod tests {
         let _held = l.acquire(0, 1).await.expect("admitted");
         assert_eq!(l.acquire(1, 1).await.err(), Some("queue timeout"));
         assert_eq!(l.snapshot().queued, 0);
+    }
+
+    /// Drive a limiter of limit 4 on a virtual clock, 1 ms a step: `arrive(step)`
+    /// requests arrive, then the 4 admitted a step ago finish (each answer at the
+    /// origin's baseline of 10 ms, or ten times slower with `slow`). Returns (served,
+    /// shed, the step the first was shed).
+    async fn drive(
+        steps: u64,
+        slow: bool,
+        arrive: impl Fn(u64) -> usize,
+    ) -> (usize, usize, Option<u64>) {
+        let t0 = 1_000_000_000u64;
+        let clock = Clock::virtual_at(t0);
+        let mut c = cfg(4, 100_000);
+        c.queue_timeout = Duration::from_secs(30);
+        c.queue_timeout_congested = Duration::from_millis(10);
+        let l = OriginLimiter::with_clock("o", c, clock.clone());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut held: Vec<Permit> = Vec::new();
+        let (mut served, mut shed, mut first_shed) = (0, 0, None);
+        let settle = || async {
+            for _ in 0..20 {
+                tokio::task::yield_now().await;
+            }
+        };
+        for step in 0..steps {
+            let now = t0 + 20_000_000 + step * 1_000_000;
+            clock.set(now);
+            // The origin's latency as the finishing requests report it.
+            feed_round(&l, now, slow);
+            for _ in 0..arrive(step) {
+                let (l, tx) = (l.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let _ = tx.send(l.acquire(2, 1).await);
+                });
+            }
+            settle().await;
+            held.clear();
+            settle().await;
+            while let Ok(r) = rx.try_recv() {
+                match r {
+                    Ok(p) => {
+                        served += 1;
+                        held.push(p);
+                    }
+                    Err(_) => {
+                        shed += 1;
+                        first_shed.get_or_insert(step);
+                    }
+                }
+            }
+        }
+        (served, shed, first_shed)
+    }
+
+    #[tokio::test]
+    async fn a_deep_burst_that_drains_is_served_even_from_a_slow_origin() {
+        // 200 at once, 4 admitted per ms: the queue is 50 ms deep, above the target
+        // all along, but drains within CoDel's interval: nothing is shed.
+        let (served, shed, _) = drive(80, true, |s| if s == 0 { 200 } else { 0 }).await;
+        assert_eq!((served, shed), (200, 0));
+    }
+
+    #[tokio::test]
+    async fn a_standing_queue_at_a_slow_origin_is_shed_after_an_interval() {
+        // 8 arrive per ms, 4 are served: the queue stands. After CoDel's interval
+        // (100 ms) above the target, waiters past the short budget are shed.
+        let (served, shed, first) = drive(300, true, |_| 8).await;
+        let first = first.expect("a standing queue at a slow origin is shed");
+        assert!((100..=130).contains(&first), "first shed at step {first}");
+        assert!(served >= 4 * 290, "the origin is kept busy: {served}");
+        assert!(shed > 600, "the excess is shed: {shed}");
+    }
+
+    #[tokio::test]
+    async fn a_standing_queue_at_an_origin_at_its_baseline_is_not_shed() {
+        // The same standing queue, but the origin answers as fast as ever (this node
+        // is what is short): nothing is shed (the limit here is pinned at 4; a real
+        // one grows).
+        let (_, shed, _) = drive(300, false, |_| 8).await;
+        assert_eq!(shed, 0);
+    }
+
+    #[test]
+    fn a_limit_cut_by_a_spike_recovers_within_a_few_rounds() {
+        // A 10 ms origin, limit reached at 64; a spike of slow rounds cuts it; once
+        // latency is back at its baseline it doubles back to where it was.
+        let mut g = Gradient::new(64, 4, 1024);
+        let mut t = 0;
+        let mut run = |g: &mut Gradient, rounds: u64, rtt: u64| {
+            for _ in 0..rounds * 10 {
+                t += 1_000_000;
+                g.sample(t, rtt, g.limit(), false);
+            }
+        };
+        run(&mut g, 20, 10_000_000);
+        let before = g.limit();
+        assert!(before >= 64, "{before}");
+        run(&mut g, 10, 40_000_000);
+        let cut = g.limit();
+        assert!(cut < before / 2, "a slow spike cuts: {before} -> {cut}");
+        run(&mut g, 5, 10_000_000);
+        assert!(
+            g.limit() >= before,
+            "back at baseline, it recovers within 5 rounds (50 ms): {cut} -> {}",
+            g.limit()
+        );
+    }
+
+    #[test]
+    fn the_nodes_own_lag_is_not_taken_for_origin_latency() {
+        // Answers that took 3 ms, of which 2.5 ms was this node's runtime running
+        // late: the limit holds. The same latency without the lag (the origin's
+        // own) cuts it.
+        let run = |lag: u64| {
+            let mut g = Gradient::new(64, 4, 1024).with_slack(Duration::ZERO);
+            let mut t = 0;
+            for i in 0..4000u64 {
+                t += 100_000;
+                let (rtt, lag) = if i < 100 {
+                    (500_000, 0)
+                } else {
+                    (3_000_000, lag)
+                };
+                g.sample_with_lag(t, rtt, lag, 64, false);
+            }
+            g.limit()
+        };
+        assert!(run(2_500_000) >= 64, "{}", run(2_500_000));
+        assert!(run(0) < 32, "{}", run(0));
     }
 }
 

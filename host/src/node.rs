@@ -273,11 +273,21 @@ impl Node {
         };
 
         let limiter_cfg = LimiterConfig::from(&config.limiter);
+        // The limiters leave this node's own scheduling delay out of origin latency
+        // (a replay's virtual clock has none).
+        let lag = crate::clock::Lag::default();
+        if !opts.clock.is_virtual() {
+            lag.spawn_probe();
+        }
         let mut origins = HashMap::new();
         let mut demo_origin = opts.demo_origin;
         for (name, o) in &config.origins {
-            let limiter =
-                OriginLimiter::with_clock(name.as_str(), limiter_cfg.clone(), opts.clock.clone());
+            let limiter = OriginLimiter::with_lag(
+                name.as_str(),
+                limiter_cfg.clone(),
+                opts.clock.clone(),
+                lag.clone(),
+            );
             if opts.model_origins {
                 let client = OriginClient::model(name.as_str(), o.host_header.clone());
                 origins.insert(name.to_string(), Arc::new(OriginEntry { client, limiter }));

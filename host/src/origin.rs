@@ -32,7 +32,7 @@ pub struct OriginClient {
     /// The `Host` header to send instead of the client's, if configured.
     pub host_header: Option<String>,
     timeouts: OriginTimeouts,
-    client: Client<HttpConnector, Body>,
+    client: Client<TimedConnector, Body>,
     model: bool,
 }
 
@@ -66,7 +66,7 @@ impl OriginClient {
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(pool_max_idle)
             .pool_idle_timeout(pool_idle_timeout)
-            .build(connector);
+            .build(TimedConnector(connector));
         OriginClient {
             name: name.to_string(),
             authority: authority.to_string(),
@@ -206,6 +206,101 @@ impl OriginClient {
         };
         let deadline = start + self.timeouts.total;
         Ok(resp.map(|b| boxed(DeadlineBody::new(boxed(b), deadline))))
+    }
+}
+
+/// When the connection a response came on was ready, in the process's
+/// [`crate::clock::monotonic_ns`]: in every response's extensions. A request that
+/// waited for a new connection measures the origin's latency from then.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectedAt(pub u64);
+
+/// [`HttpConnector`], with each connection's ready time ([`ConnectedAt`]) attached to
+/// the responses that come on it.
+#[derive(Clone)]
+pub struct TimedConnector(HttpConnector);
+
+impl tower_service::Service<Uri> for TimedConnector {
+    type Response = TimedStream;
+    type Error = <HttpConnector as tower_service::Service<Uri>>::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<TimedStream, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let connecting = self.0.call(dst);
+        Box::pin(async move {
+            let io = connecting.await?;
+            Ok(TimedStream {
+                io,
+                ready_ns: crate::clock::monotonic_ns(),
+            })
+        })
+    }
+}
+
+/// A connection made by [`TimedConnector`].
+pub struct TimedStream {
+    io: hyper_util::rt::TokioIo<tokio::net::TcpStream>,
+    ready_ns: u64,
+}
+
+impl hyper_util::client::legacy::connect::Connection for TimedStream {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        self.io.connected().extra(ConnectedAt(self.ready_ns))
+    }
+}
+
+impl hyper::rt::Read for TimedStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for TimedStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 }
 

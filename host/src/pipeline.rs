@@ -366,6 +366,9 @@ async fn run<'a>(
     if let Some(done) = upload.as_ref().and_then(|u| u.done_at()) {
         permit.exclude(done.saturating_duration_since(sent));
     }
+    if let Some(ready) = resp.extensions().get::<crate::origin::ConnectedAt>() {
+        permit.connection_ready(ready.0);
+    }
     let status = resp.status();
     permit.record(
         status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS,

@@ -28,6 +28,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use outpost::{BuildOptions, Config, Running};
 use tokio::net::TcpListener;
 
+pub mod burst;
+pub mod nginx;
 pub mod overload;
 
 /// Path of a guest built from `guests/` (crate name, `-` or `_`).
