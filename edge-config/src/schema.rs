@@ -182,7 +182,10 @@ pub struct Listener {
     /// accept; also capped by the process's file descriptor limit).
     #[serde(default = "default_max_connections")]
     pub max_connections: Spanned<u32>,
-    /// Connections open at once from one client address.
+    /// Connections open at once from one client address. Generous by default: a
+    /// carrier-grade NAT or a corporate proxy puts hundreds of viewers behind one
+    /// address, and they all ask at the same segment boundary; the header, idle and
+    /// send timeouts are what bound a client that holds connections open.
     #[serde(default = "default_max_connections_per_ip")]
     pub max_connections_per_ip: Spanned<u32>,
 }
@@ -208,7 +211,7 @@ fn default_max_connections() -> Spanned<u32> {
 }
 
 fn default_max_connections_per_ip() -> Spanned<u32> {
-    Spanned::new(0..0, 512)
+    Spanned::new(0..0, 4096)
 }
 
 /// What kind of origin this is.

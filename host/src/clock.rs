@@ -82,13 +82,20 @@ impl Lag {
             let mut smoothed = 0.0f64;
             loop {
                 tokio::time::sleep(LAG_PROBE_EVERY).await;
+                // How long a task that yields waits to run again: the time a ready
+                // task (an origin's answer just read) waits behind the others. (The
+                // timer's own lateness would say the same, blurred by its millisecond
+                // granularity.)
                 let t = Instant::now();
                 tokio::task::yield_now().await;
                 let sample = t.elapsed().as_nanos() as f64;
-                // Quick to rise (a saturated moment delays the answers read in it),
-                // slower to fall.
-                let alpha = if sample > smoothed { 0.5 } else { 0.1 };
-                smoothed += (sample - smoothed) * alpha;
+                // At once to rise (a saturated moment delays the answers read in it),
+                // slowly to fall.
+                if sample > smoothed {
+                    smoothed = sample;
+                } else {
+                    smoothed += (sample - smoothed) * 0.1;
+                }
                 match weak.upgrade() {
                     Some(lag) => lag.store(smoothed as u64, Ordering::Relaxed),
                     None => break,

@@ -1,6 +1,8 @@
 //! The pooled keep-alive client to one origin, with connect, first-byte and total
 //! timeouts mapped to 502 and 504.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::{Request, Response, Uri};
@@ -209,14 +211,52 @@ impl OriginClient {
     }
 }
 
-/// When the connection a response came on was ready, in the process's
-/// [`crate::clock::monotonic_ns`]: in every response's extensions. A request that
-/// waited for a new connection measures the origin's latency from then.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectedAt(pub u64);
+/// When the origin had the last byte of a request and when its first answer byte was
+/// read, as seen at the connection's socket (the process's
+/// [`crate::clock::monotonic_ns`]): in every response's extensions. The difference is
+/// the origin's latency without connection set-up and without the time the answer
+/// then waited for this node's tasks to hand it on.
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeTiming(Arc<ExchangeClock>);
 
-/// [`HttpConnector`], with each connection's ready time ([`ConnectedAt`]) attached to
-/// the responses that come on it.
+/// [`ExchangeTiming`]'s instants (0: not yet) and the latest exchange's latency.
+#[derive(Debug, Default)]
+pub struct ExchangeClock {
+    sent_ns: AtomicU64,
+    answered_ns: AtomicU64,
+    latency_ns: AtomicU64,
+}
+
+impl ExchangeTiming {
+    /// Request bytes went out: the exchange's clock starts (again, while the request
+    /// is still being written: its last byte counts).
+    fn wrote(&self) {
+        self.0.answered_ns.store(0, Ordering::Relaxed);
+        self.0
+            .sent_ns
+            .store(crate::clock::monotonic_ns(), Ordering::Release);
+    }
+
+    /// The first answer byte of the exchange came: its latency is kept.
+    fn answered(&self) {
+        let now = crate::clock::monotonic_ns();
+        self.0.answered_ns.store(now, Ordering::Relaxed);
+        let sent = self.0.sent_ns.load(Ordering::Relaxed);
+        self.0
+            .latency_ns
+            .store(now.saturating_sub(sent).max(1), Ordering::Release);
+    }
+
+    /// The latency at the socket of the connection's latest answered exchange: the
+    /// response's own (or, when the connection was already reused by the time it is
+    /// read, the next one's, as good a sample of the origin), if any was answered.
+    pub fn latency_ns(&self) -> Option<u64> {
+        Some(self.0.latency_ns.load(Ordering::Acquire)).filter(|&l| l > 0)
+    }
+}
+
+/// [`HttpConnector`], with each connection's [`ExchangeTiming`] attached to the
+/// responses that come on it.
 #[derive(Clone)]
 pub struct TimedConnector(HttpConnector);
 
@@ -237,24 +277,24 @@ impl tower_service::Service<Uri> for TimedConnector {
     fn call(&mut self, dst: Uri) -> Self::Future {
         let connecting = self.0.call(dst);
         Box::pin(async move {
-            let io = connecting.await?;
             Ok(TimedStream {
-                io,
-                ready_ns: crate::clock::monotonic_ns(),
+                io: connecting.await?,
+                timing: ExchangeTiming::default(),
             })
         })
     }
 }
 
-/// A connection made by [`TimedConnector`].
+/// A connection made by [`TimedConnector`]: HTTP/1.1 to the origin carries one
+/// exchange at a time, so a write after a read starts the next one.
 pub struct TimedStream {
     io: hyper_util::rt::TokioIo<tokio::net::TcpStream>,
-    ready_ns: u64,
+    timing: ExchangeTiming,
 }
 
 impl hyper_util::client::legacy::connect::Connection for TimedStream {
     fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
-        self.io.connected().extra(ConnectedAt(self.ready_ns))
+        self.io.connected().extra(self.timing.clone())
     }
 }
 
@@ -262,9 +302,30 @@ impl hyper::rt::Read for TimedStream {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
+        mut buf: hyper::rt::ReadBufCursor<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+        let this = &mut *self;
+        let clock = &this.timing.0;
+        let waiting = clock.sent_ns.load(Ordering::Relaxed) > 0
+            && clock.answered_ns.load(Ordering::Relaxed) == 0;
+        if !waiting || buf.remaining() == 0 {
+            return std::pin::Pin::new(&mut this.io).poll_read(cx, buf);
+        }
+        // The exchange's first read: through a small buffer of our own, so that only
+        // a read that brought bytes (not a wake-up, not the origin closing) stops the
+        // clock.
+        let mut first = [0u8; 4096];
+        let want = buf.remaining().min(first.len());
+        let mut read = tokio::io::ReadBuf::new(&mut first[..want]);
+        let polled =
+            tokio::io::AsyncRead::poll_read(std::pin::Pin::new(this.io.inner_mut()), cx, &mut read);
+        if let std::task::Poll::Ready(Ok(())) = &polled
+            && !read.filled().is_empty()
+        {
+            this.timing.answered();
+            buf.put_slice(read.filled());
+        }
+        polled
     }
 }
 
@@ -274,7 +335,14 @@ impl hyper::rt::Write for TimedStream {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+        let this = &mut *self;
+        let polled = std::pin::Pin::new(&mut this.io).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &polled
+            && *n > 0
+        {
+            this.timing.wrote();
+        }
+        polled
     }
 
     fn poll_flush(
@@ -300,7 +368,14 @@ impl hyper::rt::Write for TimedStream {
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        let polled = std::pin::Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        if let std::task::Poll::Ready(Ok(n)) = &polled
+            && *n > 0
+        {
+            this.timing.wrote();
+        }
+        polled
     }
 }
 

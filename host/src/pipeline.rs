@@ -366,8 +366,12 @@ async fn run<'a>(
     if let Some(done) = upload.as_ref().and_then(|u| u.done_at()) {
         permit.exclude(done.saturating_duration_since(sent));
     }
-    if let Some(ready) = resp.extensions().get::<crate::origin::ConnectedAt>() {
-        permit.connection_ready(ready.0);
+    if let Some(latency) = resp
+        .extensions()
+        .get::<crate::origin::ExchangeTiming>()
+        .and_then(crate::origin::ExchangeTiming::latency_ns)
+    {
+        permit.origin_took(latency);
     }
     let status = resp.status();
     permit.record(

@@ -602,12 +602,14 @@ pub fn client_from(source: std::net::IpAddr) -> LoadClient {
         .build(connector)
 }
 
-/// Open loop from one client: `rate`/s for `duration`, request `i` built by `head`.
+/// Open loop from one client: `rate`/s for `duration`, request `i` built by `head`,
+/// sent at `(i + phase)` intervals from the start.
 async fn client_loop(
     client: LoadClient,
     target: SocketAddr,
     rate: f64,
     duration: Duration,
+    phase: f64,
     head: impl Fn(usize) -> (String, Vec<(String, String)>),
 ) -> ClientTally {
     let total = (rate * duration.as_secs_f64()).round() as usize;
@@ -615,7 +617,7 @@ async fn client_loop(
     let start = tokio::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..total {
-        tokio::time::sleep_until(start + interval.mul_f64(i as f64)).await;
+        tokio::time::sleep_until(start + interval.mul_f64(i as f64 + phase)).await;
         let (path, headers) = head(i);
         let mut req = Request::get(format!("http://{target}{path}"));
         for (k, v) in &headers {
@@ -698,7 +700,11 @@ pub async fn hostile_run(
     for v in 0..viewers {
         let client = client_from(ip(1, v as u8 + 1));
         runs.spawn(async move {
-            let t = client_loop(client, target, rate, duration, move |i| {
+            // Each viewer at its own phase: real players are not locked to the same
+            // microsecond, and a newest-first queue would otherwise favour whoever
+            // is phased just after them.
+            let phase = v as f64 / viewers as f64;
+            let t = client_loop(client, target, rate, duration, phase, move |i| {
                 (
                     format!("/vod/movie/seg-{i}.ts"),
                     vec![("x-client-id".into(), format!("viewer-{v}"))],
@@ -710,7 +716,7 @@ pub async fn hostile_run(
     }
     let liar = client_from(ip(2, 1));
     runs.spawn(async move {
-        let t = client_loop(liar, target, rate, duration, |i| {
+        let t = client_loop(liar, target, rate, duration, 0.5 / viewers as f64, |i| {
             (
                 format!("/vod/movie/seg-{i}.ts"),
                 vec![
@@ -724,7 +730,7 @@ pub async fn hostile_run(
     });
     let rotator = client_from(ip(2, 2));
     runs.spawn(async move {
-        let t = client_loop(rotator, target, rate * 4.0, duration, |i| {
+        let t = client_loop(rotator, target, rate * 4.0, duration, 0.37, |i| {
             (
                 format!("/vod/movie/seg-{i}.ts"),
                 vec![("x-client-id".into(), format!("rotating-{i}"))],
