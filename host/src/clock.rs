@@ -76,19 +76,37 @@ impl Lag {
     }
 
     /// Measure on the current tokio runtime until every clone of this `Lag` is gone.
+    ///
+    /// Every few milliseconds the probe sends itself a byte over a local socket pair
+    /// and waits for it the way an origin connection waits for its answer: the time
+    /// until it runs again is how late this runtime handles an answer that has
+    /// arrived (the I/O driver's next poll, then the wait behind every ready task).
     pub fn spawn_probe(&self) {
         let weak = Arc::downgrade(&self.0);
         tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let Ok((mut tx, mut rx)) = tokio::net::UnixStream::pair() else {
+                return;
+            };
             let mut smoothed = 0.0f64;
+            let mut byte = [0u8; 1];
             loop {
                 tokio::time::sleep(LAG_PROBE_EVERY).await;
-                // How long a task that yields waits to run again: the time a ready
-                // task (an origin's answer just read) waits behind the others. (The
-                // timer's own lateness would say the same, blurred by its millisecond
-                // granularity.)
                 let t = Instant::now();
-                tokio::task::yield_now().await;
+                if tx.write_all(b"x").await.is_err() || rx.read(&mut byte).await.is_err() {
+                    return;
+                }
                 let sample = t.elapsed().as_nanos() as f64;
+                // Drain to "would block", so that the next wait is a real one (a
+                // readiness left set would let the next read return at once).
+                loop {
+                    match rx.try_read(&mut byte) {
+                        Ok(0) => return,
+                        Ok(_) => continue,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(_) => return,
+                    }
+                }
                 // At once to rise (a saturated moment delays the answers read in it),
                 // slowly to fall.
                 if sample > smoothed {
@@ -98,7 +116,7 @@ impl Lag {
                 }
                 match weak.upgrade() {
                     Some(lag) => lag.store(smoothed as u64, Ordering::Relaxed),
-                    None => break,
+                    None => return,
                 }
             }
         });

@@ -126,6 +126,8 @@ pub struct Gradient {
     last_slow_ns: Option<u64>,
     /// When a round last found it at its baseline.
     last_baseline_ns: Option<u64>,
+    /// The last eight busy rounds, newest in the lowest bit: 1 slow, 0 at baseline.
+    slow_rounds: u8,
 }
 
 /// How long the windowed minimum latency is kept before it is re-measured from live
@@ -137,6 +139,9 @@ const MIN_ROUND_NS: u64 = 2_000_000;
 /// few rounds (a busy moment at the origin or here) moves it little, a lasting change
 /// fully within about ten rounds.
 const SMOOTHING: f64 = 0.25;
+/// How many of the last eight busy rounds must have been slow for the origin to be
+/// slow (and a standing queue its overload).
+pub const SLOW_ROUNDS: u32 = 3;
 /// How many of the node's scheduling lags a round's median may exceed the baseline
 /// by before it counts as slow (on top of the one already taken off each sample)...
 const LAG_DOUBT: f64 = 4.0;
@@ -193,6 +198,7 @@ impl Gradient {
             round_lag: 0,
             last_slow_ns: None,
             last_baseline_ns: None,
+            slow_rounds: 0,
         }
     }
 
@@ -221,11 +227,15 @@ impl Gradient {
         }
     }
 
-    /// Whether a round found the origin above its baseline (or it signalled
-    /// overload) within `within_ns` of `now_ns`.
+    /// Whether the origin is slower than its baseline: at least [`SLOW_ROUNDS`] of
+    /// the last eight busy rounds found it so (or it signalled overload), the latest
+    /// within `within_ns` of `now_ns`. One slow round (connections being set up,
+    /// a moment this node stalled) is not enough.
     pub fn slow_within(&self, now_ns: u64, within_ns: u64) -> bool {
-        self.last_slow_ns
-            .is_some_and(|t| now_ns.saturating_sub(t) <= within_ns)
+        self.slow_rounds.count_ones() >= SLOW_ROUNDS
+            && self
+                .last_slow_ns
+                .is_some_and(|t| now_ns.saturating_sub(t) <= within_ns)
     }
 
     /// Feed one completed request: when it finished, how long it took at the origin,
@@ -260,6 +270,7 @@ impl Gradient {
             // AIMD backstop: the origin says it is overloaded.
             self.limit = (self.limit * 0.9).clamp(self.min, self.max);
             self.last_slow_ns = Some(now_ns);
+            self.slow_rounds = (self.slow_rounds << 1) | 1;
             return;
         }
         let min_rtt = self.min_rtt_ns();
@@ -312,6 +323,7 @@ impl Gradient {
         let doubt = LAG_DOUBT * (round_lag - LAG_DOUBT_FLOOR_NS).max(0.0);
         if median <= baseline + doubt {
             self.last_baseline_ns = Some(now_ns);
+            self.slow_rounds <<= 1;
             // At baseline: the origin takes this much without slowing. A limit counts
             // as good after two such rounds in a row (the answers of one round may
             // have started before it was reached).
@@ -336,6 +348,7 @@ impl Gradient {
             .last_slow_ns
             .is_none_or(|t| self.last_baseline_ns.is_some_and(|b| b > t));
         self.last_slow_ns = Some(now_ns);
+        self.slow_rounds = (self.slow_rounds << 1) | 1;
         let gradient = ((baseline + doubt) / median.max(1.0)).clamp(0.5, 1.0);
         // The first slow round at or above the good mark: the mark was wrong (the
         // origin's capacity fell, or it was learnt from a moment that did not load
@@ -982,7 +995,9 @@ mod tests {
             if congested {
                 // The queue has stood above its target for an interval, and the origin
                 // answers slower than its baseline: overloaded.
-                feed_round(&l, 1_000_000_000, true);
+                for t in [960_000_000, 980_000_000, 1_000_000_000] {
+                    feed_round(&l, t, true);
+                }
                 l.lock().first_above_ns = Some(1_000_000_000);
                 clock.set(1_200_000_000);
             }

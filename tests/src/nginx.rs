@@ -22,6 +22,28 @@ pub struct Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
+        // `nginx -s stop` signals the master, which stops its workers; killing the
+        // master outright would leave the workers running.
+        let root = self._dir.path();
+        let _ = Command::new(binary())
+            .arg("-e")
+            .arg(root.join("error.log"))
+            .arg("-p")
+            .arg(root)
+            .arg("-c")
+            .arg(root.join("nginx.conf"))
+            .args(["-s", "stop"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
