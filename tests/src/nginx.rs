@@ -24,14 +24,7 @@ impl Drop for Nginx {
     fn drop(&mut self) {
         // `nginx -s stop` signals the master, which stops its workers; killing the
         // master outright would leave the workers running.
-        let root = self._dir.path();
-        let _ = Command::new(binary())
-            .arg("-e")
-            .arg(root.join("error.log"))
-            .arg("-p")
-            .arg(root)
-            .arg("-c")
-            .arg(root.join("nginx.conf"))
+        let _ = command(self._dir.path())
             .args(["-s", "stop"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -47,6 +40,18 @@ impl Drop for Nginx {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// nginx with its error log, prefix and configuration under `root`.
+fn command(root: &Path) -> Command {
+    let mut c = Command::new(binary());
+    c.arg("-e")
+        .arg(root.join("error.log"))
+        .arg("-p")
+        .arg(root)
+        .arg("-c")
+        .arg(root.join("nginx.conf"));
+    c
 }
 
 /// Where Debian's package puts nginx, or the one on the PATH.
@@ -83,13 +88,7 @@ impl Nginx {
                 .expect("a free port");
             let conf = root.join("nginx.conf");
             std::fs::write(&conf, config(root, port)).expect("nginx.conf");
-            let child = Command::new(binary())
-                .arg("-e")
-                .arg(root.join("error.log"))
-                .arg("-p")
-                .arg(root)
-                .arg("-c")
-                .arg(&conf)
+            let child = command(root)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())

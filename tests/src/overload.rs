@@ -307,6 +307,24 @@ impl Placement {
     }
 }
 
+/// The benchmarks' runtime: where the node goes ([`Placement::isolated`], or
+/// `Shared` with `ISOLATE=0`), and the generator's runtime pinned to the CPUs left.
+pub fn bench_runtime() -> std::io::Result<(Placement, Vec<usize>, tokio::runtime::Runtime)> {
+    let (placement, rest) = if std::env::var("ISOLATE").is_ok_and(|v| v == "0") {
+        (Placement::Shared, Vec::new())
+    } else {
+        Placement::isolated()
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if placement != Placement::Shared {
+        builder
+            .worker_threads(rest.len())
+            .on_thread_start(pin_runtime_threads(rest.clone()));
+    }
+    Ok((placement, rest, builder.build()?))
+}
+
 /// A tokio runtime builder hook: pin each worker thread to one of `cpus` (round
 /// robin). Pinning is best effort: where the OS refuses, the thread runs anywhere.
 pub fn pin_runtime_threads(cpus: Vec<usize>) -> impl Fn() + Send + Sync + 'static {

@@ -16,25 +16,11 @@ use std::time::Duration;
 
 use outpost_tests::burst::{Tally, burst, segment_boundaries};
 use outpost_tests::nginx::Nginx;
-use outpost_tests::overload::{
-    LoadClient, ModelOrigin, NodeUnderTest, Placement, load_client, pin_runtime_threads,
-};
+use outpost_tests::overload::{LoadClient, ModelOrigin, NodeUnderTest, Placement, load_client};
 
 fn main() {
-    let (placement, rest) = if std::env::var("ISOLATE").is_ok_and(|v| v == "0") {
-        (Placement::Shared, Vec::new())
-    } else {
-        Placement::isolated()
-    };
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
-    if placement != Placement::Shared {
-        builder
-            .worker_threads(rest.len())
-            .on_thread_start(pin_runtime_threads(rest.clone()));
-    }
-    match builder.build() {
-        Ok(rt) => rt.block_on(bench(placement)),
+    match outpost_tests::overload::bench_runtime() {
+        Ok((placement, _, rt)) => rt.block_on(bench(placement)),
         Err(e) => eprintln!("burst: cannot start a runtime: {e}"),
     }
 }

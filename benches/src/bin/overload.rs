@@ -17,25 +17,11 @@
 
 use std::time::Duration;
 
-use outpost_tests::overload::{
-    ModelOrigin, Placement, Spec, hostile_run, pin_runtime_threads, run, settle,
-};
+use outpost_tests::overload::{ModelOrigin, Placement, Spec, hostile_run, run, settle};
 
 fn main() {
-    let (placement, rest) = if std::env::var("ISOLATE").is_ok_and(|v| v == "0") {
-        (Placement::Shared, Vec::new())
-    } else {
-        Placement::isolated()
-    };
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
-    if placement != Placement::Shared {
-        builder
-            .worker_threads(rest.len())
-            .on_thread_start(pin_runtime_threads(rest.clone()));
-    }
-    match builder.build() {
-        Ok(rt) => rt.block_on(bench(placement, rest)),
+    match outpost_tests::overload::bench_runtime() {
+        Ok((placement, rest, rt)) => rt.block_on(bench(placement, rest)),
         Err(e) => eprintln!("overload: cannot start a runtime: {e}"),
     }
 }
