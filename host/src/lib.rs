@@ -11,6 +11,7 @@ pub mod body;
 pub mod canon;
 pub mod client;
 pub mod clock;
+pub mod coding;
 pub mod demo;
 pub mod error;
 pub mod limiter;

@@ -15,6 +15,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::Body as _;
 
 use crate::body::{self, Body, collect_capped};
+use crate::coding;
 use crate::error::{EdgeError, GuestError};
 use crate::limiter::{CLASS_NAMES, LoadSource, Permit};
 use crate::node::{GuestRef, Node, OriginEntry, RouteEntry};
@@ -795,12 +796,21 @@ async fn response_chain(
         return Ok(resp);
     }
     let (mut parts, body) = resp.into_parts();
-    let encoded = parts
+    // A compressed body the node can decode is decoded for the guests (and encoded
+    // again for the client afterwards); one in a coding it does not know passes by
+    // them untouched.
+    let content_encoding = parts
         .headers
         .get(header::CONTENT_ENCODING)
-        .is_some_and(|v| v.as_bytes() != b"identity");
-    let wants_body =
-        !encoded && media_type(&parts.headers).is_some_and(|m| route.transform.contains(&m));
+        .map(|v| v.as_bytes().to_vec())
+        .filter(|v| v.as_slice() != b"identity");
+    let origin_coding = content_encoding
+        .as_deref()
+        .and_then(coding::Coding::from_content_encoding);
+    let wants_body = (content_encoding.is_none() || origin_coding.is_some())
+        && media_type(&parts.headers).is_some_and(|m| route.transform.contains(&m));
+    // The origin's encoded bytes, to send as they are if nothing changes them.
+    let mut origin_encoded: Option<(coding::Coding, Bytes)> = None;
     let mut body_bytes: Option<Bytes> = None;
     let mut stream = Some(body);
     if wants_body {
@@ -814,7 +824,31 @@ async fn response_chain(
             });
         }
         match collect_capped(b, route.transform_max_bytes).await {
-            Ok(Some(bytes)) => body_bytes = Some(bytes),
+            Ok(Some(bytes)) => match origin_coding {
+                Some(c) if !bytes.is_empty() => {
+                    // The cap holds for the decoded size too: a bomb stops there.
+                    match coding::decode(c, &bytes, route.transform_max_bytes) {
+                        Ok(decoded) => {
+                            parts.headers.remove(header::CONTENT_ENCODING);
+                            parts.headers.remove(header::CONTENT_LENGTH);
+                            body_bytes = Some(decoded);
+                            origin_encoded = Some((c, bytes));
+                        }
+                        Err(coding::DecodeError::TooLarge) => {
+                            return Err(EdgeError::BodyTooLarge {
+                                limit: route.transform_max_bytes,
+                            });
+                        }
+                        Err(coding::DecodeError::Corrupt(m)) => {
+                            return Err(EdgeError::OriginDown {
+                                origin: route.origin.client.name.clone(),
+                                message: format!("cannot decode the body: {m}"),
+                            });
+                        }
+                    }
+                }
+                _ => body_bytes = Some(bytes),
+            },
             Ok(None) => {
                 return Err(EdgeError::BodyTooLarge {
                     limit: route.transform_max_bytes,
@@ -906,6 +940,22 @@ async fn response_chain(
                     .transformed
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
+            let b = match origin_encoded {
+                Some((origin_coding, original)) => encode_for_client(
+                    &mut parts.headers,
+                    req,
+                    b,
+                    changed_body,
+                    origin_coding,
+                    original,
+                ),
+                None => {
+                    if changed_body {
+                        weaken_etag(&mut parts.headers);
+                    }
+                    b
+                }
+            };
             parts.headers.remove(header::TRANSFER_ENCODING);
             parts
                 .headers
@@ -915,6 +965,62 @@ async fn response_chain(
         (None, None) => body::empty(),
     };
     Ok(Response::from_parts(parts, body))
+}
+
+/// A body the node decoded for the guests, encoded for the client by its
+/// `Accept-Encoding` (the origin's own bytes when they are unchanged and the client
+/// takes their coding as gladly as any), with `Content-Encoding`, `Vary` and the
+/// ETag (weak once the bytes differ from the origin's) to match.
+fn encode_for_client(
+    headers: &mut HeaderMap,
+    req: &RequestHead,
+    decoded: Bytes,
+    changed: bool,
+    origin_coding: coding::Coding,
+    original: Bytes,
+) -> Bytes {
+    let accept = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("accept-encoding"))
+        .map(|h| h.value.as_slice());
+    let want = coding::negotiate_preferring(accept, Some(origin_coding));
+    let (bytes, sent) = match want {
+        Some(c) if c == origin_coding && !changed => (original, Some(c)),
+        Some(c) => match coding::encode(c, &decoded) {
+            Some(e) => (e, Some(c)),
+            None => (decoded, None),
+        },
+        None => (decoded, None),
+    };
+    if let Some(c) = sent {
+        headers.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static(c.token()),
+        );
+    }
+    let varies = headers.get_all(header::VARY).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == "*" || t.trim().eq_ignore_ascii_case("accept-encoding"))
+        })
+    });
+    if !varies {
+        headers.append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    if changed || sent != Some(origin_coding) {
+        weaken_etag(headers);
+    }
+    bytes
+}
+
+/// The bytes differ from the origin's: its ETag, if strong, becomes weak.
+fn weaken_etag(headers: &mut HeaderMap) {
+    if let Some(etag) = headers.get(header::ETAG)
+        && let Ok(weak) = HeaderValue::from_bytes(&coding::weaken_etag(etag.as_bytes()))
+    {
+        headers.insert(header::ETAG, weak);
+    }
 }
 
 /// A body that holds the limiter permit until it has been fully sent (or dropped).

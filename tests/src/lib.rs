@@ -238,8 +238,70 @@ async fn static_handle(
     }
 }
 
+/// Encode `data` in the content coding `coding` (`gzip`, `deflate`, `br`, `zstd`)
+/// with the codec's own crate, as an origin would.
+pub fn encode_as(coding: &str, data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    match coding {
+        "gzip" => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(data).expect("gzip");
+            e.finish().expect("gzip")
+        }
+        "deflate" => {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(data).expect("deflate");
+            e.finish().expect("deflate")
+        }
+        "br" => {
+            let mut out = Vec::new();
+            brotli::BrotliCompress(&mut &data[..], &mut out, &Default::default()).expect("br");
+            out
+        }
+        "zstd" => zstd::stream::encode_all(data, 3).expect("zstd"),
+        other => panic!("no such coding in the tests: {other}"),
+    }
+}
+
+/// Decode `data` from the content coding `coding` (None or `identity`: as is).
+pub fn decode_as(coding: Option<&str>, data: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    match coding {
+        None | Some("identity") => out.extend_from_slice(data),
+        Some("gzip") => {
+            flate2::read::GzDecoder::new(data)
+                .read_to_end(&mut out)
+                .expect("gzip");
+        }
+        Some("deflate") => {
+            flate2::read::ZlibDecoder::new(data)
+                .read_to_end(&mut out)
+                .expect("deflate");
+        }
+        Some("br") => {
+            brotli::Decompressor::new(data, 4096)
+                .read_to_end(&mut out)
+                .expect("br");
+        }
+        Some("zstd") => out = zstd::stream::decode_all(data).expect("zstd"),
+        Some(other) => panic!("no such coding in the tests: {other}"),
+    }
+    out
+}
+
 impl StaticOrigin {
     pub async fn start(root: impl Into<PathBuf>) -> StaticOrigin {
+        StaticOrigin::start_compressing(root, None).await
+    }
+
+    /// Like nginx with `gzip on` for playlists: manifests (HLS, DASH) are sent in
+    /// `coding` to a client whose `Accept-Encoding` names it, with `Vary:
+    /// Accept-Encoding`; everything else as is.
+    pub async fn start_compressing(
+        root: impl Into<PathBuf>,
+        coding: Option<&'static str>,
+    ) -> StaticOrigin {
         let root: PathBuf = root.into();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (task_root, task_log) = (root.clone(), log.clone());
@@ -264,10 +326,40 @@ impl StaticOrigin {
                         .collect(),
                     status,
                 });
+                let accepts = |c: &str| {
+                    req.headers()
+                        .get_all(http::header::ACCEPT_ENCODING)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .flat_map(|v| v.split(','))
+                        .any(|t| t.split(';').next().unwrap_or("").trim() == c)
+                };
+                let compress = coding.filter(|c| {
+                    status == 200
+                        && (ctype == "application/vnd.apple.mpegurl"
+                            || ctype == "application/dash+xml")
+                        && accepts(c)
+                });
+                let body = match compress {
+                    Some(c) => Bytes::from(encode_as(c, &body)),
+                    None => body,
+                };
                 let len = body.len();
                 let mut r = Response::new(Full::new(if head { Bytes::new() } else { body }));
                 *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
                 let h = r.headers_mut();
+                if coding.is_some() {
+                    h.insert(
+                        http::header::VARY,
+                        http::HeaderValue::from_static("Accept-Encoding"),
+                    );
+                }
+                if let Some(c) = compress {
+                    h.insert(
+                        http::header::CONTENT_ENCODING,
+                        http::HeaderValue::from_static(c),
+                    );
+                }
                 h.insert(
                     http::header::CONTENT_TYPE,
                     http::HeaderValue::from_static(ctype),

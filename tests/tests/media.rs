@@ -416,6 +416,109 @@ async fn hls_master_from_ffmpeg_is_capped_and_the_rest_passes_through() {
     assert!(seen.iter().all(|s| s.status == 200), "{seen:?}");
 }
 
+/// GET `path` from `node` with `accept` as `Accept-Encoding` (a browser's, by default).
+async fn get_encoded(node: &TestNode, path: &str, accept: &str) -> outpost_tests::Reply {
+    node.send(
+        http::Request::get(path)
+            .header("accept-encoding", accept)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .expect("request"),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_manifests_are_shaped_and_encoded_for_the_client() {
+    use outpost_tests::decode_as;
+    let hls = hls_ladder();
+    let dash = dash_ladder();
+    let plain = StaticOrigin::start(hls.path()).await;
+    let bw: Vec<u64> = parse_master(&plain.file("master.m3u8"))
+        .variants
+        .iter()
+        .map(|v| v.bandwidth)
+        .collect();
+    let cap = (bw[1] + bw[2]) / 2;
+    let browser = "gzip, deflate, br, zstd";
+    // (the origin's coding, what the client accepts, the coding it must get)
+    for (origin_coding, accept, expected) in [
+        ("gzip", "gzip, deflate, br", Some("gzip")),
+        ("gzip", browser, Some("gzip")),
+        ("br", browser, Some("br")),
+        ("zstd", browser, Some("zstd")),
+        // The client weighs Brotli above gzip: the node re-encodes.
+        ("gzip", "gzip;q=0.5, br", Some("br")),
+    ] {
+        let what = format!("origin {origin_coding}, client `{accept}`");
+        let origin = StaticOrigin::start_compressing(hls.path(), Some(origin_coding)).await;
+        let node = rendition_node(&origin, &format!("max_bandwidth = {cap}")).await;
+        let r = get_encoded(&node, "/master.m3u8", accept).await;
+        assert_eq!(r.status, StatusCode::OK, "{what}: {}", r.text());
+        let seen = origin.requests();
+        assert_eq!(
+            seen.last()
+                .and_then(|s| s.headers.get("accept-encoding"))
+                .map(String::as_str),
+            Some(accept),
+            "{what}: the origin sees the client's Accept-Encoding"
+        );
+        assert_eq!(r.header("content-encoding"), expected, "{what}");
+        assert_eq!(
+            r.header("content-length")
+                .and_then(|v| v.parse::<usize>().ok()),
+            Some(r.body.len()),
+            "{what}"
+        );
+        assert!(
+            r.header("vary")
+                .is_some_and(|v| v.to_ascii_lowercase().contains("accept-encoding")),
+            "{what}: {:?}",
+            r.header("vary")
+        );
+        let body = decode_as(r.header("content-encoding"), &r.body);
+        let got: Vec<String> = parse_master(&body)
+            .variants
+            .iter()
+            .map(|v| v.uri.clone())
+            .collect();
+        assert_eq!(got, ["360p/index.m3u8", "540p/index.m3u8"], "{what}");
+        let report = r.header("x-outpost-rendition").unwrap_or_default();
+        assert!(report.starts_with("kept=2 dropped=2"), "{what}: {report}");
+    }
+
+    // The DASH MPD likewise.
+    let origin = StaticOrigin::start_compressing(dash.path(), Some("gzip")).await;
+    let node = rendition_node(&origin, &format!("max_bandwidth = {cap}")).await;
+    let r = get_encoded(&node, "/manifest.mpd", browser).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    let xml = String::from_utf8(decode_as(Some("gzip"), &r.body)).expect("utf-8");
+    let mpd = dash_mpd_core::parse(&xml).unwrap_or_else(|e| panic!("{e}\n{xml}"));
+    let video = mpd.periods[0]
+        .adaptations
+        .iter()
+        .find(|a| a.contentType.as_deref() == Some("video"))
+        .expect("video set");
+    assert_eq!(video.representations.len(), 2, "{xml}");
+
+    // A client that accepts no coding gets identity, shaped (the origin, asked for
+    // none, sends none).
+    let r = get_encoded(&node, "/manifest.mpd", "identity").await;
+    assert_eq!(r.header("content-encoding"), None);
+    assert!(r.text().contains("<MPD"), "{}", r.text());
+
+    // Segments are never decoded or re-encoded: byte-identical.
+    let seg = files_under(hls.path())
+        .into_iter()
+        .find(|f| f.ends_with(".ts"))
+        .expect("a segment");
+    let origin = StaticOrigin::start_compressing(hls.path(), Some("gzip")).await;
+    let node = rendition_node(&origin, &format!("max_bandwidth = {cap}")).await;
+    let r = get_encoded(&node, &format!("/{seg}"), browser).await;
+    assert_eq!(r.header("content-encoding"), None);
+    assert!(r.body == origin.file(&seg), "{seg} byte-identical");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dash_mpd_from_ffmpeg_keeps_only_allowed_representations() {
     use dash_mpd_core::{AdaptationSet, MPD};
@@ -613,7 +716,9 @@ async fn hls_js_in_chromium_never_fetches_a_capped_rendition() {
     .expect("page");
     // The page's reports (`GET /report?event=...`) are answered 200 and logged.
     std::fs::write(dir.path().join("report"), b"").expect("report");
-    let origin = StaticOrigin::start(dir.path()).await;
+    // The origin compresses playlists for a client that accepts gzip, as nginx with
+    // `gzip on` does; Chromium always does.
+    let origin = StaticOrigin::start_compressing(dir.path(), Some("gzip")).await;
     let ladder = parse_master(&origin.file("master.m3u8"));
     let bw: Vec<u64> = ladder.variants.iter().map(|v| v.bandwidth).collect();
     let cap = (bw[1] + bw[2]) / 2;
@@ -713,6 +818,15 @@ async fn hls_js_in_chromium_never_fetches_a_capped_rendition() {
             "{p} never requested\n{context}"
         );
     }
+    // Chromium asked for gzip, so the origin sent the master compressed: the trimmed
+    // ladder below is the node decoding it for the guest.
+    assert!(
+        seen.iter().filter(|s| s.path == "/master.m3u8").all(|s| s
+            .headers
+            .get("accept-encoding")
+            .is_some_and(|a| a.contains("gzip"))),
+        "{context}"
+    );
     let start = reps
         .iter()
         .find(|r| event(r, "start"))
