@@ -15,8 +15,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use schema::{
-    Client, Config, ConfigValue, FailMode, ForwardedHeader, Guest, GuestSource, Limiter, Listener,
-    Node, Origin, OriginKind, Record, Route, Scalar,
+    Client, Compression, Config, ConfigValue, FailMode, ForwardedHeader, Guest, GuestSource,
+    Limiter, Listener, Node, Origin, OriginKind, Record, Route, Scalar,
 };
 pub use toml::Spanned;
 pub use values::{Addr, Cidr, Millis, Name};
@@ -435,6 +435,24 @@ impl Config {
                         ),
                     ));
                 }
+            }
+        }
+        let c = &self.compression;
+        for (key, value, range) in [
+            ("gzip_level", &c.gzip_level, 1..=9),
+            ("brotli_level", &c.brotli_level, 0..=11),
+            ("zstd_level", &c.zstd_level, 1..=19),
+        ] {
+            if !range.contains(value.get_ref()) {
+                out.push(src.diagnostic(
+                    value.span(),
+                    format!(
+                        "compression.{key} ({}) must be within {}..={}",
+                        value.get_ref(),
+                        range.start(),
+                        range.end()
+                    ),
+                ));
             }
         }
         let l = &self.limiter;

@@ -33,6 +33,9 @@ pub struct Config {
     /// The admission limiter's parameters.
     #[serde(default)]
     pub limiter: Limiter,
+    /// Compression levels.
+    #[serde(default)]
+    pub compression: Compression,
     /// How the node establishes facts about the client (address, scheme, country).
     #[serde(default)]
     pub client: Client,
@@ -508,6 +511,74 @@ pub struct Route {
     /// (or fail with 502 when `transform_required`).
     #[serde(default = "default_transform_max")]
     pub transform_max_bytes: usize,
+    /// Content types (without parameters) the edge compresses for clients that
+    /// accept it, when the origin sent them uncompressed: text, never media
+    /// segments. Streamed, not buffered, unless a guest reads the body. An empty
+    /// list turns edge compression off for the route.
+    #[serde(default = "default_compress")]
+    pub compress: Vec<String>,
+    /// Bodies of a known length below this are sent as they are (compressing a
+    /// few bytes only adds a header's worth).
+    #[serde(default = "default_compress_min")]
+    pub compress_min_bytes: u64,
+}
+
+fn default_compress() -> Vec<String> {
+    [
+        "text/html",
+        "text/css",
+        "text/plain",
+        "text/javascript",
+        "text/xml",
+        "application/javascript",
+        "application/json",
+        "application/xml",
+        "application/vnd.apple.mpegurl",
+        "application/dash+xml",
+        "image/svg+xml",
+    ]
+    .iter()
+    .map(|t| t.to_string())
+    .collect()
+}
+fn default_compress_min() -> u64 {
+    256
+}
+
+/// The levels the edge compresses at (edge compression, and bodies the node
+/// decoded for its guests and encodes again).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compression {
+    /// gzip and deflate, 1..=9.
+    #[serde(default = "default_gzip_level")]
+    pub gzip_level: Spanned<u32>,
+    /// Brotli, 0..=11.
+    #[serde(default = "default_brotli_level")]
+    pub brotli_level: Spanned<u32>,
+    /// zstd, 1..=19.
+    #[serde(default = "default_zstd_level")]
+    pub zstd_level: Spanned<u32>,
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Compression {
+            gzip_level: default_gzip_level(),
+            brotli_level: default_brotli_level(),
+            zstd_level: default_zstd_level(),
+        }
+    }
+}
+
+fn default_gzip_level() -> Spanned<u32> {
+    Spanned::new(0..0, 6)
+}
+fn default_brotli_level() -> Spanned<u32> {
+    Spanned::new(0..0, 5)
+}
+fn default_zstd_level() -> Spanned<u32> {
+    Spanned::new(0..0, 3)
 }
 
 fn default_prefix() -> Spanned<String> {

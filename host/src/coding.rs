@@ -106,30 +106,99 @@ pub fn decode(coding: Coding, data: &[u8], cap: usize) -> Result<Bytes, DecodeEr
     }
 }
 
-/// Encode `data` in `coding` at the node's default levels (gzip and deflate 6,
-/// Brotli 5, zstd 3: fast enough to run per request on a playlist). None if the
-/// encoder failed (writing to memory does not; the caller then sends identity).
-pub fn encode(coding: Coding, data: &[u8]) -> Option<Bytes> {
+/// The levels to compress at (`[compression]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Levels {
+    /// gzip and deflate, 1..=9.
+    pub gzip: u32,
+    /// Brotli, 0..=11.
+    pub brotli: u32,
+    /// zstd, 1..=19.
+    pub zstd: u32,
+}
+
+impl Default for Levels {
+    /// gzip and deflate 6, Brotli 5, zstd 3: fast enough per request on text.
+    fn default() -> Levels {
+        Levels::from(&edge_config::Compression::default())
+    }
+}
+
+impl From<&edge_config::Compression> for Levels {
+    fn from(c: &edge_config::Compression) -> Levels {
+        Levels {
+            gzip: *c.gzip_level.get_ref(),
+            brotli: *c.brotli_level.get_ref(),
+            zstd: *c.zstd_level.get_ref(),
+        }
+    }
+}
+
+/// Encode `data` in `coding` at `levels`. None if the encoder failed (writing to
+/// memory does not; the caller then sends identity).
+pub fn encode(coding: Coding, data: &[u8], levels: Levels) -> Option<Bytes> {
     let out = match coding {
         Coding::Gzip => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+            let level = flate2::Compression::new(levels.gzip);
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), level);
             e.write_all(data).and_then(|()| e.finish())
         }
         Coding::Deflate => {
-            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+            let level = flate2::Compression::new(levels.gzip);
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), level);
             e.write_all(data).and_then(|()| e.finish())
         }
         Coding::Br => {
             let mut out = Vec::new();
             let params = brotli::enc::BrotliEncoderParams {
-                quality: 5,
+                quality: levels.brotli as i32,
                 ..Default::default()
             };
             brotli::BrotliCompress(&mut &data[..], &mut out, &params).map(|_| out)
         }
-        Coding::Zstd => zstd::stream::encode_all(data, 3),
+        Coding::Zstd => zstd::stream::encode_all(data, levels.zstd as i32),
     };
     out.ok().map(Bytes::from)
+}
+
+/// `body` encoded in `coding` at `levels` as it streams: nothing is buffered beyond
+/// the encoder's window. An error of the body ends the stream with that error.
+pub fn encode_stream(coding: Coding, body: crate::body::Body, levels: Levels) -> crate::body::Body {
+    use async_compression::Level;
+    use futures_util::TryStreamExt;
+    use http_body_util::BodyExt;
+    let data = http_body_util::BodyDataStream::new(body).map_err(std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(data);
+    let encoded: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>> = match coding {
+        Coding::Gzip => Box::pin(
+            async_compression::tokio::bufread::GzipEncoder::with_quality(
+                reader,
+                Level::Precise(levels.gzip as i32),
+            ),
+        ),
+        Coding::Deflate => Box::pin(
+            async_compression::tokio::bufread::ZlibEncoder::with_quality(
+                reader,
+                Level::Precise(levels.gzip as i32),
+            ),
+        ),
+        Coding::Br => Box::pin(
+            async_compression::tokio::bufread::BrotliEncoder::with_quality(
+                reader,
+                Level::Precise(levels.brotli as i32),
+            ),
+        ),
+        Coding::Zstd => Box::pin(
+            async_compression::tokio::bufread::ZstdEncoder::with_quality(
+                reader,
+                Level::Precise(levels.zstd as i32),
+            ),
+        ),
+    };
+    let frames = tokio_util::io::ReaderStream::new(encoded)
+        .map_ok(http_body::Frame::data)
+        .map_err(|e| -> crate::body::BoxError { Box::new(e) });
+    http_body_util::StreamBody::new(frames).boxed_unsync()
 }
 
 /// The coding to send a client whose `Accept-Encoding` is `accept` (None: the header
@@ -205,7 +274,7 @@ mod tests {
     fn every_coding_round_trips() {
         let text = "#EXTM3U\n#EXT-X-VERSION:3\n".repeat(50);
         for c in PREFERENCE {
-            let enc = encode(c, text.as_bytes()).expect("encodes");
+            let enc = encode(c, text.as_bytes(), Levels::default()).expect("encodes");
             assert!(enc.len() < text.len(), "{c:?} compresses");
             assert_eq!(decode(c, &enc, 1 << 20).as_deref(), Ok(text.as_bytes()));
         }
@@ -215,7 +284,7 @@ mod tests {
     fn a_bomb_stops_at_the_cap() {
         let zeros = vec![0u8; 8 << 20];
         for c in PREFERENCE {
-            let enc = encode(c, &zeros).expect("encodes");
+            let enc = encode(c, &zeros, Levels::default()).expect("encodes");
             assert!(enc.len() < 64 << 10, "{c:?}: {}", enc.len());
             assert_eq!(
                 decode(c, &enc, 1 << 20),

@@ -70,6 +70,10 @@ pub struct RouteEntry {
     pub transform: Vec<String>,
     /// Cap on buffered bodies.
     pub transform_max_bytes: usize,
+    /// Content types compressed at the edge (lower-case, no parameters).
+    pub compress: Vec<String>,
+    /// Known lengths below this are not compressed.
+    pub compress_min_bytes: u64,
     /// Counters.
     pub metrics: RouteMetrics,
 }
@@ -154,6 +158,8 @@ pub struct Node {
     pub clients: crate::client::ClientRules,
     /// The clock guests and limiters read.
     pub clock: crate::clock::Clock,
+    /// Compression levels (`[compression]`).
+    pub levels: crate::coding::Levels,
     /// Per-client token buckets, when `[limiter] client_rate` is set.
     pub fairness: Option<crate::limiter::Fairness>,
     /// Per-address allowance of admissions above `normal` (`[limiter] priority_rate`).
@@ -431,6 +437,12 @@ impl Node {
                     .map(|t| t.trim().to_ascii_lowercase())
                     .collect(),
                 transform_max_bytes: r.transform_max_bytes,
+                compress: r
+                    .compress
+                    .iter()
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .collect(),
+                compress_min_bytes: r.compress_min_bytes,
                 metrics: RouteMetrics::default(),
             });
         }
@@ -460,6 +472,7 @@ impl Node {
             errors.sort_by_key(|d| (d.line, d.column));
             return Err(errors);
         }
+        let levels = crate::coding::Levels::from(&config.compression);
         Ok(Node {
             fairness: crate::limiter::Fairness::new(
                 *config.limiter.client_rate.get_ref(),
@@ -485,6 +498,7 @@ impl Node {
                 opts.request_id_seed.unwrap_or_else(request_id_seed),
             ),
             clock: opts.clock.clone(),
+            levels,
         })
     }
 

@@ -384,6 +384,8 @@ async fn run<'a>(
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    // Edge compression of what the origin sent uncompressed.
+    let resp = edge_compress(node.levels, route, &head, resp);
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     // The HTTP version is hop-by-hop too: the client's connection has its own.
@@ -942,6 +944,7 @@ async fn response_chain(
             }
             let b = match origin_encoded {
                 Some((origin_coding, original)) => encode_for_client(
+                    node.levels,
                     &mut parts.headers,
                     req,
                     b,
@@ -972,6 +975,7 @@ async fn response_chain(
 /// takes their coding as gladly as any), with `Content-Encoding`, `Vary` and the
 /// ETag (weak once the bytes differ from the origin's) to match.
 fn encode_for_client(
+    levels: coding::Levels,
     headers: &mut HeaderMap,
     req: &RequestHead,
     decoded: Bytes,
@@ -987,7 +991,7 @@ fn encode_for_client(
     let want = coding::negotiate_preferring(accept, Some(origin_coding));
     let (bytes, sent) = match want {
         Some(c) if c == origin_coding && !changed => (original, Some(c)),
-        Some(c) => match coding::encode(c, &decoded) {
+        Some(c) => match coding::encode(c, &decoded, levels) {
             Some(e) => (e, Some(c)),
             None => (decoded, None),
         },
@@ -999,6 +1003,15 @@ fn encode_for_client(
             HeaderValue::from_static(c.token()),
         );
     }
+    vary_on_accept_encoding(headers);
+    if changed || sent != Some(origin_coding) {
+        weaken_etag(headers);
+    }
+    bytes
+}
+
+/// Say that the response depends on `Accept-Encoding` (once).
+fn vary_on_accept_encoding(headers: &mut HeaderMap) {
     let varies = headers.get_all(header::VARY).iter().any(|v| {
         v.to_str().is_ok_and(|v| {
             v.split(',')
@@ -1008,10 +1021,56 @@ fn encode_for_client(
     if !varies {
         headers.append(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     }
-    if changed || sent != Some(origin_coding) {
-        weaken_etag(headers);
+}
+
+/// Edge compression (the route's `compress` types): a 200 the origin sent
+/// uncompressed, of a listed type and not known to be below `compress_min_bytes`,
+/// is encoded as it streams in the coding the client prefers, unless the origin
+/// said `Cache-Control: no-transform`. Listed types always get `Vary:
+/// Accept-Encoding`; other types (media segments) are never touched.
+fn edge_compress(
+    levels: coding::Levels,
+    route: &RouteEntry,
+    req: &RequestHead,
+    resp: Response<Body>,
+) -> Response<Body> {
+    let listed = media_type(resp.headers()).is_some_and(|m| route.compress.contains(&m));
+    if !listed || resp.headers().contains_key(header::CONTENT_ENCODING) {
+        return resp;
     }
-    bytes
+    let (mut parts, body) = resp.into_parts();
+    vary_on_accept_encoding(&mut parts.headers);
+    let too_small = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|n| n < route.compress_min_bytes);
+    let no_transform = parts
+        .headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("no-transform"));
+    let accept = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("accept-encoding"))
+        .map(|h| h.value.as_slice());
+    let chosen = coding::negotiate(accept);
+    let Some(c) = chosen.filter(|_| {
+        parts.status == StatusCode::OK && req.method != "HEAD" && !too_small && !no_transform
+    }) else {
+        return Response::from_parts(parts, body);
+    };
+    parts.headers.insert(
+        header::CONTENT_ENCODING,
+        HeaderValue::from_static(c.token()),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    // Byte ranges of the original do not address the compressed stream.
+    parts.headers.remove(header::ACCEPT_RANGES);
+    weaken_etag(&mut parts.headers);
+    Response::from_parts(parts, coding::encode_stream(c, body, levels))
 }
 
 /// The bytes differ from the origin's: its ETag, if strong, becomes weak.

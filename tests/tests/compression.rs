@@ -180,3 +180,141 @@ async fn a_decompression_bomb_is_a_502_and_allocates_nothing_near_its_size() {
         "{metrics}"
     );
 }
+
+/// An origin that sends everything uncompressed: `/page.txt` (8 KiB of text with a
+/// strong ETag), `/small.txt` (100 bytes), `/keep.txt` (text marked
+/// `no-transform`), `/seg.ts` (a media segment), `/stream.txt` (2 MiB of text in
+/// 64 KiB chunks, no length).
+async fn identity_origin() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    serve_loopback(|req| async move {
+        let text =
+            |n: usize| Bytes::from("the quick brown fox jumps over the lazy dog\n".repeat(n));
+        let (ctype, body, extra): (&str, Bytes, Option<(&str, &str)>) = match req.uri().path() {
+            "/page.txt" => ("text/plain", text(190), Some(("etag", "\"v1\""))),
+            "/small.txt" => ("text/plain", Bytes::from(vec![b'a'; 100]), None),
+            "/keep.txt" => (
+                "text/plain",
+                text(190),
+                Some(("cache-control", "no-transform")),
+            ),
+            "/seg.ts" => ("video/mp2t", Bytes::from(vec![0x47u8; 8192]), None),
+            _ => ("text/plain", text(47_000), None),
+        };
+        let mut r = Response::new(Full::new(body));
+        r.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(ctype),
+        );
+        if let Some((k, v)) = extra
+            && let (Ok(k), Ok(v)) = (
+                http::HeaderName::from_bytes(k.as_bytes()),
+                http::HeaderValue::from_str(v),
+            )
+        {
+            r.headers_mut().insert(k, v);
+        }
+        r
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_compresses_text_the_origin_sent_uncompressed_and_nothing_else() {
+    let (origin, _task) = identity_origin().await;
+    // No response guest: edge compression is the route's own (on by default for
+    // text types).
+    let node = TestNode::new(&outpost_tests::config(origin, &[], "")).await;
+    let page = "the quick brown fox jumps over the lazy dog\n".repeat(190);
+
+    for (accept, expected) in [
+        ("gzip, deflate, br", Some("br")),
+        ("gzip, deflate, br, zstd", Some("br")),
+        ("gzip;q=1, br;q=0.5", Some("gzip")),
+        ("zstd", Some("zstd")),
+        ("deflate", Some("deflate")),
+        ("identity", None),
+    ] {
+        let r = get(&node, "/page.txt", Some(accept)).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.header("content-encoding"), expected, "`{accept}`");
+        assert_eq!(
+            decode_as(r.header("content-encoding"), &r.body),
+            page.as_bytes(),
+            "`{accept}`"
+        );
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"), "`{accept}`");
+        if expected.is_some() {
+            assert!(
+                r.body.len() < page.len() / 4,
+                "`{accept}`: {} bytes",
+                r.body.len()
+            );
+            assert_eq!(r.header("etag"), Some("W/\"v1\""), "`{accept}`");
+        } else {
+            assert_eq!(r.header("etag"), Some("\"v1\""));
+        }
+    }
+    // No Accept-Encoding: identity (and still Vary).
+    let r = get(&node, "/page.txt", None).await;
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+
+    // Below the minimum size, `no-transform`, a HEAD: as the origin sent them.
+    let small = get(&node, "/small.txt", Some("br")).await;
+    assert_eq!(small.header("content-encoding"), None);
+    assert_eq!(small.body.len(), 100);
+    let keep = get(&node, "/keep.txt", Some("br")).await;
+    assert_eq!(keep.header("content-encoding"), None);
+    assert_eq!(keep.text(), page);
+    let head = node
+        .send(
+            Request::head("/page.txt")
+                .header("accept-encoding", "br")
+                .body(Full::new(Bytes::new()))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(head.header("content-encoding"), None);
+
+    // Media segments are never touched: byte-identical, no Vary.
+    let seg = get(&node, "/seg.ts", Some("gzip, deflate, br, zstd")).await;
+    assert_eq!(seg.header("content-encoding"), None);
+    assert_eq!(seg.header("vary"), None);
+    assert_eq!(seg.body.len(), 8192);
+    assert!(seg.body.iter().all(|&b| b == 0x47));
+
+    // A large body streams through the encoder whole.
+    let big = get(&node, "/stream.txt", Some("gzip")).await;
+    assert_eq!(big.header("content-encoding"), Some("gzip"));
+    let decoded = decode_as(Some("gzip"), &big.body);
+    assert_eq!(decoded.len(), 44 * 47_000);
+    assert!(big.body.len() < decoded.len() / 20, "{}", big.body.len());
+
+    // A route with `compress = []` leaves everything as the origin sent it.
+    let off = TestNode::new(&outpost_tests::config(origin, &[], "compress = []")).await;
+    let r = get(&off, "/page.txt", Some("br")).await;
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(r.header("vary"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compression_levels_out_of_range_are_refused_at_their_key() {
+    let text = "[compression]\ngzip_level = 6\nbrotli_level = 12\nzstd_level = 0\n";
+    let err = outpost::Config::from_source(edge_config::Source {
+        name: "bad.toml".into(),
+        base_dir: ".".into(),
+        text: text.into(),
+    })
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(
+        err.contains("bad.toml:3")
+            && err.contains("compression.brotli_level (12) must be within 0..=11"),
+        "{err}"
+    );
+    assert!(
+        err.contains("bad.toml:4") && err.contains("compression.zstd_level"),
+        "{err}"
+    );
+}
