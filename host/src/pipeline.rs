@@ -385,7 +385,10 @@ async fn run<'a>(
         Err(e) => return fail(e),
     };
     // Edge compression of what the origin sent uncompressed.
-    let resp = edge_compress(node.levels, route, &head, resp);
+    let resp = match edge_compress(node.levels, route, &head, resp).await {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     // The HTTP version is hop-by-hop too: the client's connection has its own.
@@ -1028,23 +1031,23 @@ fn vary_on_accept_encoding(headers: &mut HeaderMap) {
 /// is encoded as it streams in the coding the client prefers, unless the origin
 /// said `Cache-Control: no-transform`. Listed types always get `Vary:
 /// Accept-Encoding`; other types (media segments) are never touched.
-fn edge_compress(
+async fn edge_compress(
     levels: coding::Levels,
     route: &RouteEntry,
     req: &RequestHead,
     resp: Response<Body>,
-) -> Response<Body> {
+) -> Result<Response<Body>, EdgeError> {
     let listed = media_type(resp.headers()).is_some_and(|m| route.compress.contains(&m));
     if !listed || resp.headers().contains_key(header::CONTENT_ENCODING) {
-        return resp;
+        return Ok(resp);
     }
     let (mut parts, body) = resp.into_parts();
     vary_on_accept_encoding(&mut parts.headers);
-    let too_small = parts
+    let len = parts
         .headers
         .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        .is_some_and(|n| n < route.compress_min_bytes);
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let too_small = len.is_some_and(|n| n < route.compress_min_bytes);
     let no_transform = parts
         .headers
         .get_all(header::CACHE_CONTROL)
@@ -1060,7 +1063,7 @@ fn edge_compress(
     let Some(c) = chosen.filter(|_| {
         parts.status == StatusCode::OK && req.method != "HEAD" && !too_small && !no_transform
     }) else {
-        return Response::from_parts(parts, body);
+        return Ok(Response::from_parts(parts, body));
     };
     parts.headers.insert(
         header::CONTENT_ENCODING,
@@ -1070,8 +1073,50 @@ fn edge_compress(
     // Byte ranges of the original do not address the compressed stream.
     parts.headers.remove(header::ACCEPT_RANGES);
     weaken_etag(&mut parts.headers);
-    Response::from_parts(parts, coding::encode_stream(c, body, levels))
+    // A small body of known length (a playlist, a manifest) is encoded whole: the
+    // encoder then knows its size and sizes its tables to it (a streaming encoder
+    // sets up for any size, several times the cost on a 20 KB playlist). Anything
+    // else streams.
+    if let Some(n) = len.filter(|&n| n <= ENCODE_WHOLE_UP_TO) {
+        let whole = match body::collect_capped(body, n as usize).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                return Err(EdgeError::OriginDown {
+                    origin: route.origin.client.name.clone(),
+                    message: format!("the body is longer than its Content-Length ({n})"),
+                });
+            }
+            Err(e) => {
+                return Err(EdgeError::OriginDown {
+                    origin: route.origin.client.name.clone(),
+                    message: format!("reading the body: {e}"),
+                });
+            }
+        };
+        return Ok(match coding::encode(c, &whole, levels) {
+            Some(encoded) => {
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(encoded.len()));
+                Response::from_parts(parts, body::full(encoded))
+            }
+            None => {
+                parts.headers.remove(header::CONTENT_ENCODING);
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(whole.len()));
+                Response::from_parts(parts, body::full(whole))
+            }
+        });
+    }
+    Ok(Response::from_parts(
+        parts,
+        coding::encode_stream(c, body, len, levels),
+    ))
 }
+
+/// Bodies of a known length up to this are encoded whole at the edge.
+const ENCODE_WHOLE_UP_TO: u64 = 256 << 10;
 
 /// The bytes differ from the origin's: its ETag, if strong, becomes weak.
 fn weaken_etag(headers: &mut HeaderMap) {
