@@ -19,33 +19,17 @@ for tool in nginx wrk; do
 done
 [[ -x "$OUTPOST" ]] || { echo "build the node first: cargo build --release -p outpost" >&2; exit 1; }
 
+# shellcheck source=../lib/nginx-origin.sh
+source "$ROOT_DIR/benches/lib/nginx-origin.sh"
 WORK=$(mktemp -d)
-cleanup() {
-  kill "${NODE_PID:-}" 2>/dev/null || true
-  kill -TERM "${NGINX_PID:-}" 2>/dev/null || true   # nginx's master stops its workers
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
+cleanup() { stop_all; rm -rf "$WORK"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-# Run in the background as `on_cpu CPU cmd... &`: exec, so that $! is the program.
-on_cpu() { if [[ "$PIN" == 1 && $(nproc) -ge 2 ]]; then exec taskset -c "$1" "${@:2}"; else exec "${@:2}"; fi; }
-run_on_cpu() { if [[ "$PIN" == 1 && $(nproc) -ge 2 ]]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
 
 # nginx, as the fixture configures it.
 mkdir -p "$WORK/www"
 echo "hello from nginx" > "$WORK/www/small.txt"
 ORIGIN_PORT=$(free_port)
-temps=""
-for t in client_body proxy fastcgi uwsgi scgi; do temps+="  ${t}_temp_path $WORK/$t;\n"; done
-{
-  [[ $(id -u) == 0 ]] && echo "user root;"
-  sed -e "s#@PORT@#$ORIGIN_PORT#g" -e "s#@ROOT@#$WORK#g" -e "s#^http {#http {\n$temps#" \
-    "$ROOT_DIR/tests/fixtures/origins/nginx-origin.conf"
-} > "$WORK/nginx.conf"
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-on_cpu 1 "$NGINX" -e "$WORK/error.log" -p "$WORK" -c "$WORK/nginx.conf" &
-NGINX_PID=$!
+start_nginx "$WORK" "$ORIGIN_PORT"
 
 # The node: no [limiter] section (every limiter setting its default), one request guest.
 NODE_PORT=$(free_port)

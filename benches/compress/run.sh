@@ -17,17 +17,11 @@ PIN=${PIN:-1}
 for tool in wrk curl; do command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }; done
 [[ -x "$OUTPOST" ]] || { echo "build the node first: cargo build --release -p outpost" >&2; exit 1; }
 
+# shellcheck source=../lib/nginx-origin.sh
+source "$ROOT_DIR/benches/lib/nginx-origin.sh"
 WORK=$(mktemp -d)
-cleanup() {
-  kill "${NODE_PID:-}" 2>/dev/null || true
-  kill -TERM "${NGINX_PID:-}" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
+cleanup() { stop_all; rm -rf "$WORK"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-on_cpu() { if [[ "$PIN" == 1 && $(nproc) -ge 2 ]]; then exec taskset -c "$1" "${@:2}"; else exec "${@:2}"; fi; }
-run_on_cpu() { if [[ "$PIN" == 1 && $(nproc) -ge 2 ]]; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
 
 # A live media playlist of 300 two-second segments (what players poll every few
 # seconds), and one segment.
@@ -43,16 +37,7 @@ mkdir -p "$WORK/www/live"
 head -c 188000 /dev/urandom > "$WORK/www/live/seg-1000.ts"
 
 ORIGIN_PORT=$(free_port)
-temps=""
-for t in client_body proxy fastcgi uwsgi scgi; do temps+="  ${t}_temp_path $WORK/$t;\n"; done
-{
-  [[ $(id -u) == 0 ]] && echo "user root;"
-  sed -e "s#@PORT@#$ORIGIN_PORT#g" -e "s#@ROOT@#$WORK#g" -e "s#^http {#http {\n$temps#" \
-    -e "s#^  gzip on;#  gzip off;#" "$ROOT_DIR/tests/fixtures/origins/nginx-origin.conf"
-} > "$WORK/nginx.conf"
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-on_cpu 1 "$NGINX" -e "$WORK/error.log" -p "$WORK" -c "$WORK/nginx.conf" &
-NGINX_PID=$!
+start_nginx "$WORK" "$ORIGIN_PORT" 's#^  gzip on;#  gzip off;#'
 
 NODE_PORT=$(free_port)
 cat > "$WORK/outpost.toml" <<TOML

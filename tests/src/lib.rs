@@ -238,6 +238,14 @@ async fn static_handle(
     }
 }
 
+/// Field `n` (after the name) of the `name:` line of this process's
+/// `/proc/self/status` (Linux), e.g. `("VmHWM", 0)` for the peak RSS in KiB.
+pub fn proc_status(name: &str, n: usize) -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.split(':').next() == Some(name))?;
+    line.split_whitespace().nth(n + 1).map(str::to_string)
+}
+
 /// Encode `data` in the content coding `coding` (`gzip`, `deflate`, `br`, `zstd`)
 /// with the codec's own crate, as an origin would.
 pub fn encode_as(coding: &str, data: &[u8]) -> Vec<u8> {

@@ -148,13 +148,6 @@ fn config(root: &Path, port: u16) -> String {
 }
 
 fn is_root() -> bool {
-    // The effective uid, from /proc (no libc call).
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
+    // The effective uid (no libc call).
+    crate::proc_status("Uid", 1).is_some_and(|u| u == "0")
 }

@@ -111,13 +111,8 @@ fn zstd_bomb(inflated: u64) -> Vec<u8> {
 
 /// The process's peak resident memory, KiB.
 fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
+    outpost_tests::proc_status("VmHWM", 0)
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
 
