@@ -256,9 +256,69 @@ pub struct Guest {
     pub metrics: Arc<GuestMetrics>,
 }
 
+/// A store's resource limits ([`StoreLimits`]), remembering whether they refused a
+/// memory growth: a failed call is then classified as over its memory cap by what
+/// happened, not by the wording of the trap.
+pub struct Limits {
+    inner: StoreLimits,
+    memory_refused: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum);
+        if !matches!(allowed, Ok(true)) {
+            self.memory_refused = true;
+        }
+        allowed
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_refused = true;
+        self.inner.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// What the store saw of a failed call, for [`classify`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen {
+    past_deadline: bool,
+    memory_refused: bool,
+}
+
 /// The data of one guest instance's store.
 pub struct GuestState {
-    limits: StoreLimits,
+    limits: Limits,
     wasi: wasmtime_wasi::WasiCtx,
     table: ResourceTable,
     guest: Arc<str>,
@@ -322,13 +382,16 @@ impl wasmtime_wasi::WasiView for GuestState {
 impl Guest {
     fn store(&self, runtime: &Runtime, load: LoadSource) -> Store<GuestState> {
         let state = GuestState {
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes)
-                .instances(32)
-                .tables(32)
-                .memories(4)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: Limits {
+                inner: StoreLimitsBuilder::new()
+                    .memory_size(self.limits.memory_bytes)
+                    .instances(32)
+                    .tables(32)
+                    .memories(4)
+                    .trap_on_grow_failure(true)
+                    .build(),
+                memory_refused: false,
+            },
             // Deny by default: no preopens, no env, no args, no inherited stdio.
             wasi: wasmtime_wasi::WasiCtx::builder().build(),
             table: ResourceTable::new(),
@@ -422,8 +485,8 @@ impl Guest {
                 .await
         };
         let out = run.await;
-        let past = store.data().ticks >= self.deadline_ticks;
-        out.map_err(|e| classify(&self.name, e, past))
+        let seen = self.seen(&store);
+        out.map_err(|e| classify(&self.name, e, seen))
     }
 
     /// Run the request hook `n` times on one instance, whatever the guest's reuse
@@ -442,9 +505,13 @@ impl Guest {
             };
             inst.store.set_epoch_deadline(1);
             inst.store.data_mut().ticks = 0;
-            h.call_on_request(&mut inst.store, req)
-                .await
-                .map_err(|e| classify(&self.name, e, false))?;
+            h.call_on_request(&mut inst.store, req).await.map_err(|e| {
+                let seen = Seen {
+                    past_deadline: false,
+                    ..self.seen(&inst.store)
+                };
+                classify(&self.name, e, seen)
+            })?;
         }
         Ok(())
     }
@@ -478,8 +545,8 @@ impl Guest {
                 calls: 0,
             }),
             Err(e) => {
-                let past = store.data().ticks >= self.deadline_ticks;
-                Err(classify(&self.name, e, past))
+                let seen = self.seen(&store);
+                Err(classify(&self.name, e, seen))
             }
         }
     }
@@ -533,7 +600,7 @@ impl Guest {
             },
         };
         inst.calls += 1;
-        let past_deadline = inst.store.data().ticks >= self.deadline_ticks;
+        let seen = self.seen(&inst.store);
         match out {
             Ok(v) => {
                 // A trapped instance is never reused; a healthy one may be, up to its
@@ -552,8 +619,16 @@ impl Guest {
             }
             Err(e) => {
                 drop(inst);
-                Err(self.failed(classify(&self.name, e, past_deadline), start))
+                Err(self.failed(classify(&self.name, e, seen), start))
             }
+        }
+    }
+
+    /// What `store` saw: its deadline passed, its memory cap refused a growth.
+    fn seen(&self, store: &Store<GuestState>) -> Seen {
+        Seen {
+            past_deadline: store.data().ticks >= self.deadline_ticks,
+            memory_refused: store.data().limits.memory_refused,
         }
     }
 
@@ -602,10 +677,9 @@ enum Out {
     Response(types::ResponseEdit),
 }
 
-fn classify(guest: &Arc<str>, e: wasmtime::Error, past_deadline: bool) -> GuestError {
+fn classify(guest: &Arc<str>, e: wasmtime::Error, seen: Seen) -> GuestError {
     let guest = guest.to_string();
-    let message = format!("{e:#}");
-    if past_deadline
+    if seen.past_deadline
         || matches!(
             e.downcast_ref::<wasmtime::Trap>(),
             Some(wasmtime::Trap::Interrupt)
@@ -613,11 +687,42 @@ fn classify(guest: &Arc<str>, e: wasmtime::Error, past_deadline: bool) -> GuestE
     {
         return GuestError::Deadline { guest };
     }
-    if message.contains("forcing trap when growing memory")
-        || message.contains("memory allocation")
-        || message.contains("grow")
-    {
+    let message = format!("{e:#}");
+    if seen.memory_refused {
         return GuestError::Memory { guest, message };
     }
     GuestError::Trap { guest, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_classified_by_what_the_store_saw_not_by_their_wording() {
+        let g: Arc<str> = "g".into();
+        let kind = |message: &str, seen: Seen| {
+            classify(&g, wasmtime::Error::msg(message.to_string()), seen).kind()
+        };
+        // A guest's own panic that mentions growing memory is a trap...
+        assert_eq!(
+            kind(
+                "panicked: cannot grow the table, memory allocation failed",
+                Seen::default()
+            ),
+            "trap"
+        );
+        // ...and a refused growth is memory, whatever the trap says.
+        let refused = Seen {
+            memory_refused: true,
+            ..Seen::default()
+        };
+        assert_eq!(kind("wasm trap: unreachable", refused), "memory");
+        // Past the deadline wins: the CPU bound was what stopped it.
+        let late = Seen {
+            past_deadline: true,
+            memory_refused: true,
+        };
+        assert_eq!(kind("wasm trap: interrupt", late), "deadline");
+    }
 }
