@@ -213,6 +213,20 @@ pub fn metrics_text(node: &Node) -> String {
         );
         x.sample("outpost_priority_capped_total", &[], get(&b.demoted));
     }
+    if let Some(r) = &node.recorder {
+        x.family(
+            "outpost_recorded_total",
+            "counter",
+            "Requests written to the recording ([record]).",
+        );
+        x.sample("outpost_recorded_total", &[], get(&r.recorded));
+        x.family(
+            "outpost_record_dropped_total",
+            "counter",
+            "Sampled requests not recorded because the writer fell behind.",
+        );
+        x.sample("outpost_record_dropped_total", &[], get(&r.dropped));
+    }
     if let Some(b) = &node.fairness {
         x.family(
             "outpost_client_demoted_total",

@@ -223,6 +223,12 @@ async fn the_node_records_a_sample_that_replays() {
         }
     }
     assert_eq!(recorded.len(), 10, "every second request is recorded");
+    let metrics = node.metrics().await;
+    assert!(metrics.contains("outpost_recorded_total 10"), "{metrics}");
+    assert!(
+        metrics.contains("outpost_record_dropped_total 0"),
+        "{metrics}"
+    );
     for e in &recorded {
         let d = e.decision.as_ref().expect("decisions recorded");
         assert_eq!(d["answered_by"], "origin");
