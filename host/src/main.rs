@@ -52,8 +52,10 @@ struct ReplayArgs {
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// A second configuration: replay through both in-process and list the
-    /// requests whose decisions differ, grouped by kind of change.
-    #[arg(long)]
+    /// requests whose decisions differ, grouped by kind of change. (In-process
+    /// only, and it reports differences, not a report: it does not combine with
+    /// --target, --json or --expect.)
+    #[arg(long, conflicts_with_all = ["target", "json", "expect"])]
     diff: Option<PathBuf>,
     /// Force the input format: har, clf, jsonl.
     #[arg(long)]

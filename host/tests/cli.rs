@@ -248,3 +248,21 @@ fn replaying_a_file_with_no_valid_entry_fails() {
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("no valid entry to replay"), "{stderr}");
 }
+
+#[test]
+fn replay_refuses_flags_that_diff_would_ignore() {
+    for flag in [
+        &["--json"][..],
+        &["--expect", "x.toml"],
+        &["--target", "127.0.0.1:9"],
+    ] {
+        let out = outpost()
+            .args(["replay", "in.log", "--diff", "b.toml"])
+            .args(flag)
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag:?}: {stderr}");
+        assert!(stderr.contains("cannot be used with"), "{flag:?}: {stderr}");
+    }
+}
