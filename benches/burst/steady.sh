@@ -14,13 +14,10 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 OUTPOST=${OUTPOST:-$ROOT_DIR/target/release/outpost}
 PIN=${PIN:-1}
-for tool in nginx wrk; do
-  command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || { echo "needs $tool (apt-get install nginx wrk)" >&2; exit 1; }
-done
-[[ -x "$OUTPOST" ]] || { echo "build the node first: cargo build --release -p outpost" >&2; exit 1; }
 
 # shellcheck source=../lib/nginx-origin.sh
 source "$ROOT_DIR/benches/lib/nginx-origin.sh"
+require_tools nginx wrk
 WORK=$(mktemp -d)
 cleanup() { stop_all; rm -rf "$WORK"; }
 trap cleanup EXIT

@@ -14,11 +14,10 @@ ROOT_DIR=$(cd "$HERE/../.." && pwd)
 DURATION=${DURATION:-5s}
 OUTPOST=${OUTPOST:-$ROOT_DIR/target/release/outpost}
 PIN=${PIN:-1}
-for tool in wrk curl; do command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }; done
-[[ -x "$OUTPOST" ]] || { echo "build the node first: cargo build --release -p outpost" >&2; exit 1; }
 
 # shellcheck source=../lib/nginx-origin.sh
 source "$ROOT_DIR/benches/lib/nginx-origin.sh"
+require_tools nginx wrk curl
 WORK=$(mktemp -d)
 cleanup() { stop_all; rm -rf "$WORK"; }
 trap cleanup EXIT

@@ -1,6 +1,17 @@
 # Shared by the benchmark scripts (source it): nginx as the origin, configured by
 # tests/fixtures/origins/nginx-origin.conf, and pinning helpers. Expects ROOT_DIR
-# (the repository) and PIN (1: pin to CPUs when there are two or more).
+# (the repository), OUTPOST (the node's binary) and PIN (1: pin to CPUs when there are
+# two or more).
+
+# require_tools TOOL...: each on the PATH (or in /usr/sbin), else say what to install.
+require_tools() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] \
+      || { echo "needs $tool (apt-get install $tool)" >&2; exit 1; }
+  done
+  [[ -x "$OUTPOST" ]] || { echo "build the node first: cargo build --release -p outpost" >&2; exit 1; }
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # Run in the background as `on_cpu CPU cmd... &`: exec, so that $! is the program.

@@ -986,12 +986,7 @@ fn encode_for_client(
     origin_coding: coding::Coding,
     original: Bytes,
 ) -> Bytes {
-    let accept = req
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("accept-encoding"))
-        .map(|h| h.value.as_slice());
-    let want = coding::negotiate_preferring(accept, Some(origin_coding));
+    let want = coding::negotiate_preferring(accept_encoding(req), Some(origin_coding));
     let (bytes, sent) = match want {
         Some(c) if c == origin_coding && !changed => (original, Some(c)),
         Some(c) => match coding::encode(c, &decoded, levels) {
@@ -1011,6 +1006,14 @@ fn encode_for_client(
         weaken_etag(headers);
     }
     bytes
+}
+
+/// The client's `Accept-Encoding`, if it sent one.
+fn accept_encoding(req: &RequestHead) -> Option<&[u8]> {
+    req.headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("accept-encoding"))
+        .map(|h| h.value.as_slice())
 }
 
 /// Say that the response depends on `Accept-Encoding` (once).
@@ -1054,12 +1057,7 @@ async fn edge_compress(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.to_ascii_lowercase().contains("no-transform"));
-    let accept = req
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("accept-encoding"))
-        .map(|h| h.value.as_slice());
-    let chosen = coding::negotiate(accept);
+    let chosen = coding::negotiate(accept_encoding(req));
     let Some(c) = chosen.filter(|_| {
         parts.status == StatusCode::OK && req.method != "HEAD" && !too_small && !no_transform
     }) else {

@@ -17,14 +17,14 @@ pub struct Nginx {
     /// Its document root: put files under here.
     pub www: PathBuf,
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Nginx {
     fn drop(&mut self) {
         // `nginx -s stop` signals the master, which stops its workers; killing the
         // master outright would leave the workers running.
-        let _ = command(self._dir.path())
+        let _ = command(self.dir.path())
             .args(["-s", "stop"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -115,7 +115,7 @@ impl Nginx {
                         addr,
                         www,
                         child,
-                        _dir: dir,
+                        dir,
                     };
                 }
                 std::thread::sleep(Duration::from_millis(20));
