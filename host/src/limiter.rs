@@ -128,6 +128,8 @@ pub struct Gradient {
     last_baseline_ns: Option<u64>,
     /// The last eight busy rounds, newest in the lowest bit: 1 slow, 0 at baseline.
     slow_rounds: u8,
+    /// Since when the origin has been slow ([`SLOW_ROUNDS`] of the last eight).
+    slow_since_ns: Option<u64>,
 }
 
 /// How long the windowed minimum latency is kept before it is re-measured from live
@@ -199,6 +201,7 @@ impl Gradient {
             last_slow_ns: None,
             last_baseline_ns: None,
             slow_rounds: 0,
+            slow_since_ns: None,
         }
     }
 
@@ -238,6 +241,21 @@ impl Gradient {
                 .is_some_and(|t| now_ns.saturating_sub(t) <= within_ns)
     }
 
+    /// How long the origin has been slow without a break (see [`Gradient::slow_within`]).
+    pub fn slow_for_ns(&self, now_ns: u64) -> u64 {
+        self.slow_since_ns.map_or(0, |t| now_ns.saturating_sub(t))
+    }
+
+    /// Note a busy round's verdict.
+    fn note_round(&mut self, now_ns: u64, slow: bool) {
+        self.slow_rounds = (self.slow_rounds << 1) | u8::from(slow);
+        if self.slow_rounds.count_ones() >= SLOW_ROUNDS {
+            self.slow_since_ns.get_or_insert(now_ns);
+        } else {
+            self.slow_since_ns = None;
+        }
+    }
+
     /// Feed one completed request: when it finished, how long it took at the origin,
     /// how many were in flight, and whether the origin signalled overload.
     pub fn sample(&mut self, now_ns: u64, rtt_ns: u64, in_flight: u32, overload: bool) {
@@ -270,7 +288,7 @@ impl Gradient {
             // AIMD backstop: the origin says it is overloaded.
             self.limit = (self.limit * 0.9).clamp(self.min, self.max);
             self.last_slow_ns = Some(now_ns);
-            self.slow_rounds = (self.slow_rounds << 1) | 1;
+            self.note_round(now_ns, true);
             return;
         }
         let min_rtt = self.min_rtt_ns();
@@ -323,7 +341,7 @@ impl Gradient {
         let doubt = LAG_DOUBT * (round_lag - LAG_DOUBT_FLOOR_NS).max(0.0);
         if median <= baseline + doubt {
             self.last_baseline_ns = Some(now_ns);
-            self.slow_rounds <<= 1;
+            self.note_round(now_ns, false);
             // At baseline: the origin takes this much without slowing. A limit counts
             // as good after two such rounds in a row (the answers of one round may
             // have started before it was reached).
@@ -348,7 +366,7 @@ impl Gradient {
             .last_slow_ns
             .is_none_or(|t| self.last_baseline_ns.is_some_and(|b| b > t));
         self.last_slow_ns = Some(now_ns);
-        self.slow_rounds = (self.slow_rounds << 1) | 1;
+        self.note_round(now_ns, true);
         let gradient = ((baseline + doubt) / median.max(1.0)).clamp(0.5, 1.0);
         // The first slow round at or above the good mark: the mark was wrong (the
         // origin's capacity fell, or it was learnt from a moment that did not load
@@ -633,9 +651,11 @@ impl OriginLimiter {
     /// only because this node is short of CPU while the origin answers as fast as
     /// ever (the limit grows instead).
     fn overloaded(&self, st: &State, now_ns: u64) -> bool {
+        let interval = self.interval_ns(st);
         st.first_above_ns
-            .is_some_and(|t| now_ns.saturating_sub(t) >= self.interval_ns(st))
+            .is_some_and(|t| now_ns.saturating_sub(t) >= interval)
             && st.gradient.slow_within(now_ns, SLOW_WITHIN_NS)
+            && st.gradient.slow_for_ns(now_ns) >= interval
     }
 
     /// A class's wait budget once the origin is overloaded: never shorter than the
