@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use outpost::limiter::LoadSource;
-use outpost::runtime::bindings::types::{ClientInfo, Header, RequestHead, ResponseHead};
+use outpost::contract::types::{ClientInfo, Header, RequestHead, ResponseHead};
 use outpost::runtime::{EngineOptions, GuestLimits, Runtime};
 
 fn wasm(name: &str) -> Vec<u8> {

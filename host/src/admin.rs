@@ -1,6 +1,8 @@
-//! The admin API: `/metrics` (Prometheus text), `/healthz`, `/config`, `/guests`.
+//! The admin API: `/metrics` (Prometheus text, or OpenMetrics on request), `/healthz`,
+//! `/config`, `/guests`. It serves what the modules registered; it counts nothing.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use http::{Response, StatusCode, header};
 use hyper::service::service_fn;
@@ -8,236 +10,21 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
 use crate::body::{Body, full};
-use crate::limiter::CLASS_NAMES;
-use crate::metrics::{Exposition, get};
-use crate::node::{Node, NodeSlot};
+use crate::metrics::{self, content_type};
+use crate::node::{Node, NodeSlot, Telemetry};
 
-/// Render every metric of the node.
-pub fn metrics_text(node: &Node) -> String {
-    let mut x = Exposition::default();
-    x.family(
-        "outpost_responses_total",
-        "counter",
-        "Responses by route and status class.",
-    );
-    for r in &node.routes {
-        for (i, c) in r.metrics.responses.iter().enumerate() {
-            let class = format!("{}xx", i + 1);
-            x.sample(
-                "outpost_responses_total",
-                &[("route", &r.name), ("status", &class)],
-                get(c),
-            );
-        }
-    }
-    x.family(
-        "outpost_request_duration_seconds",
-        "histogram",
-        "Time from request to response head, per route.",
-    );
-    for r in &node.routes {
-        r.metrics.duration.expose(
-            &mut x,
-            "outpost_request_duration_seconds",
-            &[("route", &r.name)],
-        );
-    }
-    x.family(
-        "outpost_guest_duration_seconds",
-        "histogram",
-        "Time per guest invocation: instantiate, call, tear down.",
-    );
-    for (name, g) in &node.guests {
-        g.metrics
-            .duration
-            .expose(&mut x, "outpost_guest_duration_seconds", &[("guest", name)]);
-    }
-    x.family(
-        "outpost_edge_answers_total",
-        "counter",
-        "Requests answered by a guest at the edge.",
-    );
-    for r in &node.routes {
-        x.sample(
-            "outpost_edge_answers_total",
-            &[("route", &r.name)],
-            get(&r.metrics.edge_answers),
-        );
-    }
-    x.family(
-        "outpost_transformed_total",
-        "counter",
-        "Response bodies transformed by a guest.",
-    );
-    for r in &node.routes {
-        x.sample(
-            "outpost_transformed_total",
-            &[("route", &r.name)],
-            get(&r.metrics.transformed),
-        );
-    }
-    x.family(
-        "outpost_errors_total",
-        "counter",
-        "Error responses by source.",
-    );
-    let m = &node.metrics;
-    for (src, c) in [
-        ("client", &m.errors_client),
-        ("origin", &m.errors_origin),
-        ("limiter", &m.errors_limiter),
-        ("guest", &m.errors_guest),
-    ] {
-        x.sample("outpost_errors_total", &[("source", src)], get(c));
-    }
-    x.family(
-        "outpost_connections_total",
-        "counter",
-        "Client connections accepted.",
-    );
-    x.sample("outpost_connections_total", &[], get(&m.connections));
-    x.family(
-        "outpost_connections_refused_total",
-        "counter",
-        "Client connections closed at accept because a connection cap was reached.",
-    );
-    x.sample(
-        "outpost_connections_refused_total",
-        &[],
-        get(&m.connections_refused),
-    );
-    x.family(
-        "outpost_guest_invocations_total",
-        "counter",
-        "Guest hook invocations.",
-    );
-    for (name, g) in &node.guests {
-        x.sample(
-            "outpost_guest_invocations_total",
-            &[("guest", name)],
-            get(&g.metrics.invocations),
-        );
-    }
-    x.family(
-        "outpost_guest_failures_total",
-        "counter",
-        "Guest failures by kind.",
-    );
-    for (name, g) in &node.guests {
-        let gm = &g.metrics;
-        for (kind, c) in [
-            ("trap", &gm.traps),
-            ("deadline", &gm.deadlines),
-            ("memory", &gm.memory),
-            ("invalid", &gm.invalid),
-        ] {
-            x.sample(
-                "outpost_guest_failures_total",
-                &[("guest", name), ("kind", kind)],
-                get(c),
-            );
-        }
-    }
-    x.family(
-        "outpost_guest_fail_actions_total",
-        "counter",
-        "Failures skipped (open) or answered 503 (closed).",
-    );
-    for (name, g) in &node.guests {
-        x.sample(
-            "outpost_guest_fail_actions_total",
-            &[("guest", name), ("action", "skipped")],
-            get(&g.metrics.skipped),
-        );
-        x.sample(
-            "outpost_guest_fail_actions_total",
-            &[("guest", name), ("action", "closed")],
-            get(&g.metrics.closed),
-        );
-    }
+/// Render every metric: the gauges read off the node serving now, then the
+/// process's registry, in OpenMetrics when the scraper asks for it.
+pub fn metrics_text(node: &Node, telemetry: &Telemetry, openmetrics: bool) -> String {
     let mut origins: Vec<_> = node.origins.iter().collect();
     origins.sort_by(|a, b| a.0.cmp(b.0));
-    // One snapshot per origin, so the three gauges agree with each other.
-    let snapshots: Vec<_> = origins.iter().map(|(_, o)| o.limiter.snapshot()).collect();
-    for (family, help, value) in [
-        (
-            "outpost_limiter_limit",
-            "Current concurrency limit per origin.",
-            (|s: &crate::limiter::LoadSnapshot| s.limit) as fn(&_) -> u32,
-        ),
-        (
-            "outpost_limiter_in_flight",
-            "Requests in flight per origin.",
-            |s| s.in_flight,
-        ),
-        (
-            "outpost_limiter_queued",
-            "Requests waiting for admission per origin.",
-            |s| s.queued,
-        ),
-    ] {
-        x.family(family, "gauge", help);
-        for ((name, _), snap) in origins.iter().zip(&snapshots) {
-            x.sample(family, &[("origin", name)], value(snap));
-        }
-    }
-    for (family, help) in [
-        (
-            "outpost_admitted_total",
-            "Requests admitted per origin and class (a request a guest re-routes is admitted by its route's origin, then by the one it goes to).",
-        ),
-        (
-            "outpost_queued_total",
-            "Requests admitted after queueing per origin and class.",
-        ),
-        ("outpost_shed_total", "Requests shed per origin and class."),
-    ] {
-        x.family(family, "counter", help);
-        for (name, o) in &origins {
-            let c = &o.limiter.counters;
-            let arr = match family {
-                "outpost_admitted_total" => &c.admitted,
-                "outpost_queued_total" => &c.queued,
-                _ => &c.shed,
-            };
-            for (i, class) in CLASS_NAMES.iter().enumerate() {
-                x.sample(family, &[("origin", name), ("class", class)], get(&arr[i]));
-            }
-        }
-    }
-    if let Some(b) = &node.priority {
-        x.family(
-            "outpost_priority_capped_total",
-            "counter",
-            "Requests capped at normal because their address used its allowance of higher classes.",
-        );
-        x.sample("outpost_priority_capped_total", &[], get(&b.demoted));
-    }
-    if let Some(r) = &node.recorder {
-        x.family(
-            "outpost_recorded_total",
-            "counter",
-            "Requests written to the recording ([record]).",
-        );
-        x.sample("outpost_recorded_total", &[], get(&r.recorded));
-        x.family(
-            "outpost_record_dropped_total",
-            "counter",
-            "Sampled requests not recorded because the writer fell behind.",
-        );
-        x.sample("outpost_record_dropped_total", &[], get(&r.dropped));
-    }
-    if let Some(b) = &node.fairness {
-        x.family(
-            "outpost_client_demoted_total",
-            "counter",
-            "Requests demoted to bulk because their client exceeded its bucket.",
-        );
-        x.sample("outpost_client_demoted_total", &[], get(&b.demoted));
-        x.family("outpost_clients_tracked", "gauge", "Clients with a bucket.");
-        x.sample("outpost_clients_tracked", &[], b.len() as u64);
-    }
-    x.finish()
+    telemetry.families.set_gauges(
+        origins
+            .iter()
+            .map(|(name, o)| (name.as_str(), o.limiter.snapshot())),
+        node.fairness.as_ref().map_or(0, |f| f.len()),
+    );
+    metrics::encode(&telemetry.registry, openmetrics)
 }
 
 fn text(status: StatusCode, ctype: &'static str, body: String) -> Response<Body> {
@@ -249,13 +36,18 @@ fn text(status: StatusCode, ctype: &'static str, body: String) -> Response<Body>
 }
 
 /// Answer one admin request.
-pub fn handle(node: &Node, path: &str) -> Response<Body> {
-    match path {
-        "/metrics" => text(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            metrics_text(node),
-        ),
+pub fn handle<B>(node: &Node, telemetry: &Telemetry, req: &hyper::Request<B>) -> Response<Body> {
+    match req.uri().path() {
+        "/metrics" => {
+            let accept = req.headers().get(header::ACCEPT).map(|v| v.as_bytes());
+            let om = metrics::wants_openmetrics(accept);
+            let ctype = if om {
+                content_type::OPENMETRICS
+            } else {
+                content_type::PROMETHEUS
+            };
+            text(StatusCode::OK, ctype, metrics_text(node, telemetry, om))
+        }
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
         "/config" => text(
             StatusCode::OK,
@@ -286,16 +78,18 @@ pub fn handle(node: &Node, path: &str) -> Response<Body> {
 }
 
 /// Serve the admin API on `listener`.
-pub async fn serve(slot: NodeSlot, listener: TcpListener) {
+pub async fn serve(slot: NodeSlot, listener: TcpListener, telemetry: Arc<Telemetry>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let slot = slot.clone();
+        let telemetry = telemetry.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let node = slot.current();
-                async move { Ok::<_, Infallible>(handle(&node, req.uri().path())) }
+                let resp = handle(&node, &telemetry, &req);
+                async move { Ok::<_, Infallible>(resp) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)

@@ -5,12 +5,14 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
 use http::request::Parts;
 use outpost_traffic::{Entry, RotatingWriter};
 
-use crate::pipeline::Trace;
+use crate::decision::Decision;
+use crate::metrics::{Counter, Registry};
 
 /// Entries waiting for the writer thread at most; past it a sample is dropped
 /// (and counted) rather than slowing requests.
@@ -20,10 +22,7 @@ const QUEUE: usize = 4096;
 pub struct Recorder {
     every: u64,
     seen: AtomicU64,
-    /// Entries written (queued to the writer).
-    pub recorded: AtomicU64,
-    /// Samples dropped because the writer fell behind.
-    pub dropped: AtomicU64,
+    counts: RecorderFamilies,
     tx: SyncSender<Entry>,
 }
 
@@ -34,6 +33,7 @@ impl Recorder {
         sample: f64,
         max_file_bytes: u64,
         max_total_bytes: u64,
+        counts: RecorderFamilies,
     ) -> std::io::Result<Recorder> {
         std::fs::create_dir_all(&dir)?;
         let mut writer = RotatingWriter::new(&dir, "outpost", max_file_bytes, max_total_bytes)?;
@@ -66,8 +66,7 @@ impl Recorder {
         Ok(Recorder {
             every,
             seen: AtomicU64::new(0),
-            recorded: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
+            counts,
             tx,
         })
     }
@@ -87,7 +86,7 @@ impl Recorder {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0);
-        let authority = crate::pipeline::authority_of(parts);
+        let authority = crate::canon::authority_of(parts);
         Entry {
             seq: 0,
             at_us: now,
@@ -110,18 +109,51 @@ impl Recorder {
         }
     }
 
-    /// Queue `entry` with its outcome.
-    pub fn finish(&self, mut entry: Entry, trace: &Trace, duration: std::time::Duration) {
-        entry.status = Some(trace.status);
+    /// Queue `entry` with its outcome: the decision, the body bytes sent to the
+    /// client and the whole duration (to the body's end).
+    pub fn finish(
+        &self,
+        mut entry: Entry,
+        decision: &Decision,
+        sent: u64,
+        duration: std::time::Duration,
+    ) {
+        entry.status = Some(decision.status);
+        entry.response_bytes = Some(sent);
         entry.duration_us = Some(duration.as_micros() as u64);
-        entry.decision = serde_json::to_value(trace).ok();
+        entry.decision = serde_json::to_value(decision).ok();
         match self.tx.try_send(entry) {
-            Ok(()) => {
-                self.recorded.fetch_add(1, Ordering::Relaxed);
-            }
+            Ok(()) => self.counts.recorded.inc(),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.counts.dropped.inc()
             }
-        }
+        };
+    }
+}
+
+/// The recorder's counts, registered once per process.
+#[derive(Debug, Clone, Default)]
+pub struct RecorderFamilies {
+    /// Entries written (queued to the writer).
+    pub recorded: Counter,
+    /// Samples dropped because the writer fell behind.
+    pub dropped: Counter,
+}
+
+impl RecorderFamilies {
+    /// Register the counters in `reg`.
+    pub fn register(reg: &mut Registry) -> RecorderFamilies {
+        let f = RecorderFamilies::default();
+        reg.register(
+            "outpost_recorded",
+            "Requests written to the recording ([record]).",
+            f.recorded.clone(),
+        );
+        reg.register(
+            "outpost_record_dropped",
+            "Sampled requests not recorded because the writer fell behind.",
+            f.dropped.clone(),
+        );
+        f
     }
 }

@@ -21,19 +21,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::node::{BuildOptions, Node};
-use crate::origin::Recorded;
-use crate::pipeline::{Trace, serve_traced};
+use crate::upstream::Recorded;
+use crate::decision::{AnsweredBy, Decision};
+use crate::proxy::serve_decided;
 
-/// One request's decisions, as written to the decisions JSONL.
+/// One replayed request and its decision, as written to the decisions JSONL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Decision {
+pub struct Replayed {
     /// The entry's position in its input.
     pub seq: u64,
     /// The request as recorded: `METHOD /path?query`.
     pub request: String,
     /// What the node decided.
     #[serde(flatten)]
-    pub trace: Trace,
+    pub decision: Decision,
 }
 
 /// Totals over a replay.
@@ -64,27 +65,28 @@ pub struct Report {
 }
 
 impl Report {
-    fn add(&mut self, d: &Decision, bytes: u64) {
-        let t = &d.trace;
+    fn add(&mut self, d: &Replayed, bytes: u64) {
+        let t = &d.decision;
         self.requests += 1;
         self.response_bytes += bytes;
         *self.status.entry(t.status).or_default() += 1;
-        *self.answered_by.entry(t.answered_by.clone()).or_default() += 1;
+        let who = t.answered_by.to_string();
+        *self.answered_by.entry(who.clone()).or_default() += 1;
         let route = t.route.clone().unwrap_or_else(|| "(none)".into());
         *self
             .routes
             .entry(route)
             .or_default()
-            .entry(t.answered_by.clone())
+            .entry(who)
             .or_default() += 1;
-        if t.answered_by == "origin" {
+        if t.answered_by == AnsweredBy::Origin {
             self.origin_requests += 1;
         }
         if let Some(c) = &t.class {
             let e = self.classes.entry(c.clone()).or_default();
-            if t.answered_by == "limiter" {
+            if t.answered_by == AnsweredBy::Limiter {
                 e.1 += 1;
-            } else if t.answered_by == "origin" {
+            } else if t.answered_by == AnsweredBy::Origin {
                 e.0 += 1;
             }
         }
@@ -213,6 +215,7 @@ pub async fn replay_node(
             clock: clock.clone(),
             model_origins: true,
             request_id_seed: Some(1),
+            families: Default::default(),
         },
     )
     .await?;
@@ -225,7 +228,7 @@ pub async fn in_process(
     node: &Node,
     clock: &Clock,
     entries: impl IntoIterator<Item = Entry>,
-    mut each: impl FnMut(&Decision),
+    mut each: impl FnMut(&Replayed),
 ) -> Report {
     let mut report = Report::default();
     let mut latencies = Vec::new();
@@ -233,28 +236,28 @@ pub async fn in_process(
     for e in entries {
         clock.set(e.at_us.saturating_mul(1000));
         let request = format!("{} {}", e.method, e.target());
-        let mut trace = Trace::detailed();
+        let mut decision = Decision::detailed();
         let t0 = Instant::now();
         let bytes = match request_of(&e) {
             Ok(req) => {
-                let resp = serve_traced(node, req, client_of(&e), &mut trace).await;
+                let resp = serve_decided(node, req, client_of(&e), &mut decision).await;
                 match resp.into_body().collect().await {
                     Ok(b) => b.to_bytes().len() as u64,
                     Err(_) => 0,
                 }
             }
             Err(why) => {
-                trace.answered_by = "error".into();
-                trace.reason = Some(why);
-                trace.status = 400;
+                decision.answered_by = AnsweredBy::Error;
+                decision.reason = Some(why);
+                decision.status = 400;
                 0
             }
         };
         latencies.push(t0.elapsed().as_micros() as u64);
-        let d = Decision {
+        let d = Replayed {
             seq: e.seq,
             request,
-            trace,
+            decision,
         };
         report.add(&d, bytes);
         each(&d);
@@ -280,14 +283,14 @@ pub enum Pacing {
 
 /// Replay `entries` over real HTTP against the node at `target`. At most
 /// `concurrency` requests are in flight in either pacing. Each request's status
-/// and latency (as a [`Decision`] with only `status` and `answered_by` = `network`)
+/// and latency (as a [`Replayed`] with only `status` and `answered_by` = `network`)
 /// goes to `each`.
 pub async fn network(
     target: SocketAddr,
     entries: Vec<Entry>,
     pacing: Pacing,
     concurrency: usize,
-    mut each: impl FnMut(&Decision, u64),
+    mut each: impl FnMut(&Replayed, u64),
 ) -> Report {
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
@@ -337,13 +340,17 @@ pub async fn network(
                 Err(_) => (0, 0),
             };
             let micros = t0.elapsed().as_micros() as u64;
-            let d = Decision {
+            let d = Replayed {
                 seq: e.seq,
                 request,
-                trace: Trace {
-                    answered_by: if status == 0 { "error" } else { "network" }.into(),
+                decision: Decision {
+                    answered_by: if status == 0 {
+                        AnsweredBy::Error
+                    } else {
+                        AnsweredBy::Network
+                    },
                     status,
-                    ..Trace::default()
+                    ..Decision::default()
                 },
             };
             (d, bytes, micros)
@@ -369,7 +376,7 @@ pub async fn network(
 }
 
 /// The fields in which two decisions differ.
-pub fn changed_fields(a: &Trace, b: &Trace) -> Vec<&'static str> {
+pub fn changed_fields(a: &Decision, b: &Decision) -> Vec<&'static str> {
     let mut out = Vec::new();
     let mut check = |name, same: bool| {
         if !same {
@@ -401,17 +408,17 @@ pub struct Difference {
     /// The kinds of change (`forwarded`, `status` ...).
     pub changed: Vec<&'static str>,
     /// Decisions under A.
-    pub a: Trace,
+    pub a: Decision,
     /// Decisions under B.
-    pub b: Trace,
+    pub b: Decision,
 }
 
 /// Compare two decision lists (same inputs, in the same order).
-pub fn diff(a: &[Decision], b: &[Decision]) -> (Vec<Difference>, BTreeMap<String, u64>) {
+pub fn diff(a: &[Replayed], b: &[Replayed]) -> (Vec<Difference>, BTreeMap<String, u64>) {
     let mut out = Vec::new();
     let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
     for (x, y) in a.iter().zip(b.iter()) {
-        let changed = changed_fields(&x.trace, &y.trace);
+        let changed = changed_fields(&x.decision, &y.decision);
         if changed.is_empty() {
             continue;
         }
@@ -420,8 +427,8 @@ pub fn diff(a: &[Decision], b: &[Decision]) -> (Vec<Difference>, BTreeMap<String
             seq: x.seq,
             request: x.request.clone(),
             changed,
-            a: x.trace.clone(),
-            b: y.trace.clone(),
+            a: x.decision.clone(),
+            b: y.decision.clone(),
         });
     }
     (out, kinds)
@@ -500,11 +507,11 @@ impl Bound {
 
 impl Expectations {
     /// Check every assertion; the lines of the verdict and whether all held.
-    pub fn check(&self, decisions: &[Decision]) -> (Vec<String>, bool) {
+    pub fn check(&self, decisions: &[Replayed]) -> (Vec<String>, bool) {
         let mut lines = Vec::new();
         let mut ok = true;
         for e in &self.expect {
-            let matching: Vec<&Decision> = decisions
+            let matching: Vec<&Replayed> = decisions
                 .iter()
                 .filter(|d| match &e.under {
                     None => true,
@@ -515,21 +522,21 @@ impl Expectations {
                 })
                 .collect();
             let of = matching.len() as u64;
-            let count = |f: &dyn Fn(&Trace) -> bool| -> u64 {
-                matching.iter().filter(|d| f(&d.trace)).count() as u64
+            let count = |f: &dyn Fn(&Decision) -> bool| -> u64 {
+                matching.iter().filter(|d| f(&d.decision)).count() as u64
             };
             let checks: [(&str, &Option<Bound>, u64); 5] = [
-                ("shed", &e.max_shed, count(&|t| t.answered_by == "limiter")),
+                ("shed", &e.max_shed, count(&|t| t.answered_by == AnsweredBy::Limiter)),
                 (
                     "origin requests",
                     &e.max_origin_requests,
-                    count(&|t| t.answered_by == "origin"),
+                    count(&|t| t.answered_by == AnsweredBy::Origin),
                 ),
                 (
                     "edge answers",
                     &e.max_edge_answers,
                     count(&|t| {
-                        t.answered_by.starts_with("admit:") || t.answered_by.starts_with("request:")
+                        t.answered_by.is_edge()
                     }),
                 ),
                 (
@@ -568,7 +575,7 @@ impl Expectations {
 }
 
 /// Write decisions as JSONL (stable field order: byte-identical across runs).
-pub fn write_decisions(out: &mut dyn Write, decisions: &[Decision]) -> std::io::Result<()> {
+pub fn write_decisions(out: &mut dyn Write, decisions: &[Replayed]) -> std::io::Result<()> {
     for d in decisions {
         let line = serde_json::to_string(d).map_err(std::io::Error::other)?;
         out.write_all(line.as_bytes())?;

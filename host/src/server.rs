@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 use crate::body::{self, Body, BoxError, ClientBody};
 use crate::node::NodeSlot;
-use crate::pipeline;
+use crate::proxy;
 
 /// The client-side bounds of one listener (see the module doc).
 #[derive(Debug, Clone, Copy)]
@@ -184,19 +184,13 @@ pub async fn serve(slot: NodeSlot, listener: TcpListener, limits: ListenerLimits
         let place = match conns.admit(crate::client::address_key(peer.ip()), &limits) {
             Ok(p) => p,
             Err(why) => {
-                slot.current()
-                    .metrics
-                    .connections_refused
-                    .fetch_add(1, Ordering::Relaxed);
+                slot.current().metrics.connections_refused.inc();
                 conns.refused(&why, started);
                 drop(stream);
                 continue;
             }
         };
-        slot.current()
-            .metrics
-            .connections
-            .fetch_add(1, Ordering::Relaxed);
+        slot.current().metrics.connections.inc();
         let _ = stream.set_nodelay(true);
         tokio::spawn(connection(
             slot.clone(),
@@ -455,7 +449,7 @@ async fn connection(
             let (body, upload) = ClientBody::new(body::boxed(incoming), limits.body_timeout);
             parts.extensions.insert(upload);
             let req = hyper::Request::from_parts(parts, body::boxed(body));
-            let resp = pipeline::serve(&node, req, peer).await;
+            let resp = proxy::serve(&node, req, peer).await;
             Ok::<_, std::convert::Infallible>(
                 resp.map(|inner| body::boxed(Tracked::new(inner, in_flight))),
             )

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use outpost::replay::{self, Decision, Pacing};
+use outpost::decision::AnsweredBy;
+use outpost::replay::{self, Pacing, Replayed};
 use outpost_tests::{TestNode, TestOrigin, guest_wasm};
 use outpost_traffic::{Entry, Options};
 
@@ -28,7 +29,7 @@ fn config_from(text: &str) -> outpost::Config {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn run(config: outpost::Config, entries: &[Entry]) -> (Vec<Decision>, replay::Report) {
+async fn run(config: outpost::Config, entries: &[Entry]) -> (Vec<Replayed>, replay::Report) {
     let cache = tempfile::tempdir().expect("tempdir");
     let (node, clock) = replay::replay_node(config, Some(cache.path().to_path_buf()))
         .await
@@ -41,7 +42,7 @@ async fn run(config: outpost::Config, entries: &[Entry]) -> (Vec<Decision>, repl
     (out, report)
 }
 
-fn jsonl(decisions: &[Decision]) -> Vec<u8> {
+fn jsonl(decisions: &[Replayed]) -> Vec<u8> {
     let mut v = Vec::new();
     replay::write_decisions(&mut v, decisions).expect("write");
     v
@@ -61,20 +62,20 @@ async fn the_nasa_log_in_process_twice_gives_byte_identical_decisions() {
     assert!(report.origin_requests > 30_000, "{}", report.summary());
     // The one request of the day whose target the node refuses (`/\\yahoo.com`: a
     // backslash, which an origin may read as a slash) is a 400 before routing.
-    let refused: Vec<&Decision> = a.iter().filter(|d| d.trace.route.is_none()).collect();
+    let refused: Vec<&Replayed> = a.iter().filter(|d| d.decision.route.is_none()).collect();
     assert_eq!(refused.len(), 1, "{refused:?}");
-    assert_eq!(refused[0].trace.status, 400);
+    assert_eq!(refused[0].decision.status, 400);
     assert!(
         a.iter()
-            .filter(|d| d.trace.route.is_none())
-            .all(|d| d.trace.status == 400),
+            .filter(|d| d.decision.route.is_none())
+            .all(|d| d.decision.status == 400),
         "the default's catch-all route takes every other request"
     );
     assert!(
         a.iter()
-            .filter(|d| d.trace.answered_by == "origin")
+            .filter(|d| d.decision.answered_by == AnsweredBy::Origin)
             .all(|d| d
-                .trace
+                .decision
                 .headers_set
                 .iter()
                 .any(|h| h.starts_with("x-request-id: "))),
@@ -245,7 +246,7 @@ async fn the_node_records_a_sample_that_replays() {
     for (d, e) in decisions.iter().zip(&recorded) {
         let was = e.decision.as_ref().expect("decision");
         assert_eq!(
-            Some(d.trace.forwarded.as_deref().unwrap_or("")),
+            Some(d.decision.forwarded.as_deref().unwrap_or("")),
             was["forwarded"].as_str()
         );
     }

@@ -36,6 +36,10 @@
 //!   Depend on this crate under its own name (`outpost_guest`): the generated
 //!   code refers to it by that path.
 
+/// What the node and the guests agree on: class names, IP networks, the shared
+/// store's bounds (the `outpost-common` crate).
+pub use outpost_common as common;
+
 pub mod cmcd;
 pub mod host;
 pub mod testing;

@@ -121,11 +121,20 @@ pub(crate) mod mock {
     pub fn shared_get(key: &str) -> Option<String> {
         STATE.with(|s| s.borrow().shared.get(key).cloned())
     }
+    /// A write past the store's bounds is dropped, as on the node
+    /// (`outpost_common::store`).
     pub fn shared_set(key: &str, value: &str) {
         STATE.with(|s| {
-            s.borrow_mut()
-                .shared
-                .insert(key.to_string(), value.to_string())
+            let mut s = s.borrow_mut();
+            let fits = outpost_common::store::check_write(
+                key,
+                value,
+                s.shared.len(),
+                s.shared.contains_key(key),
+            );
+            if fits.is_ok() {
+                s.shared.insert(key.to_string(), value.to_string());
+            }
         });
     }
 }

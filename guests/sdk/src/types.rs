@@ -311,7 +311,7 @@ pub enum PriorityClass {
 
 impl PriorityClass {
     /// Every class, highest first (the WIT order).
-    pub const ALL: [PriorityClass; 5] = [
+    pub const ALL: [PriorityClass; outpost_common::class::CLASSES] = [
         PriorityClass::Critical,
         PriorityClass::High,
         PriorityClass::Normal,
@@ -319,23 +319,15 @@ impl PriorityClass {
         PriorityClass::Bulk,
     ];
 
-    /// The WIT name (`critical`, `high`, ...).
+    /// The WIT name (`critical`, `high`, ...), as the node spells it too
+    /// (`outpost_common::class::CLASS_NAMES`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            PriorityClass::Critical => "critical",
-            PriorityClass::High => "high",
-            PriorityClass::Normal => "normal",
-            PriorityClass::Low => "low",
-            PriorityClass::Bulk => "bulk",
-        }
+        outpost_common::class::CLASS_NAMES[self as usize]
     }
 
     /// Parse a WIT name, ignoring ASCII case and surrounding whitespace.
     pub fn parse(s: &str) -> Option<Self> {
-        let s = s.trim();
-        Self::ALL
-            .into_iter()
-            .find(|c| c.as_str().eq_ignore_ascii_case(s))
+        outpost_common::class::index_of(s).map(|i| Self::ALL[i])
     }
 }
 

@@ -2,7 +2,7 @@
 //! fail or panic on guest input.
 
 use super::GuestState;
-use super::bindings::host::{self, LoadSignals, LogLevel};
+use crate::contract::bindings::host::{self, LoadSignals, LogLevel};
 
 /// Log lines one guest instance may write (a fresh instance serves one request).
 pub const MAX_LOG_LINES: u32 = 64;

@@ -1,9 +1,9 @@
 //! Running guests: the wasmtime engine, the epoch ticker, loading components (with an
 //! on-disk cache of compiled code) and invoking one hook in a fresh, bounded instance.
 
-pub mod bindings;
 mod cache;
 mod host_impl;
+mod metrics;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,10 +16,10 @@ use wasmtime::{StoreLimitsBuilder, UpdateDeadline};
 
 use crate::error::GuestError;
 use crate::limiter::LoadSource;
-use crate::metrics::GuestMetrics;
-use bindings::{admit_hook, config_check, request_hook, response_hook, types};
+use crate::contract::bindings::{self, admit_hook, config_check, request_hook, response_hook, types};
 
 pub use cache::CompileCache;
+pub use metrics::{GuestFamilies, GuestMetrics};
 
 /// Hooks a guest exports, found in its component when it loads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -159,6 +159,7 @@ impl Runtime {
         limits: GuestLimits,
         config: BTreeMap<String, String>,
         cache: Option<&CompileCache>,
+        metrics: GuestMetrics,
     ) -> Result<Arc<Guest>, GuestError> {
         let component = match cache {
             Some(c) => c.component(&self.engine, wasm),
@@ -208,7 +209,7 @@ impl Runtime {
             shared: Arc::default(),
             reuse: limits.reuse,
             idle: std::sync::Mutex::new(Vec::new()),
-            metrics: Arc::new(GuestMetrics::default()),
+            metrics,
         }))
     }
 }
@@ -253,7 +254,7 @@ pub struct Guest {
     reuse: u32,
     idle: std::sync::Mutex<Vec<Live>>,
     /// Its counters.
-    pub metrics: Arc<GuestMetrics>,
+    pub metrics: GuestMetrics,
 }
 
 /// A store's resource limits ([`StoreLimits`]), remembering whether they refused a
@@ -338,11 +339,7 @@ pub struct SharedStore(std::sync::Mutex<std::collections::HashMap<String, String
 
 impl SharedStore {
     /// Keys a store holds at most.
-    pub const MAX_KEYS: usize = 1024;
-    /// Longest key, bytes.
-    pub const MAX_KEY: usize = 128;
-    /// Longest value, bytes.
-    pub const MAX_VALUE: usize = 1024;
+    pub const MAX_KEYS: usize = outpost_common::store::MAX_KEYS;
 
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<String> {
@@ -353,18 +350,11 @@ impl SharedStore {
             .cloned()
     }
 
-    /// Set `key`; refused past the bounds.
+    /// Set `key`; refused past the bounds (`outpost_common::store`, which the
+    /// SDK's test double enforces too).
     pub fn set(&self, key: String, value: String) -> Result<(), &'static str> {
-        if key.len() > Self::MAX_KEY {
-            return Err("key longer than 128 bytes");
-        }
-        if value.len() > Self::MAX_VALUE {
-            return Err("value longer than 1024 bytes");
-        }
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= Self::MAX_KEYS && !map.contains_key(&key) {
-            return Err("store full (1024 keys)");
-        }
+        outpost_common::store::check_write(&key, &value, map.len(), map.contains_key(&key))?;
         map.insert(key, value);
         Ok(())
     }
@@ -613,7 +603,7 @@ impl Guest {
                 } else {
                     drop(inst);
                 }
-                self.metrics.record_invocation();
+                self.metrics.invocations.inc();
                 self.metrics.duration.observe(start.elapsed());
                 Ok(v)
             }
@@ -633,7 +623,7 @@ impl Guest {
     }
 
     fn failed(&self, err: GuestError, start: std::time::Instant) -> GuestError {
-        self.metrics.record_invocation();
+        self.metrics.invocations.inc();
         self.metrics.duration.observe(start.elapsed());
         self.metrics.record_failure(&err);
         err

@@ -5,18 +5,25 @@
 //! replay drive it with a virtual clock and get the same limits every run.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
 use crate::clock::Clock;
+use crate::metrics::Counter;
 
-/// Number of priority classes (see `priority-class` in the WIT).
-pub const CLASSES: usize = 5;
-/// Class names, highest first, as used in metrics.
-pub const CLASS_NAMES: [&str; CLASSES] = ["critical", "high", "normal", "low", "bulk"];
+mod fairness;
+mod gradient;
+mod metrics;
+
+pub use fairness::{ClientBuckets, Fairness};
+pub use gradient::{Gradient, SLOW_ROUNDS};
+pub use metrics::LimiterFamilies;
+
+/// Number of priority classes, and their names highest first (see
+/// `priority-class` in the WIT): what the guests' SDK uses too.
+pub use outpost_common::class::{CLASS_NAMES, CLASSES};
 
 /// Queue-time budget of each class while the origin is not overloaded, as a multiple
 /// of `queue_timeout`: a burst is served, whatever its class.
@@ -81,310 +88,6 @@ impl From<&edge_config::Limiter> for LimiterConfig {
     }
 }
 
-/// A gradient concurrency controller (after Envoy's adaptive concurrency filter and
-/// Netflix's Gradient2). Once per round (about one minimum latency) it compares the
-/// round's median latency with the origin's baseline, `tolerance × min latency +
-/// slack`:
-/// - at or under the baseline, a limit that was reached grows: by `headroom`, or
-///   doubling back to the highest limit recently found at baseline (so a limit cut by
-///   a spike recovers within a few rounds once latency is back);
-/// - above it, the limit moves a quarter of the way toward `limit × gradient +
-///   headroom`, the gradient being `baseline / median` clamped to [0.5, 1];
-/// - on overload signals (503, 429, timeouts) it backs off by a tenth.
-///
-/// The minimum latency is the smallest sample of a sliding window of live traffic, so
-/// re-measuring it never starves requests. Pure: its output depends only on the
-/// (time, sample) sequence it is fed.
-#[derive(Debug, Clone)]
-pub struct Gradient {
-    tolerance: f64,
-    headroom: f64,
-    slack_ns: f64,
-    limit: f64,
-    min: f64,
-    max: f64,
-    short_rtt: f64,
-    samples: u64,
-    window_min_ns: u64,
-    window_start_ns: u64,
-    last_min_ns: u64,
-    /// The highest limit a round found at baseline, in this window and the last.
-    window_good: f64,
-    last_good: f64,
-    /// Whether the last round was at baseline with the limit reached.
-    good_streak: bool,
-    round_start_ns: u64,
-    /// The round's latencies (the latest [`ROUND_SAMPLES`] of them).
-    round: [u64; ROUND_SAMPLES],
-    round_n: u32,
-    /// The most in flight at any sample of the round.
-    round_peak: u32,
-    /// The node's largest scheduling lag during the round.
-    round_lag: u64,
-    /// When a round last found the origin above its baseline (or it signalled
-    /// overload).
-    last_slow_ns: Option<u64>,
-    /// When a round last found it at its baseline.
-    last_baseline_ns: Option<u64>,
-    /// The last eight busy rounds, newest in the lowest bit: 1 slow, 0 at baseline.
-    slow_rounds: u8,
-    /// Since when the origin has been slow ([`SLOW_ROUNDS`] of the last eight).
-    slow_since_ns: Option<u64>,
-}
-
-/// How long the windowed minimum latency is kept before it is re-measured from live
-/// traffic (no starvation of requests needed to re-measure it).
-const MIN_RTT_WINDOW_NS: u64 = 5_000_000_000;
-/// The shortest round, so a very fast origin does not update the limit per sample.
-const MIN_ROUND_NS: u64 = 2_000_000;
-/// How far each round moves the limit down toward its target: a latency burst of a
-/// few rounds (a busy moment at the origin or here) moves it little, a lasting change
-/// fully within about ten rounds.
-const SMOOTHING: f64 = 0.25;
-/// How many of the last eight busy rounds must have been slow for the origin to be
-/// slow (and a standing queue its overload).
-pub const SLOW_ROUNDS: u32 = 3;
-/// How many of the node's scheduling lags a round's median may exceed the baseline
-/// by before it counts as slow (on top of the one already taken off each sample)...
-const LAG_DOUBT: f64 = 4.0;
-/// ...counting only the lag above this: a node that keeps up has a lag of tens to
-/// hundreds of microseconds, which says nothing, and would only loosen the limit.
-const LAG_DOUBT_FLOOR_NS: f64 = 1_000_000.0;
-/// How many of a round's latencies are kept for its median (the latest ones).
-const ROUND_SAMPLES: usize = 64;
-
-impl Gradient {
-    /// A controller starting at `initial`, bounded by `[min, max]`, with the
-    /// configuration's default shape (`[limiter] tolerance`, `headroom`,
-    /// `latency_slack`).
-    pub fn new(initial: u32, min: u32, max: u32) -> Gradient {
-        let d = edge_config::Limiter::default();
-        Gradient::with_shape(
-            initial,
-            min,
-            max,
-            *d.tolerance.get_ref(),
-            *d.headroom.get_ref(),
-        )
-        .with_slack(d.latency_slack.get_ref().duration())
-    }
-
-    /// A controller with its latency `tolerance` and probing `headroom` and no slack:
-    /// it settles where `tolerance × min latency / latency + headroom = 1`, i.e. where
-    /// the origin is `tolerance / (1 − headroom)` times slower than unloaded (1.105
-    /// with the defaults: just past an origin's knee, not deep into its queue).
-    pub fn with_shape(initial: u32, min: u32, max: u32, tolerance: f64, headroom: f64) -> Gradient {
-        let min = f64::from(min.max(1));
-        let max = f64::from(max.max(1)).max(min);
-        let limit = f64::from(initial).clamp(min, max);
-        Gradient {
-            tolerance: tolerance.clamp(1.0, 2.0),
-            headroom: headroom.clamp(0.0, 0.5),
-            slack_ns: 0.0,
-            limit,
-            min,
-            max,
-            short_rtt: 0.0,
-            samples: 0,
-            window_min_ns: u64::MAX,
-            window_start_ns: 0,
-            last_min_ns: 0,
-            // Only limits a round found at baseline count, not the configured start.
-            window_good: min,
-            last_good: min,
-            good_streak: false,
-            round_start_ns: 0,
-            round: [0; ROUND_SAMPLES],
-            round_n: 0,
-            round_peak: 0,
-            round_lag: 0,
-            last_slow_ns: None,
-            last_baseline_ns: None,
-            slow_rounds: 0,
-            slow_since_ns: None,
-        }
-    }
-
-    /// Latency above `tolerance × min latency` that still counts as the baseline.
-    pub fn with_slack(mut self, slack: Duration) -> Gradient {
-        self.slack_ns = slack.as_nanos() as f64;
-        self
-    }
-
-    /// The current limit.
-    pub fn limit(&self) -> u32 {
-        self.limit.round() as u32
-    }
-
-    /// Smoothed recent latency, ns.
-    pub fn short_rtt_ns(&self) -> u64 {
-        self.short_rtt as u64
-    }
-
-    /// Minimum latency of the current or last window, ns.
-    pub fn min_rtt_ns(&self) -> u64 {
-        match (self.window_min_ns, self.last_min_ns) {
-            (u64::MAX, last) => last,
-            (w, 0) => w,
-            (w, last) => w.min(last),
-        }
-    }
-
-    /// Whether the origin is slower than its baseline: at least [`SLOW_ROUNDS`] of
-    /// the last eight busy rounds found it so (or it signalled overload), the latest
-    /// within `within_ns` of `now_ns`. One slow round (connections being set up,
-    /// a moment this node stalled) is not enough.
-    pub fn slow_within(&self, now_ns: u64, within_ns: u64) -> bool {
-        self.slow_rounds.count_ones() >= SLOW_ROUNDS
-            && self
-                .last_slow_ns
-                .is_some_and(|t| now_ns.saturating_sub(t) <= within_ns)
-    }
-
-    /// How long the origin has been slow without a break (see [`Gradient::slow_within`]).
-    pub fn slow_for_ns(&self, now_ns: u64) -> u64 {
-        self.slow_since_ns.map_or(0, |t| now_ns.saturating_sub(t))
-    }
-
-    /// Note a busy round's verdict.
-    fn note_round(&mut self, now_ns: u64, slow: bool) {
-        self.slow_rounds = (self.slow_rounds << 1) | u8::from(slow);
-        if self.slow_rounds.count_ones() >= SLOW_ROUNDS {
-            self.slow_since_ns.get_or_insert(now_ns);
-        } else {
-            self.slow_since_ns = None;
-        }
-    }
-
-    /// Feed one completed request: when it finished, how long it took at the origin,
-    /// how many were in flight, and whether the origin signalled overload.
-    pub fn sample(&mut self, now_ns: u64, rtt_ns: u64, in_flight: u32, overload: bool) {
-        self.sample_with_lag(now_ns, rtt_ns, 0, in_flight, overload);
-    }
-
-    /// [`Gradient::sample`], with `lag_ns` of the latency known to be this node's own
-    /// (its runtime was that late running ready tasks, so it read the answer that much
-    /// after it came): the minimum latency is measured from the raw latency, the
-    /// round's median from the latency less the lag (never below the minimum).
-    pub fn sample_with_lag(
-        &mut self,
-        now_ns: u64,
-        rtt_ns: u64,
-        lag_ns: u64,
-        in_flight: u32,
-        overload: bool,
-    ) {
-        if now_ns.saturating_sub(self.window_start_ns) > MIN_RTT_WINDOW_NS {
-            if self.window_min_ns != u64::MAX {
-                self.last_min_ns = self.window_min_ns;
-            }
-            self.window_min_ns = u64::MAX;
-            self.window_start_ns = now_ns;
-            self.last_good = self.window_good;
-            self.window_good = self.min;
-        }
-        self.window_min_ns = self.window_min_ns.min(rtt_ns);
-        if overload {
-            // AIMD backstop: the origin says it is overloaded.
-            self.limit = (self.limit * 0.9).clamp(self.min, self.max);
-            self.last_slow_ns = Some(now_ns);
-            self.note_round(now_ns, true);
-            return;
-        }
-        let min_rtt = self.min_rtt_ns();
-        let rtt_ns = rtt_ns.saturating_sub(lag_ns).max(min_rtt.min(rtt_ns));
-        let rtt = rtt_ns as f64;
-        self.samples += 1;
-        if self.samples == 1 {
-            self.short_rtt = rtt;
-        } else {
-            self.short_rtt += (rtt - self.short_rtt) * 0.1;
-        }
-        if self.round_n == 0 {
-            self.round_start_ns = now_ns;
-        }
-        self.round[self.round_n as usize % ROUND_SAMPLES] = rtt_ns;
-        self.round_n += 1;
-        self.round_peak = self.round_peak.max(in_flight);
-        self.round_lag = self.round_lag.max(lag_ns);
-        if now_ns.saturating_sub(self.round_start_ns) < min_rtt.max(MIN_ROUND_NS) {
-            return;
-        }
-        // The round's median, not its mean: a few stalled requests (a pause at the
-        // origin, a busy moment here) do not cut the limit; a slower origin slows
-        // most of them, and moves the median.
-        let kept = &mut self.round[..(self.round_n as usize).min(ROUND_SAMPLES)];
-        let mid = kept.len() / 2;
-        let median = *kept.select_nth_unstable(mid).1 as f64;
-        // Application-limited rounds (little ever in flight) say nothing about
-        // capacity. And the limit only grows when it was reached: a limit that light
-        // traffic never tests would otherwise drift up, and a spike would then
-        // overshoot the origin's knee before the gradient brings it back.
-        let peak = f64::from(self.round_peak) + 1.0;
-        let (busy, reached) = (peak >= self.limit / 2.0, peak >= self.limit);
-        self.round_peak = 0;
-        self.round_n = 0;
-        let round_lag = std::mem::take(&mut self.round_lag) as f64;
-        if !busy {
-            return;
-        }
-        // The slack counts in full for an origin much faster than it (noise of a
-        // fraction of a millisecond is not overload) and fades for slower ones, whose
-        // knee the tolerance alone places: slack² / (slack + min latency).
-        let min = min_rtt as f64;
-        let slack = self.slack_ns * self.slack_ns / (self.slack_ns + min).max(1.0);
-        let baseline = min * self.tolerance + slack;
-        // While this node runs late, latency within a few of its lags of the baseline
-        // cannot be told from its own delay (more than one hand-over, the origin
-        // sharing its CPU): it is not taken as overload. An origin that truly slows
-        // slows by far more; and 503s, 429s and timeouts still cut the limit.
-        let doubt = LAG_DOUBT * (round_lag - LAG_DOUBT_FLOOR_NS).max(0.0);
-        if median <= baseline + doubt {
-            self.last_baseline_ns = Some(now_ns);
-            self.note_round(now_ns, false);
-            // At baseline: the origin takes this much without slowing. A limit counts
-            // as good after two such rounds in a row (the answers of one round may
-            // have started before it was reached).
-            if reached {
-                if std::mem::replace(&mut self.good_streak, true) {
-                    self.window_good = self.window_good.max(self.limit);
-                }
-                let good = self.window_good.max(self.last_good);
-                self.limit = if self.limit < good {
-                    (self.limit * 2.0).min(good)
-                } else {
-                    self.limit * (1.0 + self.headroom)
-                }
-                .clamp(self.min, self.max);
-            } else {
-                self.good_streak = false;
-            }
-            return;
-        }
-        self.good_streak = false;
-        let first_slow = self
-            .last_slow_ns
-            .is_none_or(|t| self.last_baseline_ns.is_some_and(|b| b > t));
-        self.last_slow_ns = Some(now_ns);
-        self.note_round(now_ns, true);
-        let gradient = ((baseline + doubt) / median.max(1.0)).clamp(0.5, 1.0);
-        // The first slow round at or above the good mark: the mark was wrong (the
-        // origin's capacity fell, or it was learnt from a moment that did not load
-        // it); recovery now goes no further than what this round suggests.
-        if first_slow && self.limit >= self.window_good.max(self.last_good) {
-            let mark = (self.limit * gradient).max(self.min);
-            self.window_good = self.window_good.min(mark);
-            self.last_good = self.last_good.min(mark);
-        }
-        // Headroom to probe for more capacity: a share of the limit (√limit, as in
-        // Envoy and Gradient2, overshoots small limits: at 4 it is half again).
-        let target = self.limit * gradient + self.limit * self.headroom;
-        if target > self.limit && !reached {
-            return;
-        }
-        self.limit = (self.limit + (target - self.limit) * SMOOTHING).clamp(self.min, self.max);
-    }
-}
 
 /// Exponentially decaying counts of admitted and shed requests per class.
 #[derive(Debug, Clone, Default)]
@@ -467,14 +170,28 @@ impl State {
 }
 
 /// Per-class counters of one origin's limiter.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ClassCounters {
     /// Admitted at once or after queueing.
-    pub admitted: [AtomicU64; CLASSES],
+    pub admitted: [Counter; CLASSES],
     /// Admitted after waiting in the queue.
-    pub queued: [AtomicU64; CLASSES],
+    pub queued: [Counter; CLASSES],
     /// Shed (queue full, timed out in the queue, or evicted by a higher class).
-    pub shed: [AtomicU64; CLASSES],
+    pub shed: [Counter; CLASSES],
+}
+
+/// How a request enters the limiter.
+enum Entry {
+    /// Admitted at once.
+    Admitted,
+    /// Shed at once.
+    Shed(ShedReason),
+    /// Waiting in the queue, for at most `timeout`.
+    Queued {
+        rx: oneshot::Receiver<Result<(), ShedReason>>,
+        key: (usize, u64),
+        timeout: Duration,
+    },
 }
 
 /// The limiter of one origin.
@@ -591,7 +308,13 @@ impl OriginLimiter {
 
     /// A limiter for `origin` reading `clock` (virtual in replays).
     pub fn with_clock(origin: &str, config: LimiterConfig, clock: Clock) -> Arc<OriginLimiter> {
-        Self::with_lag(origin, config, clock, crate::clock::Lag::default())
+        Self::with_lag(
+            origin,
+            config,
+            clock,
+            crate::clock::Lag::default(),
+            ClassCounters::default(),
+        )
     }
 
     /// A limiter for `origin` reading `clock`, that leaves the node's runtime `lag`
@@ -601,6 +324,7 @@ impl OriginLimiter {
         config: LimiterConfig,
         clock: Clock,
         lag: crate::clock::Lag,
+        counters: ClassCounters,
     ) -> Arc<OriginLimiter> {
         Arc::new(OriginLimiter {
             origin: origin.into(),
@@ -623,7 +347,7 @@ impl OriginLimiter {
                 rates: ShedRate::default(),
             }),
             config,
-            counters: ClassCounters::default(),
+            counters,
         })
     }
 
@@ -685,59 +409,19 @@ impl OriginLimiter {
             sampled: false,
         };
         if !self.config.enabled {
-            self.counters.admitted[class].fetch_add(1, Ordering::Relaxed);
+            self.counters.admitted[class].inc();
             return Ok(permit(self));
         }
-        let (rx, key, timeout) = {
-            let mut st = self.lock();
-            let limit = st.gradient.limit();
-            let ahead = st.queue.range(..(class + 1, 0)).next().is_some();
-            if !ahead && st.in_flight + cost <= limit {
-                st.in_flight += cost;
-                st.rates.record(arrived, class, false);
-                drop(st);
-                self.counters.admitted[class].fetch_add(1, Ordering::Relaxed);
+        let (rx, key, timeout) = match self.enter(class, cost, arrived) {
+            Entry::Admitted => {
+                self.counters.admitted[class].inc();
                 return Ok(permit(self));
             }
-            if st.queue.len() >= self.config.queue_size {
-                // Full: evict the lowest, newest waiter if it ranks below this request.
-                let victim = st.queue.last_key_value().map(|(k, _)| *k);
-                match victim {
-                    Some(k) if k.0 > class => {
-                        if let Some(w) = st.queue.remove(&k) {
-                            let _ = w.tx.send(Err("evicted by a higher class"));
-                        }
-                    }
-                    _ => {
-                        st.rates.record(arrived, class, true);
-                        drop(st);
-                        self.counters.shed[class].fetch_add(1, Ordering::Relaxed);
-                        return Err("queue full");
-                    }
-                }
+            Entry::Shed(reason) => {
+                self.counters.shed[class].inc();
+                return Err(reason);
             }
-            let (tx, rx) = oneshot::channel();
-            st.seq += 1;
-            let key = (class, st.seq);
-            st.queue.insert(
-                key,
-                Waiter {
-                    cost,
-                    arrived_ns: arrived,
-                    tx,
-                },
-            );
-            // A burst gets the long budget (higher classes longer: they are admitted
-            // first when a slot frees, so their wait is short unless the origin is
-            // truly full); an overloaded origin's queue the short one, so waiting
-            // cannot build up. Waiters from before the overload are held to the short
-            // budget by `release`.
-            let timeout = if self.overloaded(&st, arrived) {
-                self.congested_budget(&st, class)
-            } else {
-                self.config.queue_timeout.mul_f64(CLASS_BUDGET[class])
-            };
-            (rx, key, timeout)
+            Entry::Queued { rx, key, timeout } => (rx, key, timeout),
         };
         let outcome = tokio::time::timeout(timeout, rx).await;
         let now = self.clock.monotonic_ns();
@@ -745,18 +429,83 @@ impl OriginLimiter {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(reason))) => Err(reason),
             Ok(Err(_)) => Err("limiter dropped"),
-            Err(_) => {
-                let mut st = self.lock();
-                if st.queue.remove(&key).is_some() {
-                    // Timed out: this waiter stood above any target.
-                    st.first_above_ns.get_or_insert(now);
-                    Err("queue timeout")
-                } else {
-                    // Admitted in the instant the timer fired: keep it.
-                    Ok(())
+            Err(_) => self.timed_out(key, now),
+        };
+        self.left_queue(class, arrived, now, result)?;
+        Ok(permit(self))
+    }
+
+    /// Admit at once (nobody of this class or higher waiting, room under the limit),
+    /// shed (the queue is full of higher classes), or queue with the class's budget.
+    fn enter(&self, class: usize, cost: u32, arrived: u64) -> Entry {
+        let mut st = self.lock();
+        let limit = st.gradient.limit();
+        let ahead = st.queue.range(..(class + 1, 0)).next().is_some();
+        if !ahead && st.in_flight + cost <= limit {
+            st.in_flight += cost;
+            st.rates.record(arrived, class, false);
+            return Entry::Admitted;
+        }
+        if st.queue.len() >= self.config.queue_size {
+            // Full: evict the lowest, newest waiter if it ranks below this request.
+            let victim = st.queue.last_key_value().map(|(k, _)| *k);
+            match victim {
+                Some(k) if k.0 > class => {
+                    if let Some(w) = st.queue.remove(&k) {
+                        let _ = w.tx.send(Err("evicted by a higher class"));
+                    }
+                }
+                _ => {
+                    st.rates.record(arrived, class, true);
+                    return Entry::Shed("queue full");
                 }
             }
+        }
+        let (tx, rx) = oneshot::channel();
+        st.seq += 1;
+        let key = (class, st.seq);
+        st.queue.insert(
+            key,
+            Waiter {
+                cost,
+                arrived_ns: arrived,
+                tx,
+            },
+        );
+        // A burst gets the long budget (higher classes longer: they are admitted
+        // first when a slot frees, so their wait is short unless the origin is truly
+        // full); an overloaded origin's queue the short one, so waiting cannot build
+        // up. Waiters from before the overload are held to the short budget by
+        // `release`.
+        let timeout = if self.overloaded(&st, arrived) {
+            self.congested_budget(&st, class)
+        } else {
+            self.config.queue_timeout.mul_f64(CLASS_BUDGET[class])
         };
+        Entry::Queued { rx, key, timeout }
+    }
+
+    /// A waiter's budget ran out: shed, unless it was admitted in the instant the
+    /// timer fired.
+    fn timed_out(&self, key: (usize, u64), now: u64) -> Result<(), ShedReason> {
+        let mut st = self.lock();
+        if st.queue.remove(&key).is_some() {
+            // Timed out: this waiter stood above any target.
+            st.first_above_ns.get_or_insert(now);
+            Err("queue timeout")
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Account for a waiter that left the queue, admitted or shed.
+    fn left_queue(
+        &self,
+        class: usize,
+        arrived: u64,
+        now: u64,
+        result: Result<(), ShedReason>,
+    ) -> Result<(), ShedReason> {
         let mut st = self.lock();
         match result {
             Ok(()) => {
@@ -764,9 +513,9 @@ impl OriginLimiter {
                 st.queue_delay_ns += (waited - st.queue_delay_ns) * 0.1;
                 st.rates.record(now, class, false);
                 drop(st);
-                self.counters.admitted[class].fetch_add(1, Ordering::Relaxed);
-                self.counters.queued[class].fetch_add(1, Ordering::Relaxed);
-                Ok(permit(self))
+                self.counters.admitted[class].inc();
+                self.counters.queued[class].inc();
+                Ok(())
             }
             Err(reason) => {
                 st.rates.record(now, class, true);
@@ -774,7 +523,7 @@ impl OriginLimiter {
                     st.first_above_ns = None;
                 }
                 drop(st);
-                self.counters.shed[class].fetch_add(1, Ordering::Relaxed);
+                self.counters.shed[class].inc();
                 Err(reason)
             }
         }
@@ -988,7 +737,7 @@ mod tests {
         drop(held);
         assert!(crit.await.expect("join").is_ok());
         assert!(normal.await.expect("join").is_ok());
-        assert_eq!(l.counters.shed[4].load(Ordering::Relaxed), 1);
+        assert_eq!(l.counters.shed[4].get(), 1);
         assert_eq!(l.snapshot().in_flight, 0);
     }
 
@@ -1180,142 +929,3 @@ mod tests {
     }
 }
 
-type Buckets = std::collections::HashMap<String, (f64, u64)>;
-
-/// Per-client token buckets in a bounded table: two generations of at most
-/// `capacity / 2` clients each; when the current one fills, the previous is
-/// forgotten and the current becomes previous (O(1), no scan, bounded memory).
-pub struct ClientBuckets {
-    rate: f64,
-    burst: f64,
-    half: usize,
-    /// (current, previous) generations: client → (tokens, last refill ns).
-    tables: Mutex<(Buckets, Buckets)>,
-    /// Requests demoted to `bulk` for exceeding their bucket.
-    pub demoted: AtomicU64,
-}
-
-impl ClientBuckets {
-    /// Buckets refilling at `rate` per second up to `burst`, for at most
-    /// `capacity` clients. None when `rate` is 0 (off).
-    pub fn new(rate: f64, burst: f64, capacity: usize) -> Option<ClientBuckets> {
-        (rate > 0.0).then(|| ClientBuckets {
-            rate,
-            burst: burst.max(1.0),
-            half: (capacity / 2).max(1),
-            tables: Mutex::new(Default::default()),
-            demoted: AtomicU64::new(0),
-        })
-    }
-
-    /// Take a token for `client` at `now_ns`; false when its bucket is empty.
-    pub fn take(&self, client: &str, now_ns: u64) -> bool {
-        let mut guard = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        let (current, previous) = &mut *guard;
-        let (mut tokens, last) = match current.get(client) {
-            Some(b) => *b,
-            None => previous.remove(client).unwrap_or((self.burst, now_ns)),
-        };
-        let dt = now_ns.saturating_sub(last) as f64 / 1e9;
-        tokens = (tokens + dt * self.rate).min(self.burst);
-        let ok = tokens >= 1.0;
-        if ok {
-            tokens -= 1.0;
-        } else {
-            self.demoted.fetch_add(1, Ordering::Relaxed);
-        }
-        if !current.contains_key(client) && current.len() >= self.half {
-            *previous = std::mem::take(current);
-        }
-        current.insert(client.to_string(), (tokens, now_ns));
-        ok
-    }
-
-    /// Clients tracked now.
-    pub fn len(&self) -> usize {
-        let guard = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        guard.0.len() + guard.1.len()
-    }
-
-    /// Whether no client is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Per-client fairness with the address as the identity: every request takes a token
-/// from its key's bucket (the admit guest's client key within the address, or the
-/// address alone) and from its address's bucket, which is `share` times larger, so a
-/// key a client asserts can subdivide its address but never escape it.
-pub struct Fairness {
-    keys: ClientBuckets,
-    addresses: ClientBuckets,
-    /// Requests demoted to `bulk` for exceeding a bucket.
-    pub demoted: AtomicU64,
-}
-
-impl Fairness {
-    /// None when `rate` is 0 (off).
-    pub fn new(rate: f64, burst: f64, share: f64, capacity: usize) -> Option<Fairness> {
-        let share = share.max(1.0);
-        Some(Fairness {
-            keys: ClientBuckets::new(rate, burst, capacity)?,
-            addresses: ClientBuckets::new(rate * share, burst * share, capacity)?,
-            demoted: AtomicU64::new(0),
-        })
-    }
-
-    /// Take a token for `address` (and `key` within it); false when either bucket is
-    /// empty.
-    pub fn take(&self, address: &str, key: Option<&str>, now_ns: u64) -> bool {
-        let per_key = self
-            .keys
-            .take(&format!("{address} {}", key.unwrap_or("")), now_ns);
-        let per_address = self.addresses.take(address, now_ns);
-        let ok = per_key && per_address;
-        if !ok {
-            self.demoted.fetch_add(1, Ordering::Relaxed);
-        }
-        ok
-    }
-
-    /// Clients (keys within addresses) tracked now.
-    pub fn len(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Whether no client is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-#[cfg(test)]
-mod bucket_tests {
-    use super::ClientBuckets;
-
-    #[test]
-    fn a_client_past_its_bucket_is_refused_until_it_refills() {
-        let b = ClientBuckets::new(10.0, 3.0, 100).expect("on");
-        let t = 1_000_000_000;
-        assert!(b.take("a", t) && b.take("a", t) && b.take("a", t));
-        assert!(!b.take("a", t), "burst of 3 spent");
-        assert!(b.take("b", t), "other clients are not affected");
-        assert!(
-            b.take("a", t + 100_000_000),
-            "0.1 s at 10/s refills one token"
-        );
-        assert!(!b.take("a", t + 100_000_000));
-        assert_eq!(b.demoted.load(std::sync::atomic::Ordering::Relaxed), 2);
-        assert!(ClientBuckets::new(0.0, 3.0, 100).is_none(), "rate 0 is off");
-    }
-
-    #[test]
-    fn the_table_stays_bounded() {
-        let b = ClientBuckets::new(1.0, 1.0, 1000).expect("on");
-        for i in 0..100_000 {
-            b.take(&format!("client-{i}"), i);
-        }
-        assert!(b.len() <= 1000, "{}", b.len());
-    }
-}

@@ -1,0 +1,297 @@
+//! `outpost replay`: recorded traffic through a node, in-process or over the
+//! network; a report, the decisions, a diff between two configs, expectations.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::net::SocketAddr;
+
+use outpost::replay::{self, Replayed};
+
+use super::load;
+
+/// `outpost replay`'s arguments.
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// The recordings.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The configuration (default: the embedded one).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// A second configuration: replay through both in-process and list the
+    /// requests whose decisions differ, grouped by kind of change. (In-process
+    /// only, and it reports differences, not a report: it does not combine with
+    /// --target, --json or --expect.)
+    #[arg(long, conflicts_with_all = ["target", "json", "expect"])]
+    diff: Option<PathBuf>,
+    /// Force the input format: har, clf, jsonl.
+    #[arg(long)]
+    format: Option<String>,
+    /// Stop at the first malformed entry instead of reporting and skipping it.
+    #[arg(long)]
+    strict: bool,
+    /// The authority for inputs that have none (access logs).
+    #[arg(long, default_value = "localhost")]
+    authority: String,
+    /// Write every request's decisions (or, with --diff, every difference) as JSONL.
+    #[arg(long)]
+    decisions: Option<PathBuf>,
+    /// Assertions to check over the replay (TOML); failing ones fail the command.
+    #[arg(long)]
+    expect: Option<PathBuf>,
+    /// Network mode: send the requests over HTTP to a running node at this address.
+    #[arg(long)]
+    target: Option<SocketAddr>,
+    /// Network mode: replay speed relative to the recorded times.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Network mode: longest idle gap between requests, milliseconds.
+    #[arg(long)]
+    max_gap_ms: Option<u64>,
+    /// Network mode: ignore recorded times, send as fast as --concurrency allows.
+    #[arg(long)]
+    flood: bool,
+    /// Network mode: requests in flight at most.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Scenario "launch day": multiply the requests under this path prefix (the
+    /// live share) by --spike, each copy a distinct viewer, and compress the
+    /// whole in time by --compress.
+    #[arg(long)]
+    launch_day: Option<String>,
+    /// Launch day: copies of each live request.
+    #[arg(long, default_value_t = 20)]
+    spike: u32,
+    /// Launch day: time compression factor.
+    #[arg(long, default_value_t = 10.0)]
+    compress: f64,
+}
+
+fn read_entries(args: &ReplayArgs) -> Result<(Vec<outpost_traffic::Entry>, u64), ExitCode> {
+    let format = match args
+        .format
+        .as_deref()
+        .map(str::parse::<outpost_traffic::Format>)
+    {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) => {
+            eprintln!("error: --format: {e}");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let options = outpost_traffic::Options {
+        format,
+        authority: args.authority.clone(),
+        ..Default::default()
+    };
+    let mut entries = Vec::new();
+    let mut malformed = 0;
+    for f in &args.files {
+        let reader = match outpost_traffic::read_file(f, &options) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {}: {e}", f.display());
+                return Err(ExitCode::FAILURE);
+            }
+        };
+        for item in reader {
+            match item {
+                Ok(e) => entries.push(e),
+                Err(e) => {
+                    eprintln!("skipped: {e}");
+                    malformed += 1;
+                    if args.strict {
+                        return Err(ExitCode::FAILURE);
+                    }
+                }
+            }
+        }
+    }
+    if entries.is_empty() {
+        eprintln!(
+            "error: no valid entry to replay in {} ({malformed} malformed)",
+            args.files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Err(ExitCode::FAILURE);
+    }
+    Ok((entries, malformed))
+}
+
+/// Run a replay.
+pub async fn replay(args: ReplayArgs) -> ExitCode {
+    let (mut entries, malformed) = match read_entries(&args) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if let Some(prefix) = &args.launch_day {
+        entries = replay::launch_day(&entries, prefix, args.spike, args.compress);
+    }
+    let total = entries.len();
+    let progress = move |n: usize| {
+        if n.is_multiple_of(5000) || n == total {
+            eprint!("\rreplayed {n} / {total}");
+            if n == total {
+                eprintln!();
+            }
+        }
+    };
+    let mut decisions: Vec<Replayed> = Vec::with_capacity(total);
+    let mut report = if let Some(target) = args.target {
+        let pacing = if args.flood {
+            replay::Pacing::Flood
+        } else {
+            replay::Pacing::Recorded {
+                speed: args.speed,
+                max_gap: args.max_gap_ms.map(std::time::Duration::from_millis),
+            }
+        };
+        replay::network(target, entries, pacing, args.concurrency, |d, _| {
+            decisions.push(d.clone());
+            progress(decisions.len());
+        })
+        .await
+    } else {
+        let (node, clock) = match node(args.config.clone()).await {
+            Ok(n) => n,
+            Err(code) => return code,
+        };
+        if let Some(b) = args.diff.clone() {
+            return diff(&node, &clock, b, entries, args.decisions.as_ref()).await;
+        }
+        replay::in_process(&node, &clock, entries, |d| {
+            decisions.push(d.clone());
+            progress(decisions.len());
+        })
+        .await
+    };
+    report.malformed = malformed;
+    finish(&args, &report, &decisions)
+}
+
+/// The node an in-process replay runs (model origins, a virtual clock).
+async fn node(
+    path: Option<PathBuf>,
+) -> Result<(outpost::Node, outpost::clock::Clock), ExitCode> {
+    let config = load(path.as_ref())?;
+    replay::replay_node(config, None).await.map_err(|errors| {
+        for e in errors {
+            eprintln!("{e}");
+        }
+        ExitCode::FAILURE
+    })
+}
+
+/// Replay through `a` and through the config at `b`; print (and write) the
+/// requests decided differently.
+async fn diff(
+    a: &outpost::Node,
+    clock_a: &outpost::clock::Clock,
+    b: PathBuf,
+    entries: Vec<outpost_traffic::Entry>,
+    out: Option<&PathBuf>,
+) -> ExitCode {
+    let total = entries.len();
+    let (node_b, clock_b) = match node(Some(b)).await {
+        Ok(n) => n,
+        Err(code) => return code,
+    };
+    let mut first = Vec::with_capacity(total);
+    replay::in_process(a, clock_a, entries.iter().cloned(), |d| first.push(d.clone())).await;
+    let mut other = Vec::with_capacity(total);
+    replay::in_process(&node_b, &clock_b, entries, |d| other.push(d.clone())).await;
+    let (diffs, kinds) = replay::diff(&first, &other);
+    println!("{} of {total} requests decided differently", diffs.len());
+    for (kind, n) in &kinds {
+        println!("  {n:>8}  {kind}");
+    }
+    for d in diffs.iter().take(20) {
+        println!(
+            "  #{} {}: {} → {}",
+            d.seq,
+            d.request,
+            d.a.forwarded.clone().unwrap_or_else(|| d.a.answered_by.to_string()),
+            d.b.forwarded.clone().unwrap_or_else(|| d.b.answered_by.to_string())
+        );
+    }
+    let Some(path) = out else {
+        return ExitCode::SUCCESS;
+    };
+    let mut text = String::new();
+    for d in &diffs {
+        match serde_json::to_string(d) {
+            Ok(l) => {
+                text.push_str(&l);
+                text.push('\n');
+            }
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
+    if let Err(e) = std::fs::write(path, text) {
+        eprintln!("error: writing {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// Write the decisions, print the report, check the expectations.
+fn finish(args: &ReplayArgs, report: &replay::Report, decisions: &[Replayed]) -> ExitCode {
+    if let Some(path) = &args.decisions {
+        let written = std::fs::File::create(path).and_then(|f| {
+            let mut w = std::io::BufWriter::new(f);
+            replay::write_decisions(&mut w, decisions)?;
+            std::io::Write::flush(&mut w)
+        });
+        if let Err(e) = written {
+            eprintln!("error: writing {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if args.json {
+        match serde_json::to_string_pretty(report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("error: {e}"),
+        }
+    } else {
+        print!("{}", report.summary());
+    }
+    match &args.expect {
+        Some(path) => check_expectations(path, decisions),
+        None => ExitCode::SUCCESS,
+    }
+}
+
+/// Check the expectations in `path` over `decisions`; a failing one fails the
+/// command.
+fn check_expectations(path: &PathBuf, decisions: &[Replayed]) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: reading {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let expectations: replay::Expectations = match toml::from_str(&text) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let (lines, ok) = expectations.check(decisions);
+    for l in lines {
+        println!("{l}");
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,109 @@
+//! `outpost serve` (the default): run the node until ctrl-c; SIGHUP reloads its
+//! configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use outpost::{BuildOptions, Running};
+
+use super::load;
+
+/// Run the node on the config at `path` (or the embedded default).
+pub async fn serve(
+    path: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+    no_cache: bool,
+) -> ExitCode {
+    let config = match load(path.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let opts = BuildOptions {
+        no_cache,
+        ..Default::default()
+    };
+    let running = match outpost::start(config, &opts, listen, admin.map(Some)).await {
+        Ok(r) => r,
+        Err(e) => {
+            say_err!("{e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    banner(&running, path.as_ref());
+    until_stopped(&running, path.as_ref()).await;
+    running.shutdown();
+    ExitCode::SUCCESS
+}
+
+/// Where the node listens, and what to try.
+fn banner(running: &Running, path: Option<&PathBuf>) {
+    let from = path.map_or_else(
+        || "the embedded default".to_string(),
+        |p| p.display().to_string(),
+    );
+    say!("Outpost is serving ({from}).");
+    for l in &running.listeners {
+        say!("  listening on http://{l}");
+    }
+    if let Some(a) = running.admin {
+        say!("  admin API    http://{a}/metrics  /healthz  /guests  /config");
+    }
+    if let (Some(demo), Some(l)) = (running.node().demo_origin, running.listeners.first()) {
+        say!("  demo origin  http://{demo} (a synthetic live HLS stream)");
+        say!("");
+        say!("Try it:");
+        say!("  curl -s http://{l}/live/master.m3u8");
+        say!("  curl -s http://{l}/live/360p/index.m3u8");
+        say!("  ffplay http://{l}/live/master.m3u8    (or any HLS player)");
+    }
+    say!("  (SIGHUP reloads the configuration; ctrl-c stops)");
+}
+
+/// Serve until ctrl-c, reloading on SIGHUP.
+async fn until_stopped(running: &Running, path: Option<&PathBuf>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            say_err!("cannot listen for SIGHUP, reload disabled: {e}");
+            None
+        }
+    };
+    loop {
+        let reload = async {
+            match hangup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => {
+                if let Err(e) = r {
+                    say_err!("cannot wait for ctrl-c: {e}");
+                }
+                say!("shutting down");
+                return;
+            }
+            _ = reload => reload_from(running, path).await,
+        }
+    }
+}
+
+/// Reload the config at `path`; on any error the old one keeps serving.
+async fn reload_from(running: &Running, path: Option<&PathBuf>) {
+    let Ok(config) = load(path) else {
+        say_err!("reload refused: the configuration is invalid; still serving the old one");
+        return;
+    };
+    match running.reload(config).await {
+        Ok(()) => say!("configuration reloaded"),
+        Err(errors) => {
+            for e in &errors {
+                say_err!("error: {e}");
+            }
+            say_err!("reload refused; still serving the old configuration");
+        }
+    }
+}

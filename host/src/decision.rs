@@ -1,0 +1,180 @@
+//! The decision: what the node did with one request, as plain values. The proxy
+//! fills it, the recorder stores it, replay compares it. One name for one concept:
+//! "decision" everywhere.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// What happened to one request: every decision taken. Only a detailed decision
+/// ([`Decision::detailed`], for a recorded or replayed request) records them; for
+/// every other request the proxy keeps the status alone and formats nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The route that matched (none: no route).
+    pub route: Option<String>,
+    /// The class the admit phase gave (`critical` ... `bulk`).
+    pub class: Option<String>,
+    /// Each guest's action, in order: `admit:shed=normal`, `request:rw=forward`,
+    /// `request:rw=respond 403`, `response:rendition=edit`, `request:rw=failed trap` ...
+    pub guests: Vec<String>,
+    /// The request as sent to the origin (method, path, query), if it was.
+    pub forwarded: Option<String>,
+    /// Headers the request guests set or changed (`name: value`), sorted.
+    pub headers_set: Vec<String>,
+    /// Headers the request guests removed, sorted.
+    pub headers_removed: Vec<String>,
+    /// The origin it went to.
+    pub origin: Option<String>,
+    /// Who answered.
+    pub answered_by: AnsweredBy,
+    /// Why it was shed or failed, when it was.
+    pub reason: Option<String>,
+    /// The status the client got.
+    pub status: u16,
+    /// Whether a response guest replaced the body.
+    pub body_replaced: bool,
+    /// Whether the decisions are recorded at all (recording, replay). Off, the
+    /// proxy keeps only `status` and `body_replaced`, so serving an ordinary
+    /// request formats and copies nothing for it.
+    #[serde(skip)]
+    pub detail: bool,
+}
+
+impl Decision {
+    /// A decision that records every step.
+    pub fn detailed() -> Decision {
+        Decision {
+            detail: true,
+            ..Decision::default()
+        }
+    }
+
+    /// Record a guest's action, built only when the decision is detailed.
+    pub fn step(&mut self, action: impl FnOnce() -> String) {
+        if self.detail {
+            self.guests.push(action());
+        }
+    }
+
+    /// Record who answered, when the decision is detailed.
+    pub fn answered(&mut self, by: impl FnOnce() -> AnsweredBy) {
+        if self.detail {
+            self.answered_by = by();
+        }
+    }
+}
+
+/// Who answered a request. Written as `origin`, `admit:<guest>`, `request:<guest>`,
+/// `limiter`, `error`, `network` (a network replay, which sees only the status), or
+/// the empty string (not yet answered).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AnsweredBy {
+    /// Nobody yet.
+    #[default]
+    Nobody,
+    /// The origin.
+    Origin,
+    /// The admit guest of that name rejected it.
+    Admit(Arc<str>),
+    /// The request guest of that name answered at the edge.
+    Request(Arc<str>),
+    /// The limiter shed it.
+    Limiter,
+    /// An error (client, origin, guest failing closed).
+    Error,
+    /// A network replay's request (who answered is not visible from outside).
+    Network,
+}
+
+impl AnsweredBy {
+    /// A guest (admit or request) answered at the edge.
+    pub fn is_edge(&self) -> bool {
+        matches!(self, AnsweredBy::Admit(_) | AnsweredBy::Request(_))
+    }
+}
+
+impl fmt::Display for AnsweredBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AnsweredBy::Nobody => Ok(()),
+            AnsweredBy::Origin => f.write_str("origin"),
+            AnsweredBy::Admit(g) => write!(f, "admit:{g}"),
+            AnsweredBy::Request(g) => write!(f, "request:{g}"),
+            AnsweredBy::Limiter => f.write_str("limiter"),
+            AnsweredBy::Error => f.write_str("error"),
+            AnsweredBy::Network => f.write_str("network"),
+        }
+    }
+}
+
+impl std::str::FromStr for AnsweredBy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<AnsweredBy, String> {
+        Ok(match s {
+            "" => AnsweredBy::Nobody,
+            "origin" => AnsweredBy::Origin,
+            "limiter" => AnsweredBy::Limiter,
+            "error" => AnsweredBy::Error,
+            "network" => AnsweredBy::Network,
+            _ => match s.split_once(':') {
+                Some(("admit", g)) => AnsweredBy::Admit(g.into()),
+                Some(("request", g)) => AnsweredBy::Request(g.into()),
+                _ => return Err(format!("not who answered a request: {s:?}")),
+            },
+        })
+    }
+}
+
+impl Serialize for AnsweredBy {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for AnsweredBy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<AnsweredBy, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn who_answered_round_trips_through_its_text() {
+        for a in [
+            AnsweredBy::Nobody,
+            AnsweredBy::Origin,
+            AnsweredBy::Admit("shed".into()),
+            AnsweredBy::Request("rw".into()),
+            AnsweredBy::Limiter,
+            AnsweredBy::Error,
+            AnsweredBy::Network,
+        ] {
+            let json = serde_json::to_string(&a).expect("serialises");
+            let back: AnsweredBy = serde_json::from_str(&json).expect("parses");
+            assert_eq!(back, a, "{json}");
+        }
+        assert_eq!(AnsweredBy::Admit("shed".into()).to_string(), "admit:shed");
+        assert!("someone".parse::<AnsweredBy>().is_err());
+    }
+
+    #[test]
+    fn a_decision_serialises_in_its_field_order() {
+        let d = Decision {
+            route: Some("live".into()),
+            answered_by: AnsweredBy::Origin,
+            status: 200,
+            ..Decision::detailed()
+        };
+        assert_eq!(
+            serde_json::to_string(&d).expect("serialises"),
+            r#"{"route":"live","class":null,"guests":[],"forwarded":null,"headers_set":[],"headers_removed":[],"origin":null,"answered_by":"origin","reason":null,"status":200,"body_replaced":false}"#
+        );
+    }
+}

@@ -1,0 +1,436 @@
+//! Building a node from a validated config, in steps that each return what they
+//! built and push positioned diagnostics: the engine, the guests (loaded, then
+//! each checking its own config), the client rules, the origins, the routes, the
+//! recorder. Every problem found is reported, not only the first.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use edge_config::{Config, Diagnostic, GuestSource, OriginKind, Spanned};
+
+use super::{BuildOptions, GuestRef, Node, OriginEntry, RouteEntry, builtin_guest};
+use crate::limiter::{LimiterConfig, OriginLimiter};
+use crate::runtime::{CompileCache, EngineOptions, Guest, GuestLimits, Runtime};
+use crate::upstream::{OriginClient, OriginTimeouts};
+
+/// The largest guest component read (the shipped guests are well under 1 MiB).
+const MAX_WASM_BYTES: u64 = 64 << 20;
+
+type Guests = BTreeMap<String, Arc<Guest>>;
+type Origins = HashMap<String, Arc<OriginEntry>>;
+
+impl Node {
+    /// Build a node: start demo origins, load every guest, resolve routes. All errors
+    /// found are returned, positioned in the config where possible.
+    pub async fn build(config: Config, opts: &BuildOptions) -> Result<Node, Vec<Diagnostic>> {
+        let mut errors = Vec::new();
+        let runtime = engine(&config, opts)?;
+        let guests = load_guests(&config, opts, &runtime, &mut errors);
+        check_guest_configs(&config, &runtime, &guests, &mut errors).await;
+        let clients = crate::client::ClientRules::load(&config).unwrap_or_else(|mut e| {
+            errors.append(&mut e);
+            crate::client::ClientRules::default()
+        });
+        let (origins, demo_origin) = build_origins(&config, opts, &mut errors).await;
+        let routes = resolve_routes(&config, &guests, &origins, opts, &mut errors);
+        let recorder = start_recorder(&config, opts, &mut errors);
+        if !errors.is_empty() {
+            errors.sort_by_key(|d| (d.line, d.column));
+            return Err(errors);
+        }
+        let families = &opts.families.limiter;
+        let limiter = &config.limiter;
+        Ok(Node {
+            fairness: crate::limiter::Fairness::new(
+                *limiter.client_rate.get_ref(),
+                *limiter.client_burst.get_ref(),
+                *limiter.client_address_share.get_ref(),
+                limiter.client_table,
+            )
+            .map(|f| f.counting(families.client_demoted.clone())),
+            priority: crate::limiter::ClientBuckets::new(
+                *limiter.priority_rate.get_ref(),
+                *limiter.priority_burst.get_ref(),
+                limiter.client_table,
+            )
+            .map(|b| b.counting(families.priority_capped.clone())),
+            recorder,
+            runtime,
+            routes,
+            origins,
+            guests,
+            metrics: opts.families.node(),
+            levels: crate::coding::Levels::from(&config.compression),
+            config,
+            demo_origin,
+            clients,
+            next_request_id: std::sync::atomic::AtomicU64::new(
+                opts.request_id_seed.unwrap_or_else(super::request_id_seed),
+            ),
+            clock: opts.clock.clone(),
+        })
+    }
+}
+
+/// The wasm engine, sized for the largest guest memory configured.
+fn engine(config: &Config, opts: &BuildOptions) -> Result<Runtime, Vec<Diagnostic>> {
+    let max_memory = config
+        .guests
+        .values()
+        .map(|g| *g.memory_mib.get_ref() as usize * (1 << 20))
+        .max()
+        .unwrap_or(16 << 20);
+    let mut runtime = Runtime::new(&EngineOptions {
+        max_instances: *config.node.max_instances.get_ref(),
+        max_memory_bytes: max_memory,
+        tick: config.node.epoch_tick.get_ref().duration(),
+        keep_resident: true,
+    })
+    .map_err(|e| {
+        vec![
+            config
+                .source()
+                .diagnostic(0..0, format!("cannot start the wasm engine: {e:#}")),
+        ]
+    })?;
+    runtime.set_clock(opts.clock.clone());
+    Ok(runtime)
+}
+
+/// Read, compile (or take from the compile cache) and link every guest.
+fn load_guests(
+    config: &Config,
+    opts: &BuildOptions,
+    runtime: &Runtime,
+    errors: &mut Vec<Diagnostic>,
+) -> Guests {
+    let src = config.source();
+    let cache = if opts.no_cache {
+        None
+    } else {
+        opts.cache_dir
+            .clone()
+            .or_else(|| config.node.cache_dir.as_ref().map(PathBuf::from))
+            .map(CompileCache::new)
+    };
+    let mut guests = BTreeMap::new();
+    for (name, g) in &config.guests {
+        let wasm = match wasm_of(config.guest_source(g)) {
+            Ok(w) => w,
+            Err(e) => {
+                errors.push(src.diagnostic(g.wasm.span(), format!("guest `{name}`: {e}")));
+                continue;
+            }
+        };
+        let limits = GuestLimits {
+            memory_bytes: *g.memory_mib.get_ref() as usize * (1 << 20),
+            cpu: g.cpu.get_ref().duration(),
+            reuse: g.instance_reuse,
+        };
+        let values = g
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.get_ref().to_text()))
+            .collect();
+        let metrics = opts.families.guests.guest(name.as_str());
+        match runtime.load(name.as_str(), &wasm, limits, values, cache.as_ref(), metrics) {
+            Ok(guest) => {
+                guests.insert(name.to_string(), guest);
+            }
+            Err(e) => errors.push(src.diagnostic(g.wasm.span(), e.to_string())),
+        }
+    }
+    guests
+}
+
+/// A guest's component: built into the binary, or read from a file.
+fn wasm_of(source: GuestSource<PathBuf>) -> Result<Cow<'static, [u8]>, String> {
+    match source {
+        GuestSource::Builtin(b) => builtin_guest(&b)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| format!("no built-in guest `{b}`")),
+        GuestSource::File(p) => edge_config::read_capped(&p, MAX_WASM_BYTES)
+            .map(Cow::Owned)
+            .map_err(|e| format!("cannot read `{}`: {e}", p.display())),
+    }
+}
+
+/// Each guest checks its own configuration; a problem is a config error at the key
+/// (and list item) it names.
+async fn check_guest_configs(
+    config: &Config,
+    runtime: &Runtime,
+    guests: &Guests,
+    errors: &mut Vec<Diagnostic>,
+) {
+    let src = config.source();
+    let origin_names: Vec<String> = config.origins.keys().map(|k| k.to_string()).collect();
+    for (name, guest) in guests {
+        let Some(g) = config.guests.get(name.as_str()) else {
+            continue;
+        };
+        let problems = match guest.check_config(runtime, origin_names.clone()).await {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(src.diagnostic(
+                    g.wasm.span(),
+                    format!("guest `{name}`: its configuration check failed: {e}"),
+                ));
+                continue;
+            }
+        };
+        for p in problems {
+            let value = g.config.get(&p.key);
+            let span = match (value, p.item) {
+                (Some(v), Some(i)) => v
+                    .get_ref()
+                    .item_span(i as usize)
+                    .unwrap_or_else(|| v.span()),
+                (Some(v), None) => v.span(),
+                (None, _) => g.wasm.span(),
+            };
+            let what = match p.item {
+                Some(i) => format!("`{}` item {i}", p.key),
+                None => format!("`{}`", p.key),
+            };
+            errors.push(src.diagnostic(
+                span,
+                format!("guest `{name}`: config {what}: {}", p.message),
+            ));
+        }
+    }
+}
+
+/// Every origin's client and limiter; the demo origin started if one is configured
+/// (or the running one reused).
+async fn build_origins(
+    config: &Config,
+    opts: &BuildOptions,
+    errors: &mut Vec<Diagnostic>,
+) -> (Origins, Option<SocketAddr>) {
+    let limiter_cfg = LimiterConfig::from(&config.limiter);
+    // The limiters leave this node's own scheduling delay out of origin latency (a
+    // replay's virtual clock has none).
+    let lag = crate::clock::Lag::default();
+    if !opts.clock.is_virtual() {
+        lag.spawn_probe();
+    }
+    let mut origins = HashMap::new();
+    let mut demo_origin = opts.demo_origin;
+    for (name, o) in &config.origins {
+        let limiter = OriginLimiter::with_lag(
+            name.as_str(),
+            limiter_cfg.clone(),
+            opts.clock.clone(),
+            lag.clone(),
+            opts.families.limiter.counters(name.as_str()),
+        );
+        let client = if opts.model_origins {
+            OriginClient::model(name.as_str(), o.host_header.clone())
+        } else {
+            let Some(authority) = authority_of(config, name.as_str(), o, &mut demo_origin, errors).await
+            else {
+                continue;
+            };
+            OriginClient::new(
+                name.as_str(),
+                &authority,
+                o.host_header.clone(),
+                OriginTimeouts {
+                    connect: o.connect_timeout.get_ref().duration(),
+                    first_byte: o.first_byte_timeout.get_ref().duration(),
+                    total: o.total_timeout.get_ref().duration(),
+                },
+                o.pool_max_idle,
+                o.pool_idle_timeout.duration(),
+            )
+        };
+        origins.insert(name.to_string(), Arc::new(OriginEntry { client, limiter }));
+    }
+    (origins, demo_origin)
+}
+
+/// Where origin `name` listens: its address, or the demo origin's (started once).
+async fn authority_of(
+    config: &Config,
+    name: &str,
+    o: &edge_config::Origin,
+    demo_origin: &mut Option<SocketAddr>,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<String> {
+    let src = config.source();
+    match (o.kind, &o.address) {
+        (OriginKind::Demo, _) => {
+            if let Some(a) = demo_origin {
+                return Some(a.to_string());
+            }
+            match crate::demo::spawn(([127, 0, 0, 1], 0).into()).await {
+                Ok(a) => {
+                    *demo_origin = Some(a);
+                    Some(a.to_string())
+                }
+                Err(e) => {
+                    errors.push(src.diagnostic(0..0, format!("cannot start the demo origin: {e}")));
+                    None
+                }
+            }
+        }
+        (OriginKind::Http, Some(a)) => Some(a.get_ref().clone()),
+        (OriginKind::Http, None) => {
+            errors.push(src.diagnostic(
+                0..0,
+                format!("origin `{name}`: expected an `address` (`HOST:PORT`)"),
+            ));
+            None
+        }
+    }
+}
+
+/// Every route with its guests and origin resolved.
+fn resolve_routes(
+    config: &Config,
+    guests: &Guests,
+    origins: &Origins,
+    opts: &BuildOptions,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<RouteEntry> {
+    let mut routes = Vec::new();
+    for r in &config.routes {
+        let rname = r.name.get_ref().as_str();
+        let mut resolve = |g: &Spanned<edge_config::Name>, phase: &str, exports: fn(&Guest) -> bool| {
+            resolve_guest(config, guests, rname, g, phase, exports, errors)
+        };
+        let admit = r.admit.as_ref().and_then(|g| resolve(g, "admit", |g| g.hooks.admit));
+        let request = r
+            .request
+            .iter()
+            .filter_map(|g| resolve(g, "request", |g| g.hooks.request))
+            .collect();
+        let response = r
+            .response
+            .iter()
+            .filter_map(|g| resolve(g, "response", |g| g.hooks.response))
+            .collect();
+        check_route_target(config, r, errors);
+        let Some(origin) = origins.get(r.origin.get_ref().as_str()) else {
+            continue;
+        };
+        let lower = |ts: &[String]| ts.iter().map(|t| t.trim().to_ascii_lowercase()).collect();
+        routes.push(RouteEntry {
+            name: rname.into(),
+            host: r
+                .host
+                .as_ref()
+                .map(|h| h.trim_end_matches('.').to_ascii_lowercase()),
+            prefix: r.path_prefix.get_ref().clone(),
+            origin: origin.clone(),
+            admit,
+            request,
+            response,
+            transform: lower(&r.transform),
+            transform_max_bytes: r.transform_max_bytes,
+            compress: lower(&r.compress),
+            compress_min_bytes: r.compress_min_bytes,
+            metrics: opts.families.route(rname),
+        });
+    }
+    routes
+}
+
+/// A guest as route `rname` uses it in `phase`: an error if it does not export
+/// that phase's hook.
+fn resolve_guest(
+    config: &Config,
+    guests: &Guests,
+    rname: &str,
+    g: &Spanned<edge_config::Name>,
+    phase: &str,
+    exports: fn(&Guest) -> bool,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<GuestRef> {
+    let guest = guests.get(g.get_ref().as_str())?;
+    if !exports(guest) {
+        errors.push(config.source().diagnostic(
+            g.span(),
+            format!(
+                "route `{rname}` uses guest `{}` as a {phase} guest, but it does not export \
+                 `outpost:edge/{phase}-hook@0.1.0` (it exports: {})",
+                g.get_ref(),
+                guest.hooks
+            ),
+        ));
+        return None;
+    }
+    let fail = config
+        .guests
+        .get(g.get_ref().as_str())
+        .map(|c| c.fail)
+        .unwrap_or_default();
+    Some(GuestRef {
+        guest: guest.clone(),
+        fail,
+    })
+}
+
+/// A prefix or host not in the normalised form requests are routed in could never
+/// match, and its guard would silently guard nothing.
+fn check_route_target(config: &Config, r: &edge_config::Route, errors: &mut Vec<Diagnostic>) {
+    let src = config.source();
+    let rname = r.name.get_ref().as_str();
+    let prefix = r.path_prefix.get_ref();
+    match crate::canon::path(prefix) {
+        Ok(p) if p == *prefix => {}
+        Ok(p) => errors.push(src.diagnostic(
+            r.path_prefix.span(),
+            format!(
+                "route `{rname}`: path_prefix `{prefix}` is not in normalised form; requests are routed as `{p}`"
+            ),
+        )),
+        Err(e) => errors.push(src.diagnostic(
+            r.path_prefix.span(),
+            format!("route `{rname}`: path_prefix `{prefix}` can never match: {e}"),
+        )),
+    }
+    if let Some(h) = &r.host {
+        let bare = h.strip_prefix("*.").unwrap_or(h);
+        if crate::canon::host(bare)
+            .map_or(true, |n| n != bare.trim_end_matches('.').to_ascii_lowercase())
+        {
+            errors.push(src.diagnostic(
+                r.name.span(),
+                format!(
+                    "route `{rname}`: host `{h}` is not a host name (no port, no userinfo): requests are routed by host alone"
+                ),
+            ));
+        }
+    }
+}
+
+/// The recorder, when `[record]` is configured (never in an in-process replay).
+fn start_recorder(
+    config: &Config,
+    opts: &BuildOptions,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Arc<crate::record::Recorder>> {
+    let r = config.record.as_ref().filter(|_| !opts.model_origins)?;
+    let dir = config.resolve_path(&r.dir);
+    match crate::record::Recorder::start(
+        dir.clone(),
+        *r.sample.get_ref(),
+        r.max_file_mib.saturating_mul(1 << 20),
+        r.max_total_mib.saturating_mul(1 << 20),
+        opts.families.record.clone(),
+    ) {
+        Ok(rec) => Some(Arc::new(rec)),
+        Err(e) => {
+            errors.push(config.source().diagnostic(
+                r.sample.span(),
+                format!("cannot record to `{}`: {e}", dir.display()),
+            ));
+            None
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! A node built from a validated configuration: guests loaded and linked, origins'
+//! clients and limiters, routes resolved ([`build`]: every problem it finds,
+//! positioned in the config). [`NodeSlot`] holds the node serving now.
+
+mod build;
+mod metrics;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use edge_config::{Config, FailMode};
+
+use crate::limiter::OriginLimiter;
+use crate::runtime::{Guest, Runtime};
+use crate::upstream::OriginClient;
+
+pub use metrics::{NodeFamilies, NodeMetrics, RouteMetrics, Telemetry};
+
+/// The wasm of a built-in guest, if the binary carries one by that name.
+pub fn builtin_guest(name: &str) -> Option<&'static [u8]> {
+    match name {
+        "rewrite" => Some(include_bytes!(concat!(
+            env!("OUTPOST_GUEST_DIR"),
+            "/rewrite.wasm"
+        ))),
+        "rendition" => Some(include_bytes!(concat!(
+            env!("OUTPOST_GUEST_DIR"),
+            "/rendition.wasm"
+        ))),
+        "shed" => Some(include_bytes!(concat!(
+            env!("OUTPOST_GUEST_DIR"),
+            "/shed.wasm"
+        ))),
+        _ => None,
+    }
+}
+
+/// Where the guest workspace's artifacts were built (for tests and benches).
+pub const GUEST_ARTIFACTS: &str = env!("OUTPOST_GUEST_DIR");
+
+/// An origin: its client and its limiter.
+pub struct OriginEntry {
+    /// The pooled client.
+    pub client: OriginClient,
+    /// Its admission limiter.
+    pub limiter: Arc<OriginLimiter>,
+}
+
+/// A guest as a route uses it.
+#[derive(Clone)]
+pub struct GuestRef {
+    /// The loaded guest.
+    pub guest: Arc<Guest>,
+    /// What to do when it fails.
+    pub fail: FailMode,
+}
+
+/// A resolved route.
+pub struct RouteEntry {
+    /// Its name.
+    pub name: Arc<str>,
+    host: Option<String>,
+    prefix: String,
+    /// Default origin.
+    pub origin: Arc<OriginEntry>,
+    /// The admit guest.
+    pub admit: Option<GuestRef>,
+    /// Request guests in order.
+    pub request: Vec<GuestRef>,
+    /// Response guests in order.
+    pub response: Vec<GuestRef>,
+    /// Content types response guests may transform (lower-case, no parameters).
+    pub transform: Vec<String>,
+    /// Cap on buffered bodies.
+    pub transform_max_bytes: usize,
+    /// Content types compressed at the edge (lower-case, no parameters).
+    pub compress: Vec<String>,
+    /// Known lengths below this are not compressed.
+    pub compress_min_bytes: u64,
+    /// Counters.
+    pub metrics: RouteMetrics,
+}
+
+impl RouteEntry {
+    fn matches(&self, host: &str, path: &str) -> bool {
+        if !path.starts_with(&self.prefix) {
+            return false;
+        }
+        match &self.host {
+            None => true,
+            Some(pattern) => match pattern.strip_prefix("*.") {
+                Some(suffix) => host
+                    .strip_suffix(suffix)
+                    .is_some_and(|rest| rest.ends_with('.')),
+                None => host == pattern,
+            },
+        }
+    }
+}
+
+/// Options that are not in the config file.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Override the compile cache directory (None: the config's).
+    pub cache_dir: Option<PathBuf>,
+    /// Disable the compile cache.
+    pub no_cache: bool,
+    /// A demo origin already running (from the node a reload replaces), to reuse.
+    pub demo_origin: Option<SocketAddr>,
+    /// The clock guests and limiters read (default: real time; virtual in replays).
+    pub clock: crate::clock::Clock,
+    /// Answer every origin request from the recording it carries instead of the
+    /// network (in-process replay).
+    pub model_origins: bool,
+    /// The first request id (default: derived from the time).
+    pub request_id_seed: Option<u64>,
+    /// The metric families the node counts in (default: fresh ones no registry
+    /// exports; `start` registers them, and a reload keeps them).
+    pub families: NodeFamilies,
+}
+
+/// The node requests are served by. A reload swaps it whole; a request keeps the node
+/// it started on until it finishes.
+#[derive(Clone)]
+pub struct NodeSlot(Arc<std::sync::RwLock<Arc<Node>>>);
+
+impl NodeSlot {
+    /// A slot holding `node`.
+    pub fn new(node: Arc<Node>) -> NodeSlot {
+        NodeSlot(Arc::new(std::sync::RwLock::new(node)))
+    }
+
+    /// The current node.
+    pub fn current(&self) -> Arc<Node> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Swap in `node`; returns the one it replaces.
+    pub fn replace(&self, node: Arc<Node>) -> Arc<Node> {
+        std::mem::replace(
+            &mut *self.0.write().unwrap_or_else(|p| p.into_inner()),
+            node,
+        )
+    }
+}
+
+/// A node ready to serve.
+pub struct Node {
+    /// The wasmtime runtime.
+    pub runtime: Runtime,
+    /// Routes, in match order.
+    pub routes: Vec<RouteEntry>,
+    /// Origins by name.
+    pub origins: HashMap<String, Arc<OriginEntry>>,
+    /// Guests by name.
+    pub guests: BTreeMap<String, Arc<Guest>>,
+    /// Node-wide counters.
+    pub metrics: NodeMetrics,
+    /// The configuration it was built from.
+    pub config: Config,
+    /// Where the demo origin listens, if one was started.
+    pub demo_origin: Option<SocketAddr>,
+    /// How client address, scheme and country are established.
+    pub clients: crate::client::ClientRules,
+    /// The clock guests and limiters read.
+    pub clock: crate::clock::Clock,
+    /// Compression levels (`[compression]`).
+    pub levels: crate::coding::Levels,
+    /// Per-client token buckets, when `[limiter] client_rate` is set.
+    pub fairness: Option<crate::limiter::Fairness>,
+    /// Per-address allowance of admissions above `normal` (`[limiter] priority_rate`).
+    pub priority: Option<crate::limiter::ClientBuckets>,
+    /// The traffic recorder, when `[record]` is configured.
+    pub recorder: Option<Arc<crate::record::Recorder>>,
+    next_request_id: std::sync::atomic::AtomicU64,
+}
+
+impl Node {
+    /// A new request id: 16 hex digits, unique on this node (a counter from a
+    /// time-derived start, so ids of successive nodes do not repeat).
+    pub fn request_id(&self) -> String {
+        let n = self
+            .next_request_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{n:016x}")
+    }
+
+    /// The first route matching `host` (lower-case, no port) and `path`.
+    pub fn route(&self, host: &str, path: &str) -> Option<&RouteEntry> {
+        self.routes.iter().find(|r| r.matches(host, path))
+    }
+}
+
+fn request_id_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    // splitmix64: spread the clock's bits so ids do not look sequential across nodes.
+    let mut z = nanos.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

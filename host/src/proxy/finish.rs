@@ -1,0 +1,148 @@
+//! Phase: finish. What runs when the response body has gone to the client (or the
+//! client went away): the limiter permit is released (the origin is done only
+//! then), and a sampled request is recorded with the bytes it sent and its whole
+//! duration.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::Response;
+use http_body::{Frame, SizeHint};
+use outpost_traffic::Entry;
+
+use super::target::strip_hop_by_hop;
+use crate::body::{self, Body, BoxError};
+use crate::decision::Decision;
+use crate::limiter::Permit;
+use crate::record::Recorder;
+
+/// The response as the client gets it: hop-by-hop headers removed, the HTTP
+/// version the client's connection's own, the permit held until the body ends.
+pub(super) fn to_client(resp: Response<Body>, permit: Permit) -> Response<Body> {
+    let (mut parts, inner) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    // The HTTP version is hop-by-hop too: the client's connection has its own.
+    parts.version = http::Version::default();
+    Response::from_parts(
+        parts,
+        body::boxed(PermitBody {
+            inner,
+            _permit: permit,
+        }),
+    )
+}
+
+/// A body that holds the limiter permit until it has been fully sent (or dropped).
+struct PermitBody {
+    inner: Body,
+    _permit: Permit,
+}
+
+impl http_body::Body for PermitBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// `resp`, recorded by `rec` once its body has ended (or the client dropped it).
+pub(super) fn recorded(
+    resp: Response<Body>,
+    rec: Arc<Recorder>,
+    entry: Entry,
+    decision: Decision,
+    start: std::time::Instant,
+) -> Response<Body> {
+    resp.map(|inner| {
+        body::boxed(RecordedBody {
+            inner,
+            sent: 0,
+            pending: Some(Pending {
+                rec,
+                entry,
+                decision,
+                start,
+            }),
+        })
+    })
+}
+
+/// What the recording still needs once the body has gone.
+struct Pending {
+    rec: Arc<Recorder>,
+    entry: Entry,
+    decision: Decision,
+    start: std::time::Instant,
+}
+
+/// A body that counts what it sends and records the request when it ends.
+struct RecordedBody {
+    inner: Body,
+    sent: u64,
+    pending: Option<Pending>,
+}
+
+impl RecordedBody {
+    fn finish(&mut self) {
+        if let Some(p) = self.pending.take() {
+            p.rec
+                .finish(p.entry, &p.decision, self.sent, p.start.elapsed());
+        }
+    }
+}
+
+impl http_body::Body for RecordedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.sent += data.len() as u64;
+                }
+                if self.inner.is_end_stream() {
+                    self.finish();
+                }
+            }
+            Poll::Ready(None | Some(Err(_))) => self.finish(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for RecordedBody {
+    fn drop(&mut self) {
+        // The client went away before the end (or the body was empty and never
+        // polled): record what was sent.
+        self.finish();
+    }
+}

@@ -1,0 +1,151 @@
+//! The request path: the one place a request's phases run, in order.
+//!
+//! ```text
+//! target ─► admit ─► limiter ─► request ─► origin ─► response ─► compress ─► finish
+//! ```
+//!
+//! One file per phase, each a function taking the per-request values it needs:
+//! [`target`] (the normalised target, routing, the WIT request head), [`admit`]
+//! (the admit guest, fairness, the class), [`request`] (the request guests),
+//! [`origin`] (the exchange with the origin), [`response`] (the response guests),
+//! [`compress`] (content codings for the client), [`finish`] (what runs when the
+//! body has gone: the permit's release, the recording). Errors become responses in
+//! [`fail`]. [`serve`] reads like that list.
+
+mod admit;
+mod compress;
+mod fail;
+mod finish;
+mod origin;
+mod request;
+mod response;
+mod target;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::{Request, Response};
+
+use crate::body::{Body, Upload};
+use crate::decision::Decision;
+use crate::error::EdgeError;
+use crate::limiter::LoadSource;
+use crate::node::{Node, RouteEntry};
+
+pub use fail::error_response;
+
+/// The phases of a request, named for logs and ARCHITECTURE.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Classify and pass the limiter.
+    Admit,
+    /// Rewrite the request or answer at the edge.
+    Request,
+    /// Forward to the origin.
+    Origin,
+    /// Rewrite the response.
+    Response,
+}
+
+/// Serve one request through every phase. Never fails: errors become responses.
+/// A request in the recorder's sample is recorded by the finish phase, once its
+/// response body has gone.
+pub async fn serve(node: &Node, req: Request<Body>, client: SocketAddr) -> Response<Body> {
+    match &node.recorder {
+        Some(rec) if rec.sample() => {
+            let mut decision = Decision::detailed();
+            let start = std::time::Instant::now();
+            let (parts, body) = req.into_parts();
+            let entry = crate::record::Recorder::entry(&parts, client);
+            let req = Request::from_parts(parts, body);
+            let resp = serve_decided(node, req, client, &mut decision).await;
+            finish::recorded(resp, rec.clone(), entry, decision, start)
+        }
+        // Not recorded: only the status is kept, nothing is formatted or copied.
+        _ => serve_decided(node, req, client, &mut Decision::default()).await,
+    }
+}
+
+/// Serve one request, recording its decisions in `decision`.
+pub async fn serve_decided(
+    node: &Node,
+    req: Request<Body>,
+    client: SocketAddr,
+    decision: &mut Decision,
+) -> Response<Body> {
+    let start = std::time::Instant::now();
+    let (resp, route) = match run(node, req, client, decision).await {
+        Ok((resp, route)) => (resp, Some(route)),
+        Err((e, route)) => (fail::answer(node, &e, client, decision), route),
+    };
+    decision.status = resp.status().as_u16();
+    if let Some(r) = route {
+        r.metrics.record_status(resp.status().as_u16());
+        r.metrics.duration.observe(start.elapsed());
+    }
+    resp
+}
+
+/// An error, and the route it happened on (none: before routing).
+type Failure<'a> = (EdgeError, Option<&'a RouteEntry>);
+
+/// The phases, in order.
+async fn run<'a>(
+    node: &'a Node,
+    req: Request<Body>,
+    client: SocketAddr,
+    d: &mut Decision,
+) -> Result<(Response<Body>, &'a RouteEntry), Failure<'a>> {
+    let (mut parts, req_body) = req.into_parts();
+    let upload = parts.extensions.remove::<Arc<Upload>>();
+    let recorded = parts.extensions.remove::<crate::upstream::Recorded>();
+    let (route, mut head) = target::route(node, &mut parts, client, d).map_err(|e| (e, None))?;
+    let fail = |e| (e, Some(route));
+    let load = LoadSource::new(route.origin.limiter.clone());
+    let incoming = d.detail.then(|| head.headers.clone());
+
+    let (class, cost) = match admit::admit(node, route, &load, &head, client.ip(), d).await {
+        Ok(admit::Admitted::Class { class, cost }) => (class, cost),
+        Ok(admit::Admitted::Answer(resp)) => return Ok((resp, route)),
+        Err(e) => return Err(fail(e)),
+    };
+    let permit = route.origin.limiter.acquire(class, cost).await;
+    let permit = permit.map_err(|reason| fail(EdgeError::Shed { reason }))?;
+
+    let ticket = request::Ticket {
+        origin: &route.origin,
+        permit,
+        load,
+        class,
+        cost,
+    };
+    let ticket = match request::chain(node, route, &mut head, ticket, d).await {
+        Ok(request::Chained::Forward(t)) => t,
+        Ok(request::Chained::Answer(resp)) => return Ok((resp, route)),
+        Err(e) => return Err(fail(e)),
+    };
+    let request::Ticket {
+        origin,
+        mut permit,
+        load,
+        ..
+    } = ticket;
+
+    if let Some(incoming) = &incoming {
+        request::note_forwarded(d, origin, &head, incoming);
+    }
+    let exchange = origin::Exchange {
+        origin,
+        client,
+        upload: upload.as_deref(),
+        recorded,
+    };
+    let resp = exchange.fetch(&head, req_body, &mut permit, d).await;
+    let resp = resp.map_err(fail)?;
+
+    let resp = response::chain(node, route, &load, &head, resp, d).await;
+    let resp = resp.map_err(fail)?;
+    let resp = compress::edge(node.levels, route, &head, resp).await;
+    let resp = resp.map_err(fail)?;
+    Ok((finish::to_client(resp, permit), route))
+}
