@@ -11,12 +11,8 @@ use outpost::contract::types::{ClientInfo, Header, RequestHead, ResponseHead};
 use outpost::runtime::{EngineOptions, GuestLimits, Runtime};
 
 fn wasm(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/{}.wasm",
-        outpost::node::GUEST_ARTIFACTS,
-        name.replace('-', "_")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    let path = outpost_test_guests::path(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn head() -> RequestHead {
@@ -166,7 +162,7 @@ fn bench(c: &mut Criterion) {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         runtime
-            .load(name, &wasm(name), limits, cfg, None)
+            .load(name, &wasm(name), limits, cfg, None, Default::default())
             .expect("guest loads")
     };
     let noop_admit = load("noop-admit", &[]);
@@ -325,6 +321,7 @@ fn bench(c: &mut Criterion) {
             limits,
             BTreeMap::new(),
             None,
+            Default::default(),
         )
         .expect("guest loads");
     g.bench_function("request/noop/fresh-not-resident", |b| {

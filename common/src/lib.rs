@@ -4,10 +4,12 @@
 //!
 //! - [`class`]: the priority classes' names and order;
 //! - [`Cidr`]: IP networks, one rule for host bits and IPv4-mapped addresses;
-//! - [`store`]: the bounds of a guest's shared store, and the check a write passes.
+//! - [`store`]: the bounds of a guest's shared store, and the check a write passes;
+//! - [`builtin`]: the guests the node's binary carries.
 //!
 //! No dependencies: std only.
 
+pub mod builtin;
 pub mod cidr;
 pub mod class;
 pub mod store;

@@ -9,7 +9,7 @@ use crate::Source;
 use crate::values::{Addr, Cidr, Millis, Name};
 
 /// Built-in guests the binary carries, usable as `wasm = "builtin:NAME"`.
-pub const BUILTIN_GUESTS: &[&str] = &["rewrite", "rendition", "shed"];
+pub const BUILTIN_GUESTS: &[&str] = &outpost_common::builtin::BUILTIN_GUESTS;
 
 /// A whole configuration.
 #[derive(Debug, Clone, Deserialize)]

@@ -146,12 +146,12 @@ impl RecorderFamilies {
         let f = RecorderFamilies::default();
         reg.register(
             "outpost_recorded",
-            "Requests written to the recording ([record]).",
+            "Requests written to the recording ([record])",
             f.recorded.clone(),
         );
         reg.register(
             "outpost_record_dropped",
-            "Sampled requests not recorded because the writer fell behind.",
+            "Sampled requests not recorded because the writer fell behind",
             f.dropped.clone(),
         );
         f

@@ -32,9 +32,10 @@ pub mod burst;
 pub mod nginx;
 pub mod overload;
 
-/// Path of a guest built from `guests/` (crate name, `-` or `_`).
+/// Path of a guest built from `guests/` (crate name, `-` or `_`): a fixture, built
+/// by the dev-only `outpost-test-guests`, or a shipped guest.
 pub fn guest_wasm(name: &str) -> PathBuf {
-    PathBuf::from(outpost::node::GUEST_ARTIFACTS).join(format!("{}.wasm", name.replace('-', "_")))
+    outpost_test_guests::path(name)
 }
 
 /// A 4-rendition HLS multivariant playlist, as an origin would serve it.

@@ -29,47 +29,47 @@ impl LimiterFamilies {
         let f = LimiterFamilies::default();
         reg.register(
             "outpost_admitted",
-            "Requests admitted per origin and class (a request a guest re-routes is admitted by its route's origin, then by the one it goes to).",
+            "Requests admitted per origin and class (a request a guest re-routes is admitted by its route's origin, then by the one it goes to)",
             f.admitted.clone(),
         );
         reg.register(
             "outpost_queued",
-            "Requests admitted after queueing per origin and class.",
+            "Requests admitted after queueing per origin and class",
             f.queued.clone(),
         );
         reg.register(
             "outpost_shed",
-            "Requests shed per origin and class.",
+            "Requests shed per origin and class",
             f.shed.clone(),
         );
         reg.register(
             "outpost_limiter_limit",
-            "Current concurrency limit per origin.",
+            "Current concurrency limit per origin",
             f.limit.clone(),
         );
         reg.register(
             "outpost_limiter_in_flight",
-            "Requests in flight per origin.",
+            "Requests in flight per origin",
             f.in_flight.clone(),
         );
         reg.register(
             "outpost_limiter_queued",
-            "Requests waiting for admission per origin.",
+            "Requests waiting for admission per origin",
             f.waiting.clone(),
         );
         reg.register(
             "outpost_client_demoted",
-            "Requests demoted to bulk because their client exceeded its bucket.",
+            "Requests demoted to bulk because their client exceeded its bucket",
             f.client_demoted.clone(),
         );
         reg.register(
             "outpost_priority_capped",
-            "Requests capped at normal because their address used its allowance of higher classes.",
+            "Requests capped at normal because their address used its allowance of higher classes",
             f.priority_capped.clone(),
         );
         reg.register(
             "outpost_clients_tracked",
-            "Clients with a fairness bucket.",
+            "Clients with a fairness bucket",
             f.clients_tracked.clone(),
         );
         f

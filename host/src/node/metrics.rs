@@ -70,42 +70,42 @@ impl NodeFamilies {
         };
         reg.register(
             "outpost_responses",
-            "Responses by route and status class.",
+            "Responses by route and status class",
             f.responses.clone(),
         );
         reg.register(
             "outpost_request_duration_seconds",
-            "Time from request to response head, per route.",
+            "Time from request to response head, per route",
             f.duration.clone(),
         );
         reg.register(
             "outpost_edge_answers",
-            "Requests answered by a guest at the edge.",
+            "Requests answered by a guest at the edge",
             f.edge_answers.clone(),
         );
         reg.register(
             "outpost_transformed",
-            "Response bodies transformed by a guest.",
+            "Response bodies transformed by a guest",
             f.transformed.clone(),
         );
         reg.register(
             "outpost_errors",
-            "Error responses by source.",
+            "Error responses by source",
             f.errors.clone(),
         );
         reg.register(
             "outpost_unrouted",
-            "Requests that matched no route.",
+            "Requests that matched no route",
             f.unrouted.clone(),
         );
         reg.register(
             "outpost_connections",
-            "Client connections accepted.",
+            "Client connections accepted",
             f.connections.clone(),
         );
         reg.register(
             "outpost_connections_refused",
-            "Client connections closed at accept because a connection cap was reached.",
+            "Client connections closed at accept because a connection cap was reached",
             f.connections_refused.clone(),
         );
         f

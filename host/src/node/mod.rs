@@ -18,26 +18,17 @@ use crate::upstream::OriginClient;
 
 pub use metrics::{NodeFamilies, NodeMetrics, RouteMetrics, Telemetry};
 
+pub use outpost_common::builtin::BUILTIN_GUESTS;
+
+include!(concat!(env!("OUT_DIR"), "/builtin.rs"));
+
 /// The wasm of a built-in guest, if the binary carries one by that name.
 pub fn builtin_guest(name: &str) -> Option<&'static [u8]> {
-    match name {
-        "rewrite" => Some(include_bytes!(concat!(
-            env!("OUTPOST_GUEST_DIR"),
-            "/rewrite.wasm"
-        ))),
-        "rendition" => Some(include_bytes!(concat!(
-            env!("OUTPOST_GUEST_DIR"),
-            "/rendition.wasm"
-        ))),
-        "shed" => Some(include_bytes!(concat!(
-            env!("OUTPOST_GUEST_DIR"),
-            "/shed.wasm"
-        ))),
-        _ => None,
-    }
+    BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, w)| *w)
 }
 
-/// Where the guest workspace's artifacts were built (for tests and benches).
+/// Where the shipped guests were built (the test fixtures are the dev-only
+/// `outpost-test-guests` crate's).
 pub const GUEST_ARTIFACTS: &str = env!("OUTPOST_GUEST_DIR");
 
 /// An origin: its client and its limiter.

@@ -20,22 +20,22 @@ impl GuestFamilies {
         let f = GuestFamilies::default();
         reg.register(
             "outpost_guest_duration_seconds",
-            "Time per guest invocation: instantiate, call, tear down.",
+            "Time per guest invocation: instantiate, call, tear down",
             f.duration.clone(),
         );
         reg.register(
             "outpost_guest_invocations",
-            "Guest hook invocations.",
+            "Guest hook invocations",
             f.invocations.clone(),
         );
         reg.register(
             "outpost_guest_failures",
-            "Guest failures by kind.",
+            "Guest failures by kind",
             f.failures.clone(),
         );
         reg.register(
             "outpost_guest_fail_actions",
-            "Failures skipped (open) or answered 503 (closed).",
+            "Failures skipped (open) or answered 503 (closed)",
             f.fail_actions.clone(),
         );
         f
