@@ -16,7 +16,9 @@ use std::fmt::Write as _;
 fn main() {
     let dir = guests::build(&builtin::BUILTIN_GUESTS, &[]);
     println!("cargo:rustc-env=OUTPOST_GUEST_DIR={}", dir.display());
-    let mut table = String::from("/// Every built-in guest's component, embedded.\nstatic BUILTIN: [(&str, &[u8]); BUILTIN_GUESTS.len()] = [\n");
+    let mut table = String::from(
+        "/// Every built-in guest's component, embedded.\nstatic BUILTIN: [(&str, &[u8]); BUILTIN_GUESTS.len()] = [\n",
+    );
     for name in builtin::BUILTIN_GUESTS {
         let file = dir.join(format!("{}.wasm", name.replace('-', "_")));
         let _ = writeln!(

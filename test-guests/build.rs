@@ -33,7 +33,11 @@ fn main() {
             file.display().to_string()
         );
     }
-    let _ = writeln!(out, "/// Every fixture's crate name.\npub const FIXTURES: [&str; {}] = {names:?};", names.len());
+    let _ = writeln!(
+        out,
+        "/// Every fixture's crate name.\npub const FIXTURES: [&str; {}] = {names:?};",
+        names.len()
+    );
     let dest = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it")).join("guests.rs");
     std::fs::write(dest, out).expect("write the constants");
 }

@@ -6,8 +6,8 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use outpost::limiter::LoadSource;
 use outpost::contract::types::{ClientInfo, Header, RequestHead, ResponseHead};
+use outpost::limiter::LoadSource;
 use outpost::runtime::{EngineOptions, GuestLimits, Runtime};
 
 fn wasm(name: &str) -> Vec<u8> {

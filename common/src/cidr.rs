@@ -64,22 +64,26 @@ fn mask128(v: u128, prefix: u8) -> u128 {
 impl std::str::FromStr for Cidr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "invalid network `{s}`: expected an address or a CIDR such as `10.0.0.0/8` or `2001:db8::/32`"
-            )
+        let s = s.trim();
+        let not_ip = || {
+            format!("`{s}` is not an IP address or CIDR (such as `10.0.0.0/8` or `2001:db8::/32`)")
         };
-        let (addr, prefix) = match s.trim().split_once('/') {
+        let (addr, prefix) = match s.split_once('/') {
             Some((a, p)) => (a, Some(p)),
-            None => (s.trim(), None),
+            None => (s, None),
         };
-        let addr: std::net::IpAddr = addr.parse().map_err(|_| bad())?;
+        let addr: std::net::IpAddr = addr.parse().map_err(|_| not_ip())?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bad_prefix = || {
+            format!("invalid network `{s}`: the prefix length must be 0 to {max} for this address")
+        };
         let prefix = match prefix {
-            Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => {
-                p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?
-            }
-            Some(_) => return Err(bad()),
+            Some(p) if p.bytes().all(|b| b.is_ascii_digit()) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(bad_prefix)?,
+            Some(_) => return Err(bad_prefix()),
             None => max,
         };
         let masked = match addr {
@@ -99,6 +103,19 @@ impl std::fmt::Display for Cidr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.addr, self.prefix)
     }
+}
+
+/// A comma-separated list of networks; the first bad item is the error.
+pub fn parse_list(s: &str) -> Result<Vec<Cidr>, String> {
+    let items: Vec<&str> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .collect();
+    if items.is_empty() {
+        return Err("expected a comma-separated list of networks".into());
+    }
+    items.into_iter().map(str::parse).collect()
 }
 
 #[cfg(test)]
@@ -144,17 +161,4 @@ mod tests {
         );
         assert!("nope".parse::<Cidr>().is_err());
     }
-}
-
-/// A comma-separated list of networks; the first bad item is the error.
-pub fn parse_list(s: &str) -> Result<Vec<Cidr>, String> {
-    let items: Vec<&str> = s
-        .split(',')
-        .map(str::trim)
-        .filter(|i| !i.is_empty())
-        .collect();
-    if items.is_empty() {
-        return Err("expected a comma-separated list of networks".into());
-    }
-    items.into_iter().map(str::parse).collect()
 }

@@ -34,6 +34,9 @@ mod tests {
         assert!(check_write(&"k".repeat(129), "v", 0, false).is_err());
         assert!(check_write("k", &"v".repeat(1025), 0, false).is_err());
         assert!(check_write("k", "v", MAX_KEYS, false).is_err());
-        assert!(check_write("k", "v", MAX_KEYS, true).is_ok(), "an update fits");
+        assert!(
+            check_write("k", "v", MAX_KEYS, true).is_ok(),
+            "an update fits"
+        );
     }
 }

@@ -176,4 +176,3 @@ impl fmt::Display for Cidr {
         self.0.fmt(f)
     }
 }
-

@@ -21,24 +21,6 @@
 
 use std::fmt;
 
-/// The authority a request addressed, as the client sent it: its URI's (HTTP/2,
-/// absolute form), else its `Host` header; empty when it has neither. Not
-/// normalised: what a recording stores.
-pub fn authority_of(parts: &http::request::Parts) -> String {
-    parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| {
-            parts
-                .headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_string)
-        })
-        .unwrap_or_default()
-}
-
 /// Why a request target was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused(pub &'static str);

@@ -10,25 +10,25 @@
 
 // The layers, lowest first; a module uses only those above it in this list
 // (ARCHITECTURE.md draws it; `tests/layers.rs` holds every module to it).
+pub mod admin;
 pub mod body;
 pub mod canon;
+pub mod client;
 pub mod clock;
 pub mod coding;
-pub mod error;
-pub mod metrics;
-pub mod client;
 pub mod contract;
 pub mod decision;
 pub mod demo;
+pub mod error;
 pub mod limiter;
-pub mod upstream;
-pub mod record;
-pub mod runtime;
+pub mod metrics;
 pub mod node;
 pub mod proxy;
+pub mod record;
 pub mod replay;
+pub mod runtime;
 pub mod server;
-pub mod admin;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -101,4 +101,3 @@ fn main() -> ExitCode {
         }
     })
 }
-

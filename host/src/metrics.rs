@@ -163,7 +163,10 @@ mod tests {
         reg.register("outpost_things", "Things", c.clone());
         c.inc();
         let text = encode(&reg, false);
-        assert!(text.contains("# TYPE outpost_things_total counter"), "{text}");
+        assert!(
+            text.contains("# TYPE outpost_things_total counter"),
+            "{text}"
+        );
         assert!(text.contains("outpost_things_total 1"), "{text}");
         assert!(wants_openmetrics(Some(
             b"application/openmetrics-text;version=1.0.0,text/plain;q=0.5"

@@ -86,7 +86,7 @@ impl Recorder {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)
             .unwrap_or(0);
-        let authority = crate::canon::authority_of(parts);
+        let authority = authority_of(parts);
         Entry {
             seq: 0,
             at_us: now,
@@ -124,11 +124,27 @@ impl Recorder {
         entry.decision = serde_json::to_value(decision).ok();
         match self.tx.try_send(entry) {
             Ok(()) => self.counts.recorded.inc(),
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.counts.dropped.inc()
-            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.counts.dropped.inc(),
         };
     }
+}
+
+/// The authority a request addressed, as the client sent it: its URI's (HTTP/2,
+/// absolute form), else its `Host` header; empty when it has neither. Not
+/// normalised: what a recording stores.
+fn authority_of(parts: &http::request::Parts) -> String {
+    parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default()
 }
 
 /// The recorder's counts, registered once per process.

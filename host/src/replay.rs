@@ -20,10 +20,10 @@ use outpost_traffic::Entry;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::node::{BuildOptions, Node};
-use crate::upstream::Recorded;
 use crate::decision::{AnsweredBy, Decision};
+use crate::node::{BuildOptions, Node};
 use crate::proxy::serve_decided;
+use crate::upstream::Recorded;
 
 /// One replayed request and its decision, as written to the decisions JSONL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -316,44 +316,7 @@ pub async fn network(
         let client = client.clone();
         tasks.spawn(async move {
             let _permit = permit;
-            let request = format!("{} {}", e.method, e.target());
-            let t0 = Instant::now();
-            let mut b = Request::builder()
-                .method(e.method.as_str())
-                .uri(format!("http://{target}{}", e.target()));
-            for (k, v) in e.headers.iter().filter(|(k, _)| replayable(k)) {
-                b = b.header(k.as_str(), v.as_str());
-            }
-            b = b.header("host", e.authority.as_str());
-            let (status, bytes) = match b.body(http_body_util::Full::new(Bytes::new())) {
-                Ok(req) => match client.request(req).await {
-                    Ok(resp) => {
-                        let status = resp.status().as_u16();
-                        let n = match resp.into_body().collect().await {
-                            Ok(b) => b.to_bytes().len() as u64,
-                            Err(_) => 0,
-                        };
-                        (status, n)
-                    }
-                    Err(_) => (0, 0),
-                },
-                Err(_) => (0, 0),
-            };
-            let micros = t0.elapsed().as_micros() as u64;
-            let d = Replayed {
-                seq: e.seq,
-                request,
-                decision: Decision {
-                    answered_by: if status == 0 {
-                        AnsweredBy::Error
-                    } else {
-                        AnsweredBy::Network
-                    },
-                    status,
-                    ..Decision::default()
-                },
-            };
-            (d, bytes, micros)
+            send_one(&client, target, e).await
         });
     }
     let mut report = Report::default();
@@ -373,6 +336,56 @@ pub async fn network(
     report.seconds = started.elapsed().as_secs_f64();
     report.latency_us = percentiles(latencies);
     report
+}
+
+/// One request of a network replay: its decision (status only), body bytes and
+/// latency, µs.
+async fn send_one(
+    client: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<Bytes>,
+    >,
+    target: SocketAddr,
+    e: Entry,
+) -> (Replayed, u64, u64) {
+    let request = format!("{} {}", e.method, e.target());
+    let t0 = Instant::now();
+    let mut b = Request::builder()
+        .method(e.method.as_str())
+        .uri(format!("http://{target}{}", e.target()));
+    for (k, v) in e.headers.iter().filter(|(k, _)| replayable(k)) {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    b = b.header("host", e.authority.as_str());
+    let (status, bytes) = match b.body(http_body_util::Full::new(Bytes::new())) {
+        Ok(req) => match client.request(req).await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let n = match resp.into_body().collect().await {
+                    Ok(b) => b.to_bytes().len() as u64,
+                    Err(_) => 0,
+                };
+                (status, n)
+            }
+            Err(_) => (0, 0),
+        },
+        Err(_) => (0, 0),
+    };
+    let micros = t0.elapsed().as_micros() as u64;
+    let d = Replayed {
+        seq: e.seq,
+        request,
+        decision: Decision {
+            answered_by: if status == 0 {
+                AnsweredBy::Error
+            } else {
+                AnsweredBy::Network
+            },
+            status,
+            ..Decision::default()
+        },
+    };
+    (d, bytes, micros)
 }
 
 /// The fields in which two decisions differ.
@@ -526,7 +539,11 @@ impl Expectations {
                 matching.iter().filter(|d| f(&d.decision)).count() as u64
             };
             let checks: [(&str, &Option<Bound>, u64); 5] = [
-                ("shed", &e.max_shed, count(&|t| t.answered_by == AnsweredBy::Limiter)),
+                (
+                    "shed",
+                    &e.max_shed,
+                    count(&|t| t.answered_by == AnsweredBy::Limiter),
+                ),
                 (
                     "origin requests",
                     &e.max_origin_requests,
@@ -535,9 +552,7 @@ impl Expectations {
                 (
                     "edge answers",
                     &e.max_edge_answers,
-                    count(&|t| {
-                        t.answered_by.is_edge()
-                    }),
+                    count(&|t| t.answered_by.is_edge()),
                 ),
                 (
                     "4xx",

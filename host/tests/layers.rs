@@ -104,9 +104,8 @@ fn each_module_uses_only_the_layers_below_it() {
 
 #[test]
 fn the_scanner_sees_paths_and_use_groups() {
-    let found = uses(
-        "use crate::a::X;\nuse crate::{b, c::{D, E}, d::F};\nfn f() { crate::e::g(); }",
-    );
+    let found =
+        uses("use crate::a::X;\nuse crate::{b, c::{D, E}, d::F};\nfn f() { crate::e::g(); }");
     let want: BTreeSet<String> = ["a", "b", "c", "d", "e"].map(String::from).into();
     assert_eq!(found, want);
 }

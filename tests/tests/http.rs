@@ -105,15 +105,29 @@ async fn compiled_guests_are_cached_so_a_restart_does_not_recompile() {
     };
     let rt = Runtime::new(&opts).expect("engine");
     assert!(!cache.contains(rt.engine(), &wasm));
-    rt.load("rw", &wasm, limits, Default::default(), Some(&cache), Default::default())
-        .expect("compiles");
+    rt.load(
+        "rw",
+        &wasm,
+        limits,
+        Default::default(),
+        Some(&cache),
+        Default::default(),
+    )
+    .expect("compiles");
     assert!(cache.contains(rt.engine(), &wasm));
     drop(rt);
     // A new engine with the same settings finds the entry and loads from it.
     let rt = Runtime::new(&opts).expect("engine");
     assert!(cache.contains(rt.engine(), &wasm));
     let g = rt
-        .load("rw", &wasm, limits, Default::default(), Some(&cache), Default::default())
+        .load(
+            "rw",
+            &wasm,
+            limits,
+            Default::default(),
+            Some(&cache),
+            Default::default(),
+        )
         .expect("loads from cache");
     assert!(g.hooks.request);
     // A corrupt entry is ignored and rewritten, not fatal.
@@ -121,7 +135,14 @@ async fn compiled_guests_are_cached_so_a_restart_does_not_recompile() {
         std::fs::write(e.path(), b"corrupt").expect("corrupt it");
     }
     let g = rt
-        .load("rw", &wasm, limits, Default::default(), Some(&cache), Default::default())
+        .load(
+            "rw",
+            &wasm,
+            limits,
+            Default::default(),
+            Some(&cache),
+            Default::default(),
+        )
         .expect("recompiles");
     assert!(g.hooks.request);
 }

@@ -97,10 +97,7 @@ async fn metrics_pass_promtool_and_openmetrics_is_served_on_request() {
         .to_string();
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     let om = String::from_utf8_lossy(&body);
-    assert!(
-        ctype.starts_with("application/openmetrics-text"),
-        "{ctype}"
-    );
+    assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
     assert!(om.ends_with("# EOF\n"), "{om}");
     assert!(om.contains("# TYPE outpost_responses counter"), "{om}");
 }
@@ -126,7 +123,11 @@ async fn counters_keep_counting_across_ten_reloads() {
         }
     }
     // A reload that fails changes nothing, counters included.
-    let broken = config(origin.addr, &[("bad", "no-such-guest", "")], "request = [\"bad\"]");
+    let broken = config(
+        origin.addr,
+        &[("bad", "no-such-guest", "")],
+        "request = [\"bad\"]",
+    );
     assert!(node.running.reload(parse(&broken)).await.is_err());
     assert_eq!(sample(&node.metrics().await, ok), Some(10.0));
 }

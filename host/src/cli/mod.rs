@@ -20,4 +20,3 @@ pub fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
         ExitCode::FAILURE
     })
 }
-

@@ -1,9 +1,9 @@
 //! `outpost replay`: recorded traffic through a node, in-process or over the
 //! network; a report, the decisions, a diff between two configs, expectations.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::net::SocketAddr;
 
 use outpost::replay::{self, Replayed};
 
@@ -177,9 +177,7 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
 }
 
 /// The node an in-process replay runs (model origins, a virtual clock).
-async fn node(
-    path: Option<PathBuf>,
-) -> Result<(outpost::Node, outpost::clock::Clock), ExitCode> {
+async fn node(path: Option<PathBuf>) -> Result<(outpost::Node, outpost::clock::Clock), ExitCode> {
     let config = load(path.as_ref())?;
     replay::replay_node(config, None).await.map_err(|errors| {
         for e in errors {
@@ -204,7 +202,10 @@ async fn diff(
         Err(code) => return code,
     };
     let mut first = Vec::with_capacity(total);
-    replay::in_process(a, clock_a, entries.iter().cloned(), |d| first.push(d.clone())).await;
+    replay::in_process(a, clock_a, entries.iter().cloned(), |d| {
+        first.push(d.clone())
+    })
+    .await;
     let mut other = Vec::with_capacity(total);
     replay::in_process(&node_b, &clock_b, entries, |d| other.push(d.clone())).await;
     let (diffs, kinds) = replay::diff(&first, &other);
@@ -217,8 +218,12 @@ async fn diff(
             "  #{} {}: {} → {}",
             d.seq,
             d.request,
-            d.a.forwarded.clone().unwrap_or_else(|| d.a.answered_by.to_string()),
-            d.b.forwarded.clone().unwrap_or_else(|| d.b.answered_by.to_string())
+            d.a.forwarded
+                .clone()
+                .unwrap_or_else(|| d.a.answered_by.to_string()),
+            d.b.forwarded
+                .clone()
+                .unwrap_or_else(|| d.b.answered_by.to_string())
         );
     }
     let Some(path) = out else {

@@ -65,7 +65,9 @@ mod tests {
     }
 
     fn pairs(hs: &[types::Header]) -> Vec<(String, Vec<u8>)> {
-        hs.iter().map(|h| (h.name.clone(), h.value.clone())).collect()
+        hs.iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect()
     }
 
     #[test]

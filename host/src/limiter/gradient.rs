@@ -221,7 +221,11 @@ impl Gradient {
         if round.median <= baseline + doubt {
             self.at_baseline(now_ns, round.reached);
         } else {
-            self.slow(now_ns, (baseline + doubt) / round.median.max(1.0), round.reached);
+            self.slow(
+                now_ns,
+                (baseline + doubt) / round.median.max(1.0),
+                round.reached,
+            );
         }
     }
 

@@ -88,7 +88,6 @@ impl From<&edge_config::Limiter> for LimiterConfig {
     }
 }
 
-
 /// Exponentially decaying counts of admitted and shed requests per class.
 #[derive(Debug, Clone, Default)]
 struct ShedRate {
@@ -928,4 +927,3 @@ mod tests {
         assert!(run(0) < 32, "{}", run(0));
     }
 }
-

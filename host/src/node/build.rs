@@ -136,7 +136,14 @@ fn load_guests(
             .map(|(k, v)| (k.clone(), v.get_ref().to_text()))
             .collect();
         let metrics = opts.families.guests.guest(name.as_str());
-        match runtime.load(name.as_str(), &wasm, limits, values, cache.as_ref(), metrics) {
+        match runtime.load(
+            name.as_str(),
+            &wasm,
+            limits,
+            values,
+            cache.as_ref(),
+            metrics,
+        ) {
             Ok(guest) => {
                 guests.insert(name.to_string(), guest);
             }
@@ -231,7 +238,8 @@ async fn build_origins(
         let client = if opts.model_origins {
             OriginClient::model(name.as_str(), o.host_header.clone())
         } else {
-            let Some(authority) = authority_of(config, name.as_str(), o, &mut demo_origin, errors).await
+            let Some(authority) =
+                authority_of(config, name.as_str(), o, &mut demo_origin, errors).await
             else {
                 continue;
             };
@@ -300,10 +308,14 @@ fn resolve_routes(
     let mut routes = Vec::new();
     for r in &config.routes {
         let rname = r.name.get_ref().as_str();
-        let mut resolve = |g: &Spanned<edge_config::Name>, phase: &str, exports: fn(&Guest) -> bool| {
-            resolve_guest(config, guests, rname, g, phase, exports, errors)
-        };
-        let admit = r.admit.as_ref().and_then(|g| resolve(g, "admit", |g| g.hooks.admit));
+        let mut resolve =
+            |g: &Spanned<edge_config::Name>, phase: &str, exports: fn(&Guest) -> bool| {
+                resolve_guest(config, guests, rname, g, phase, exports, errors)
+            };
+        let admit = r
+            .admit
+            .as_ref()
+            .and_then(|g| resolve(g, "admit", |g| g.hooks.admit));
         let request = r
             .request
             .iter()
@@ -396,9 +408,9 @@ fn check_route_target(config: &Config, r: &edge_config::Route, errors: &mut Vec<
     }
     if let Some(h) = &r.host {
         let bare = h.strip_prefix("*.").unwrap_or(h);
-        if crate::canon::host(bare)
-            .map_or(true, |n| n != bare.trim_end_matches('.').to_ascii_lowercase())
-        {
+        if crate::canon::host(bare).map_or(true, |n| {
+            n != bare.trim_end_matches('.').to_ascii_lowercase()
+        }) {
             errors.push(src.diagnostic(
                 r.name.span(),
                 format!(

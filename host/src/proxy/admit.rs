@@ -98,7 +98,11 @@ async fn classify(
     head: &RequestHead,
 ) -> Result<Classified, EdgeError> {
     let Some(g) = &route.admit else {
-        return Ok(Classified::Class(class_index(PriorityClass::Normal), 1, None));
+        return Ok(Classified::Class(
+            class_index(PriorityClass::Normal),
+            1,
+            None,
+        ));
     };
     let normal = Classified::Class(NORMAL, 1, None);
     match g.guest.admit(&node.runtime, load.clone(), head).await {

@@ -49,7 +49,10 @@ pub(super) async fn chain<'n>(
     d: &mut Decision,
 ) -> Result<Chained<'n>, EdgeError> {
     for g in &route.request {
-        let out = g.guest.request(&node.runtime, ticket.load.clone(), head).await;
+        let out = g
+            .guest
+            .request(&node.runtime, ticket.load.clone(), head)
+            .await;
         d.step(|| format!("request:{}={}", g.guest.name, step(&out)));
         let failed = match out {
             Ok(RequestAction::Forward(edit)) => {
@@ -168,7 +171,12 @@ fn apply_request_edit<'n>(
 /// A path a guest writes is held to what a client's is: normalised (or refused),
 /// and it may not move the request under another route, whose guards it has not
 /// passed (`/PRIVATE/x` lower-cased on a catch-all must not reach `/private/`).
-fn edited_path(node: &Node, head: &RequestHead, p: &str, guest: &str) -> Result<String, GuestError> {
+fn edited_path(
+    node: &Node,
+    head: &RequestHead,
+    p: &str,
+    guest: &str,
+) -> Result<String, GuestError> {
     let normal =
         crate::canon::path(p).map_err(|r| invalid(guest, format!("path {p:?} refused: {r}")))?;
     let host = crate::canon::host(&head.authority).unwrap_or_default();

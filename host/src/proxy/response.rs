@@ -46,7 +46,10 @@ pub(super) async fn chain(
     }
     let (mut parts, body) = resp.into_parts();
     let (mut guest_body, stream) = match wanted_coding(route, &parts.headers) {
-        Some(coding) => (read_body(route, &mut parts.headers, body, coding).await?, None),
+        Some(coding) => (
+            read_body(route, &mut parts.headers, body, coding).await?,
+            None,
+        ),
         None => (GuestBody::default(), Some(body)),
     };
     let mut head = types::ResponseHead {
@@ -56,7 +59,13 @@ pub(super) async fn chain(
     for g in &route.response {
         let out = g
             .guest
-            .response(&node.runtime, load.clone(), req, &head, guest_body.bytes.as_deref())
+            .response(
+                &node.runtime,
+                load.clone(),
+                req,
+                &head,
+                guest_body.bytes.as_deref(),
+            )
             .await;
         d.step(|| format!("response:{}={}", g.guest.name, step(&out)));
         let edit = match out {

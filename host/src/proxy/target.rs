@@ -149,7 +149,10 @@ mod tests {
     #[test]
     fn connection_named_headers_are_removed_with_the_fixed_ones() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("x-secret, close"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("x-secret, close"),
+        );
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("x-kept", HeaderValue::from_static("1"));
@@ -163,8 +166,12 @@ mod tests {
         let (mut parts, ()) = http::Request::new(()).into_parts();
         parts.version = http::Version::HTTP_11;
         assert!(Target::of(&parts).is_err(), "no Host");
-        parts.headers.append(header::HOST, HeaderValue::from_static("a.test"));
-        parts.headers.append(header::HOST, HeaderValue::from_static("b.test"));
+        parts
+            .headers
+            .append(header::HOST, HeaderValue::from_static("a.test"));
+        parts
+            .headers
+            .append(header::HOST, HeaderValue::from_static("b.test"));
         assert!(Target::of(&parts).is_err(), "two Hosts");
     }
 }

@@ -44,9 +44,14 @@ impl GuestFamilies {
     /// The handles of the guest called `name` (the same counters for the same name
     /// across reloads).
     pub fn guest(&self, name: &str) -> GuestMetrics {
-        let failure = |kind| self.failures.get_or_create_owned(&labels2("guest", name, "kind", kind));
-        let action =
-            |a| self.fail_actions.get_or_create_owned(&labels2("guest", name, "action", a));
+        let failure = |kind| {
+            self.failures
+                .get_or_create_owned(&labels2("guest", name, "kind", kind))
+        };
+        let action = |a| {
+            self.fail_actions
+                .get_or_create_owned(&labels2("guest", name, "action", a))
+        };
         GuestMetrics {
             duration: self.duration.get_or_create_owned(&label("guest", name)),
             invocations: self.invocations.get_or_create_owned(&label("guest", name)),

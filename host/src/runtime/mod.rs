@@ -14,9 +14,11 @@ use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits};
 use wasmtime::{StoreLimitsBuilder, UpdateDeadline};
 
+use crate::contract::bindings::{
+    self, admit_hook, config_check, request_hook, response_hook, types,
+};
 use crate::error::GuestError;
 use crate::limiter::LoadSource;
-use crate::contract::bindings::{self, admit_hook, config_check, request_hook, response_hook, types};
 
 pub use cache::CompileCache;
 pub use metrics::{GuestFamilies, GuestMetrics};
