@@ -8,27 +8,45 @@
 // No function of the node over 80 lines of code (clippy.toml): each reads as one step.
 #![warn(clippy::too_many_lines)]
 
-// The layers, lowest first; a module uses only those above it in this list
-// (ARCHITECTURE.md draws it; `tests/layers.rs` holds every module to it).
-pub mod admin;
+// The layers, lowest first: a module uses only those listed before it
+// (ARCHITECTURE.md draws them; `tests/layers.rs` holds every module to it). One
+// group per line, so `rustfmt` keeps the order.
+
+// Leaves: no dependency inside the crate.
 pub mod body;
 pub mod canon;
-pub mod client;
 pub mod clock;
 pub mod coding;
-pub mod contract;
-pub mod decision;
-pub mod demo;
+
 pub mod error;
-pub mod limiter;
+
 pub mod metrics;
-pub mod node;
-pub mod proxy;
-pub mod record;
-pub mod replay;
-pub mod runtime;
-pub mod server;
+
+pub mod client;
+
+pub mod contract;
+
+pub mod decision;
+
+pub mod demo;
+
+pub mod limiter;
+
 pub mod upstream;
+
+pub mod record;
+
+pub mod runtime;
+
+pub mod node;
+
+pub mod proxy;
+
+pub mod replay;
+
+pub mod server;
+
+pub mod admin;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

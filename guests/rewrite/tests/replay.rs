@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{apply, configure, fixture, har_user_agents};
+use common::{apply, configure, entries, har_user_agents};
 use outpost_guest::{Header, RequestHead, testing};
 use rewrite::stable_hash;
 
@@ -33,33 +33,13 @@ const RULES: &[&str] = &[
     "allow-ip 0.0.0.0/0,::/0",
 ];
 
-/// Method and target of a Common Log Format line, or `None` when malformed.
-fn parse_line(line: &str) -> Option<(String, String, String)> {
-    let host = line.split_whitespace().next()?.to_string();
-    let start = line.find('"')?;
-    let end = line.rfind('"')?;
-    if end <= start {
-        return None;
-    }
-    let request = &line[start + 1..end];
-    let mut toks: Vec<&str> = request.split_whitespace().collect();
-    if toks.last().is_some_and(|t| t.starts_with("HTTP/")) {
-        toks.pop();
-    }
-    let (method, target) = toks.split_first()?;
-    if target.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-        return None;
-    }
-    Some((host, (*method).to_string(), target.join(" ")))
-}
-
 fn clean(s: &str) -> bool {
     !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 #[test]
 fn replay_nasa_log() {
-    let log = fixture("nasa-ksc-1995-08-01.log");
+    let (log, malformed) = entries("nasa-ksc-1995-08-01.log");
     let mut uas: Vec<String> = har_user_agents("chrome_github.com_home.har");
     uas.truncate(1);
     uas.extend([
@@ -73,16 +53,19 @@ fn replay_nasa_log() {
     let config = rewrite::Config::from_host();
     assert_eq!(config.rules.len(), RULES.len());
 
-    let (mut inputs, mut malformed, mut outputs) = (0usize, 0usize, 0usize);
+    let (mut inputs, mut outputs) = (0usize, 0usize);
     let (mut redirects, mut forbidden, mut rewritten) = (0usize, 0usize, 0usize);
-    for (i, line) in log.lines().enumerate() {
-        let Some((client, method, target)) = parse_line(line) else {
-            malformed += 1;
-            continue;
-        };
+    for e in &log {
+        let (i, method, target) = (e.seq, e.method.as_str(), e.target());
+        let line = format!("{method} {target}");
+        let client = e
+            .client_ip
+            .clone()
+            .or_else(|| e.header("x-log-host").map(str::to_string))
+            .unwrap_or_default();
         inputs += 1;
         let h = stable_hash(client.as_bytes());
-        let mut r = RequestHead::new(&method, &target);
+        let mut r = RequestHead::new(method, &target);
         r.scheme = if h.is_multiple_of(16) {
             "http"
         } else {
@@ -134,7 +117,7 @@ fn replay_nasa_log() {
         assert_eq!(again.origin, out.origin, "{line}");
     }
     assert_eq!(outputs, inputs);
-    assert_eq!(inputs + malformed, log.lines().count());
+    assert_eq!(inputs, log.len());
     assert!(inputs > 33_000, "{inputs}");
     assert!(
         redirects > 1000 && forbidden > 100 && rewritten > 5000,
@@ -144,24 +127,4 @@ fn replay_nasa_log() {
         "replayed {inputs} requests ({malformed} malformed lines skipped): \
          {redirects} redirects, {forbidden} forbidden, {rewritten} paths rewritten"
     );
-}
-
-#[test]
-fn parses_log_lines() {
-    assert_eq!(
-        parse_line(
-            r#"in24.inetnebr.com - - [01/Aug/1995:00:00:01 -0400] "GET /a.txt HTTP/1.0" 200 1839"#
-        ),
-        Some(("in24.inetnebr.com".into(), "GET".into(), "/a.txt".into()))
-    );
-    assert_eq!(
-        parse_line(r#"h - - [x] "GET /a b.gif HTTP/1.0" 200 1"#).map(|p| p.2),
-        Some("/a b.gif".into())
-    );
-    assert_eq!(
-        parse_line(r#"h - - [x] "GET /old" 200 1"#).map(|p| p.2),
-        Some("/old".into())
-    );
-    assert_eq!(parse_line(r#"h - - [x] "" 400 0"#), None);
-    assert_eq!(parse_line("garbage"), None);
 }

@@ -73,55 +73,43 @@ pub fn req(scheme: &str, authority: &str, target: &str, headers: &[(&str, &str)]
 }
 
 /// The fixture file `name` under tests/fixtures/traffic.
-pub fn fixture(name: &str) -> String {
-    let path = format!(
+pub fn fixture_path(name: &str) -> String {
+    format!(
         "{}/../../tests/fixtures/traffic/{name}",
         env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    )
 }
 
-/// Every `user-agent` request header value in a HAR file (the value is on the
-/// line after the name in these pretty-printed files).
-pub fn har_user_agents(name: &str) -> Vec<String> {
-    let text = fixture(&format!("har/{name}"));
-    let lines: Vec<&str> = text.lines().collect();
-    let mut out = Vec::new();
-    for (i, l) in lines.iter().enumerate() {
-        if l.trim().eq_ignore_ascii_case("\"name\": \"user-agent\",")
-            && let Some(v) = lines.get(i + 1).and_then(|n| json_string(n, "value"))
-        {
-            out.push(v);
+/// The entries of fixture `name` (HAR, CLF), read by the node's own reader
+/// (`outpost-traffic`), and how many were malformed.
+pub fn entries(name: &str) -> (Vec<outpost_traffic::Entry>, usize) {
+    let path = fixture_path(name);
+    let reader = outpost_traffic::read_file(&path, &outpost_traffic::Options::default())
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let (mut ok, mut malformed) = (Vec::new(), 0);
+    for item in reader {
+        match item {
+            Ok(e) => ok.push(e),
+            Err(_) => malformed += 1,
         }
     }
-    out
+    (ok, malformed)
+}
+
+/// Every request's `user-agent` in a HAR file.
+pub fn har_user_agents(name: &str) -> Vec<String> {
+    entries(&format!("har/{name}"))
+        .0
+        .iter()
+        .filter_map(|e| e.header("user-agent").map(str::to_string))
+        .collect()
 }
 
 /// Every request URL of a HAR file, as `(scheme, authority, target)`.
 pub fn har_urls(name: &str) -> Vec<(String, String, String)> {
-    fixture(&format!("har/{name}"))
-        .lines()
-        .filter_map(|l| json_string(l, "url"))
-        .filter_map(|u| {
-            let (scheme, rest) = u.split_once("://")?;
-            let (auth, target) = match rest.find('/') {
-                Some(i) => (&rest[..i], &rest[i..]),
-                None => (rest, "/"),
-            };
-            Some((scheme.to_string(), auth.to_string(), target.to_string()))
-        })
+    entries(&format!("har/{name}"))
+        .0
+        .into_iter()
+        .map(|e| (e.scheme.clone(), e.authority.clone(), e.target()))
         .collect()
-}
-
-/// `"key": "value"` on one line → value (with `\"` and `\\` unescaped).
-fn json_string(line: &str, key: &str) -> Option<String> {
-    let rest = line.trim().strip_prefix(&format!("\"{key}\": \""))?;
-    let body = rest
-        .strip_suffix("\",")
-        .or_else(|| rest.strip_suffix('"'))?;
-    Some(
-        body.replace("\\\"", "\"")
-            .replace("\\/", "/")
-            .replace("\\\\", "\\"),
-    )
 }

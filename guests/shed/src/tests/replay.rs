@@ -4,42 +4,35 @@
 use super::*;
 use std::collections::BTreeMap;
 
-fn fixture(name: &str) -> String {
+/// The NASA log's requests, read by the node's own reader (`outpost-traffic`), as
+/// `(method, target, client host)`; malformed lines are skipped.
+fn nasa() -> Vec<(String, String, String)> {
     let path = format!(
-        "{}/../../tests/fixtures/traffic/{name}",
+        "{}/../../tests/fixtures/traffic/nasa-ksc-1995-08-01.log",
         env!("CARGO_MANIFEST_DIR")
     );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// Method and target of a Common Log Format line, or `None` when malformed.
-fn parse_line(line: &str) -> Option<(String, String)> {
-    let start = line.find('"')?;
-    let end = line.rfind('"')?;
-    if end <= start {
-        return None;
-    }
-    let mut toks: Vec<&str> = line[start + 1..end].split_whitespace().collect();
-    if toks.last().is_some_and(|t| t.starts_with("HTTP/")) {
-        toks.pop();
-    }
-    let (method, target) = toks.split_first()?;
-    if target.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-        return None;
-    }
-    Some(((*method).to_string(), target.join(" ")))
+    let reader = outpost_traffic::read_file(&path, &outpost_traffic::Options::default())
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    reader
+        .flatten()
+        .map(|e| {
+            let host = e
+                .client_ip
+                .clone()
+                .or_else(|| e.header("x-log-host").map(str::to_string))
+                .unwrap_or_default();
+            (e.method.clone(), e.target(), host)
+        })
+        .collect()
 }
 
 /// Every request of the log as `(request, class)` under the current config.
 fn replay() -> Vec<(RequestHead, PriorityClass)> {
-    let log = fixture("nasa-ksc-1995-08-01.log");
     let mut out = Vec::new();
-    for (i, line) in log.lines().enumerate() {
-        let Some((method, target)) = parse_line(line) else {
-            continue;
-        };
+    for (i, (method, target, host)) in nasa().into_iter().enumerate() {
+        let line = format!("{method} {target}");
         let mut req = RequestHead::new(&method, &target);
-        req.client.ip = line.split_whitespace().next().unwrap_or("").to_string();
+        req.client.ip = host;
         if i % 50 == 0 {
             req.headers
                 .push(Header::new("user-agent", "ArchitextSpider"));
@@ -114,14 +107,11 @@ fn replay_nasa_log_with_operator_rules() {
     ]);
     let log_rows = {
         let mut rows = Vec::new();
-        let log = fixture("nasa-ksc-1995-08-01.log");
-        for line in log.lines() {
-            if let Some((m, t)) = parse_line(line) {
-                let req = RequestHead::new(&m, &t);
-                let a = admission(&req);
-                assert_eq!(a.cost, config::Config::from_host().cost(a.class), "{line}");
-                rows.push((req, a.class));
-            }
+        for (m, t, _) in nasa() {
+            let req = RequestHead::new(&m, &t);
+            let a = admission(&req);
+            assert_eq!(a.cost, config::Config::from_host().cost(a.class), "{m} {t}");
+            rows.push((req, a.class));
         }
         rows
     };
