@@ -207,8 +207,9 @@ async fn the_node_records_a_sample_that_replays() {
         dir.path().display()
     ))
     .await;
+    let mut sent = Vec::new();
     for i in 0..20 {
-        node.get(&format!("/old/{i}?utm_source=x")).await;
+        sent.push(node.get(&format!("/old/{i}?utm_source=x")).await.body.len() as u64);
     }
     // The writer thread flushes when idle.
     let mut recorded = Vec::new();
@@ -240,7 +241,13 @@ async fn the_node_records_a_sample_that_replays() {
             "{d}"
         );
         assert_eq!(e.status, Some(200));
+        assert!(e.duration_us.is_some(), "{e:?}");
     }
+    // The finish phase records once the body has gone: the bytes each sampled
+    // request (every second one, from the first) sent to its client.
+    let recorded_bytes: Vec<Option<u64>> = recorded.iter().map(|e| e.response_bytes).collect();
+    let sampled: Vec<Option<u64>> = sent.iter().step_by(2).map(|n| Some(*n)).collect();
+    assert_eq!(recorded_bytes, sampled);
     // The recording replays in-process with the same decisions.
     let (decisions, _) = run(node.running.node().config.clone(), &recorded).await;
     for (d, e) in decisions.iter().zip(&recorded) {

@@ -351,3 +351,134 @@ struct Round {
     reached: bool,
     lag: f64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gradient_falls_when_latency_rises_and_is_deterministic() {
+        let run = || {
+            let mut g = Gradient::new(100, 4, 1000);
+            let mut t = 0;
+            for _ in 0..2000 {
+                t += 1_000_000;
+                g.sample(t, 10_000_000, 100, false);
+            }
+            let steady = g.limit();
+            for _ in 0..200 {
+                t += 1_000_000;
+                g.sample(t, 50_000_000, 1000, false);
+            }
+            (steady, g.limit())
+        };
+        let (steady, loaded) = run();
+        assert!(loaded < steady, "limit should fall: {steady} -> {loaded}");
+        assert_eq!(run(), (steady, loaded), "same samples, same limits");
+    }
+
+    #[test]
+    fn light_traffic_does_not_raise_an_untested_limit() {
+        // Latency at its minimum, but only 4 of 10 slots ever used: the limit was never
+        // reached, so the headroom does not push it up.
+        let mut g = Gradient::new(10, 2, 100);
+        let mut t = 0;
+        for _ in 0..5000 {
+            t += 1_000_000;
+            g.sample(t, 20_000_000, 4, false);
+        }
+        assert_eq!(g.limit(), 10);
+        // Used to the full, it probes upward.
+        for _ in 0..5000 {
+            t += 1_000_000;
+            g.sample(t, 20_000_000, 10, false);
+        }
+        assert!(g.limit() > 10, "a reached limit probes up: {}", g.limit());
+    }
+
+    #[test]
+    fn a_few_stalled_requests_per_round_do_not_cut_the_limit() {
+        // Each 20 ms round: 17 answers at the minimum and 3 stalled at 5×. The mean
+        // is 1.6× the minimum (a cut); the median is the minimum (no cut).
+        let mut g = Gradient::new(20, 2, 20);
+        let mut t = 0;
+        for i in 0..4000u64 {
+            t += 1_000_000;
+            let rtt = if i % 20 < 3 { 100_000_000 } else { 20_000_000 };
+            g.sample(t, rtt, 20, false);
+        }
+        assert_eq!(g.limit(), 20);
+        // Most answers slow: the median moves and the limit falls.
+        for i in 0..400u64 {
+            t += 1_000_000;
+            let rtt = if i % 20 < 15 { 40_000_000 } else { 20_000_000 };
+            g.sample(t, rtt, 20, false);
+        }
+        assert!(
+            g.limit() < 15,
+            "a slower origin cuts the limit: {}",
+            g.limit()
+        );
+    }
+
+    #[test]
+    fn overload_backs_off() {
+        let mut g = Gradient::new(100, 4, 1000);
+        g.sample(1, 1_000_000, 100, true);
+        assert_eq!(g.limit(), 90);
+    }
+
+    #[test]
+    fn a_limit_cut_by_a_spike_recovers_within_a_few_rounds() {
+        // A 10 ms origin, limit reached at 64; a spike of slow rounds cuts it; once
+        // latency is back at its baseline it recovers quickly.
+        let mut g = Gradient::new(64, 4, 1024);
+        let mut t = 0;
+        let mut run = |g: &mut Gradient, rounds: u64, rtt: u64| {
+            for _ in 0..rounds * 10 {
+                t += 1_000_000;
+                g.sample(t, rtt, g.limit(), false);
+            }
+        };
+        run(&mut g, 20, 10_000_000);
+        let before = g.limit();
+        assert!(before >= 64, "{before}");
+        run(&mut g, 10, 40_000_000);
+        let cut = g.limit();
+        assert!(cut < before / 2, "a slow spike cuts: {before} -> {cut}");
+        // Doubling back first (to half the limit the spike found slow, the mark it
+        // left), then probing up by the headroom: back where it was within 20 rounds
+        // (200 ms here), where the headroom alone would take 25.
+        run(&mut g, 2, 10_000_000);
+        assert!(g.limit() >= cut * 3 / 2, "{cut} -> {}", g.limit());
+        run(&mut g, 18, 10_000_000);
+        assert!(
+            g.limit() >= before,
+            "{cut} -> {} (before {before})",
+            g.limit()
+        );
+    }
+
+    #[test]
+    fn the_nodes_own_lag_is_not_taken_for_origin_latency() {
+        // Answers that took 3 ms, of which 2.5 ms was this node's runtime running
+        // late: the limit holds. The same latency without the lag (the origin's
+        // own) cuts it.
+        let run = |lag: u64| {
+            let mut g = Gradient::new(64, 4, 1024).with_slack(Duration::ZERO);
+            let mut t = 0;
+            for i in 0..4000u64 {
+                t += 100_000;
+                let (rtt, lag) = if i < 100 {
+                    (500_000, 0)
+                } else {
+                    (3_000_000, lag)
+                };
+                g.sample_with_lag(t, rtt, lag, 64, false);
+            }
+            g.limit()
+        };
+        assert!(run(2_500_000) >= 64, "{}", run(2_500_000));
+        assert!(run(0) < 32, "{}", run(0));
+    }
+}
