@@ -15,8 +15,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use schema::{
-    Client, Compression, Config, ConfigValue, FailMode, ForwardedHeader, Guest, GuestSource,
-    Limiter, Listener, Node, Origin, OriginKind, Record, Route, Scalar,
+    CacheSettings, Client, Compression, Config, ConfigValue, FailMode, ForwardedHeader, Guest,
+    GuestSource, Limiter, Listener, Node, Origin, OriginKind, Record, Route, RouteCache, Scalar,
 };
 pub use toml::Spanned;
 pub use values::{Addr, Cidr, Millis, Name};
@@ -135,6 +135,15 @@ pub fn read_capped(path: &Path, cap: u64) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// `name` if it is a valid HTTP field name (RFC 9110 token).
+fn http_token(name: &str) -> Option<&str> {
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    ok.then_some(name)
+}
+
 impl Config {
     /// Read and validate a configuration file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
@@ -207,6 +216,49 @@ impl Config {
             Ok(config)
         } else {
             Err(ConfigError { diagnostics })
+        }
+    }
+
+    /// The cache's sizes, and each route's cache rules.
+    fn validate_cache(&self, out: &mut Vec<Diagnostic>) {
+        let src = &self.source;
+        let c = &self.cache;
+        let memory = *c.memory_mib.get_ref();
+        if !(1..=1 << 20).contains(&memory) {
+            out.push(src.diagnostic(
+                c.memory_mib.span(),
+                format!("cache.memory_mib = {memory} is out of range; expected 1 to 1048576"),
+            ));
+        }
+        let object = *c.max_object_mib.get_ref();
+        if object == 0 || object > memory {
+            out.push(src.diagnostic(
+                c.max_object_mib.span(),
+                format!(
+                    "cache.max_object_mib = {object} is out of range; expected 1 to cache.memory_mib ({memory})"
+                ),
+            ));
+        }
+        if c.collapse_timeout.get_ref().0 == 0 {
+            out.push(src.diagnostic(
+                c.collapse_timeout.span(),
+                "cache.collapse_timeout must be at least 1ms",
+            ));
+        }
+        for route in &self.routes {
+            let Some(rc) = &route.cache else { continue };
+            let rname = route.name.get_ref().as_str();
+            for h in &rc.key_headers {
+                if http_token(h.get_ref()).is_none() {
+                    out.push(src.diagnostic(
+                        h.span(),
+                        format!(
+                            "route `{rname}`: cache.key_headers: `{}` is not a header name",
+                            h.get_ref()
+                        ),
+                    ));
+                }
+            }
         }
     }
 
@@ -373,6 +425,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_cache(&mut out);
         if let Some(r) = &self.record {
             let rate = *r.sample.get_ref();
             if !(0.0..=1.0).contains(&rate) {

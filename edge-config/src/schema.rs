@@ -42,6 +42,9 @@ pub struct Config {
     /// Sampled recording of requests and their decisions, for replay.
     #[serde(default)]
     pub record: Option<Record>,
+    /// The edge cache's sizes (which routes cache is each route's `cache`).
+    #[serde(default)]
+    pub cache: CacheSettings,
     #[serde(skip, default = "empty_source")]
     pub(crate) source: Source,
 }
@@ -61,6 +64,10 @@ pub struct Node {
     /// The admin API's address (metrics, health, config); none disables it.
     #[serde(default)]
     pub admin: Option<Addr>,
+    /// The bearer token the admin API's changes (cache purges) need when it
+    /// listens elsewhere than on loopback; without one they are refused there.
+    #[serde(default)]
+    pub admin_token: Option<Spanned<String>>,
     /// Where compiled guests are cached; relative to the working directory.
     #[serde(default = "default_cache_dir")]
     pub cache_dir: Option<String>,
@@ -76,6 +83,7 @@ impl Default for Node {
     fn default() -> Self {
         Node {
             admin: None,
+            admin_token: None,
             cache_dir: default_cache_dir(),
             epoch_tick: default_tick(),
             max_instances: default_max_instances(),
@@ -521,6 +529,96 @@ pub struct Route {
     /// few bytes only adds a header's worth).
     #[serde(default = "default_compress_min")]
     pub compress_min_bytes: u64,
+    /// The edge cache's rules for this route; absent: the route does not cache.
+    #[serde(default)]
+    pub cache: Option<RouteCache>,
+}
+
+/// The edge cache's sizes: one cache per node, shared by the routes that cache,
+/// kept across reloads while these stay the same.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    /// The memory budget, MiB: objects, their headers and keys.
+    #[serde(default = "default_cache_memory")]
+    pub memory_mib: Spanned<u64>,
+    /// The largest object stored, MiB; a larger one streams through uncached.
+    #[serde(default = "default_cache_object")]
+    pub max_object_mib: Spanned<u64>,
+    /// How long a request waits for another's fetch of the same key before it
+    /// goes to the origin itself.
+    #[serde(default = "default_collapse_timeout")]
+    pub collapse_timeout: Spanned<Millis>,
+    /// How long a key whose response was uncacheable goes straight to the origin,
+    /// without collapsing (Varnish's hit-for-pass).
+    #[serde(default = "default_hit_for_pass")]
+    pub hit_for_pass: Spanned<Millis>,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            memory_mib: default_cache_memory(),
+            max_object_mib: default_cache_object(),
+            collapse_timeout: default_collapse_timeout(),
+            hit_for_pass: default_hit_for_pass(),
+        }
+    }
+}
+
+fn default_cache_memory() -> Spanned<u64> {
+    Spanned::new(0..0, 256)
+}
+fn default_cache_object() -> Spanned<u64> {
+    Spanned::new(0..0, 16)
+}
+fn default_collapse_timeout() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(10_000))
+}
+fn default_hit_for_pass() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(30_000))
+}
+
+/// A route's cache rules (`[routes.cache]`): freshness comes from the origin's
+/// headers (RFC 9111; `CDN-Cache-Control` and `Surrogate-Control` first); these
+/// fill in where the origin says nothing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCache {
+    /// Cache on this route (`false` keeps the table but turns it off).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The lifetime of a response that gives none and does not forbid storing;
+    /// absent: only the RFC's heuristic (a tenth of the time since
+    /// `Last-Modified`).
+    #[serde(default)]
+    pub default_ttl: Option<Spanned<Millis>>,
+    /// The lifetime of a 404 or 410 that gives none.
+    #[serde(default = "default_negative_ttl")]
+    pub negative_ttl: Spanned<Millis>,
+    /// The lifetime of an origin error (5xx) that gives none; absent: errors are
+    /// never stored.
+    #[serde(default)]
+    pub error_ttl: Option<Spanned<Millis>>,
+    /// How long past its freshness a stored copy may answer when the origin fails
+    /// or the limiter would shed (at least; a response's own `stale-if-error` may
+    /// say longer, its `must-revalidate` says none).
+    #[serde(default = "default_stale_if_error")]
+    pub stale_if_error: Spanned<Millis>,
+    /// Query parameters left out of the key; a trailing `*` matches a prefix
+    /// (`utm_*`), `"*"` alone drops the whole query.
+    #[serde(default)]
+    pub ignore_query: Vec<String>,
+    /// Request headers whose values are part of the key.
+    #[serde(default)]
+    pub key_headers: Vec<Spanned<String>>,
+}
+
+fn default_negative_ttl() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(10_000))
+}
+fn default_stale_if_error() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(60_000))
 }
 
 fn default_compress() -> Vec<String> {

@@ -79,7 +79,7 @@ impl TryFrom<DurationRepr> for Millis {
             DurationRepr::Int(n) if n >= 0 => Ok(Millis(n as u64)),
             DurationRepr::Int(n) => Err(format!("expected a non-negative duration, found {n}")),
             DurationRepr::Text(s) => parse_duration(&s).ok_or_else(|| {
-                format!("invalid duration `{s}`: expected milliseconds or a number with a unit: `250ms`, `5s`, `1m`")
+                format!("invalid duration `{s}`: expected milliseconds or a number with a unit: `250ms`, `5s`, `1m`, `1h`")
             }),
         }
     }
@@ -94,6 +94,7 @@ fn parse_duration(s: &str) -> Option<Millis> {
         "ms" => 1,
         "s" => 1_000,
         "m" => 60_000,
+        "h" => 3_600_000,
         _ => return None,
     };
     n.checked_mul(factor).map(Millis)
@@ -117,7 +118,8 @@ mod tests {
         assert_eq!(parse_duration("5s"), Some(Millis(5000)));
         assert_eq!(parse_duration("2m"), Some(Millis(120_000)));
         assert_eq!(parse_duration("5"), None);
-        assert_eq!(parse_duration("5h"), None);
+        assert_eq!(parse_duration("2h"), Some(Millis(7_200_000)));
+        assert_eq!(parse_duration("5d"), None);
     }
 }
 

@@ -24,6 +24,9 @@ pub fn metrics_text(node: &Node, telemetry: &Telemetry, openmetrics: bool) -> St
             .map(|(name, o)| (name.as_str(), o.limiter.snapshot())),
         node.fairness.as_ref().map_or(0, |f| f.len()),
     );
+    if let Some(c) = &node.cache {
+        telemetry.families.cache.set_gauges(c);
+    }
     metrics::encode(&telemetry.registry, openmetrics)
 }
 
@@ -49,6 +52,8 @@ pub fn handle<B>(node: &Node, telemetry: &Telemetry, req: &hyper::Request<B>) ->
             text(StatusCode::OK, ctype, metrics_text(node, telemetry, om))
         }
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/cache" => cache_stats(node),
+        "/cache/purge" => purge(node, req),
         "/config" => text(
             StatusCode::OK,
             "application/toml",
@@ -74,6 +79,130 @@ pub fn handle<B>(node: &Node, telemetry: &Telemetry, req: &hyper::Request<B>) ->
             )
         }
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+    }
+}
+
+/// The cache's size and flights, as JSON.
+fn cache_stats(node: &Node) -> Response<Body> {
+    let body = match &node.cache {
+        Some(c) => serde_json::json!({
+            "enabled": true,
+            "objects": c.len(),
+            "bytes": c.weight(),
+            "memory_bytes": c.config.memory_bytes,
+            "max_object_bytes": c.config.max_object_bytes,
+            "in_flight": c.flights.len(),
+        }),
+        None => serde_json::json!({ "enabled": false }),
+    };
+    text(StatusCode::OK, "application/json", body.to_string())
+}
+
+/// `POST /cache/purge?key=K` (exact: host, path and query as the key holds them,
+/// `example.com/live/index.m3u8`), `?prefix=P`, or `?tag=T` (the origin's
+/// `Surrogate-Key`). On an admin listener that is not on loopback, it needs
+/// `Authorization: Bearer` with `node.admin_token`.
+fn purge<B>(node: &Node, req: &hyper::Request<B>) -> Response<Body> {
+    if req.method() != http::Method::POST {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "purge with POST\n".into(),
+        );
+    }
+    if let Err(why) = authorised(node, req) {
+        return text(StatusCode::FORBIDDEN, "text/plain", format!("{why}\n"));
+    }
+    let Some(cache) = &node.cache else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "no route caches\n".into(),
+        );
+    };
+    let query = req.uri().query().unwrap_or("");
+    let param = |name: &str| {
+        query.split('&').find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            (k == name).then(|| percent_decoded(v))
+        })
+    };
+    let purged = if let Some(k) = param("key") {
+        usize::from(cache.remove(&k))
+    } else if let Some(p) = param("prefix") {
+        cache.purge_prefix(&p)
+    } else if let Some(t) = param("tag") {
+        cache.purge_tag(&t)
+    } else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "text/plain",
+            "expected one of ?key=, ?prefix=, ?tag=\n".into(),
+        );
+    };
+    tracing::info!(query, purged, "cache purge");
+    text(
+        StatusCode::OK,
+        "application/json",
+        serde_json::json!({ "purged": purged }).to_string(),
+    )
+}
+
+/// `%XX` escapes and `+` decoded (a query parameter's value).
+fn percent_decoded(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a request may change state: always on a loopback admin listener, else
+/// with the configured token.
+fn authorised<B>(node: &Node, req: &hyper::Request<B>) -> Result<(), &'static str> {
+    let loopback = node
+        .config
+        .node
+        .admin
+        .is_none_or(|a| a.0.ip().is_loopback());
+    if loopback {
+        return Ok(());
+    }
+    let Some(token) = node.config.node.admin_token.as_ref().map(|t| t.get_ref()) else {
+        return Err("the admin listener is not on loopback: set node.admin_token to allow changes");
+    };
+    let sent = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Compared in constant time: the token is a secret.
+    let same = sent.is_some_and(|s| {
+        s.len() == token.len()
+            && s.bytes()
+                .zip(token.bytes())
+                .fold(0u8, |a, (x, y)| a | (x ^ y))
+                == 0
+    });
+    if same {
+        Ok(())
+    } else {
+        Err("a bearer token is required")
     }
 }
 
@@ -115,6 +244,7 @@ fn redacted_source(config: &edge_config::Config) -> String {
         .flat_map(|g| g.config.iter())
         .filter(|(k, _)| is_secret_key(k))
         .map(|(_, v)| v.span())
+        .chain(config.node.admin_token.as_ref().map(|t| t.span()))
         .filter(|s| s.end <= text.len() && s.start < s.end)
         .collect();
     spans.sort_by_key(|s| std::cmp::Reverse(s.start));

@@ -47,6 +47,16 @@ impl Clock {
         }
     }
 
+    /// The wall-clock time (virtual: the time it reads).
+    pub fn system_time(&self) -> std::time::SystemTime {
+        match &self.0 {
+            Some(t) => {
+                std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t.load(Ordering::Relaxed))
+            }
+            None => std::time::SystemTime::now(),
+        }
+    }
+
     /// Seconds since the Unix epoch.
     pub fn unix_secs(&self) -> u64 {
         match &self.0 {

@@ -35,6 +35,11 @@ pub struct Decision {
     pub status: u16,
     /// Whether a response guest replaced the body.
     pub body_replaced: bool,
+    /// What the edge cache did: `hit`, `collapsed` (a hit after waiting for
+    /// another request's fetch), `stale`, `miss`, `collapsed-miss`, `pass ...`;
+    /// none on a route that does not cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<String>,
     /// Whether the decisions are recorded at all (recording, replay). Off, the
     /// proxy keeps only `status` and `body_replaced`, so serving an ordinary
     /// request formats and copies nothing for it.
@@ -58,6 +63,13 @@ impl Decision {
         }
     }
 
+    /// Record what the cache did, when the decision is detailed.
+    pub fn cache(&mut self, what: impl FnOnce() -> String) {
+        if self.detail {
+            self.cache = Some(what());
+        }
+    }
+
     /// Record who answered, when the decision is detailed.
     pub fn answered(&mut self, by: impl FnOnce() -> AnsweredBy) {
         if self.detail {
@@ -76,6 +88,8 @@ pub enum AnsweredBy {
     Nobody,
     /// The origin.
     Origin,
+    /// The edge cache (a stored copy, fresh or standing in for a failure).
+    Cache,
     /// The admit guest of that name rejected it.
     Admit(Arc<str>),
     /// The request guest of that name answered at the edge.
@@ -100,6 +114,7 @@ impl fmt::Display for AnsweredBy {
         match self {
             AnsweredBy::Nobody => Ok(()),
             AnsweredBy::Origin => f.write_str("origin"),
+            AnsweredBy::Cache => f.write_str("cache"),
             AnsweredBy::Admit(g) => write!(f, "admit:{g}"),
             AnsweredBy::Request(g) => write!(f, "request:{g}"),
             AnsweredBy::Limiter => f.write_str("limiter"),
@@ -116,6 +131,7 @@ impl std::str::FromStr for AnsweredBy {
         Ok(match s {
             "" => AnsweredBy::Nobody,
             "origin" => AnsweredBy::Origin,
+            "cache" => AnsweredBy::Cache,
             "limiter" => AnsweredBy::Limiter,
             "error" => AnsweredBy::Error,
             "network" => AnsweredBy::Network,

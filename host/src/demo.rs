@@ -122,25 +122,24 @@ fn respond(status: StatusCode, ctype: &str, body: impl Into<Bytes>) -> Response<
 pub fn handle(path: &str) -> Response<Body> {
     const M3U8: &str = "application/vnd.apple.mpegurl";
     if path == "/live/master.m3u8" {
-        return respond(StatusCode::OK, M3U8, master_playlist());
+        let resp = respond(StatusCode::OK, M3U8, master_playlist());
+        return cache_control(resp, "public, max-age=300");
     }
     if let Some((name, file)) = path.strip_prefix("/live/").and_then(|r| r.split_once('/'))
         && let Some(r) = LADDER.iter().find(|r| r.name == name)
     {
         if file == "index.m3u8" {
-            let mut resp = respond(StatusCode::OK, M3U8, media_playlist(now_secs()));
-            resp.headers_mut().insert(
-                header::CACHE_CONTROL,
-                http::HeaderValue::from_static("max-age=1"),
-            );
-            return resp;
+            // Live: fresh for half a segment, as live packagers send it.
+            let resp = respond(StatusCode::OK, M3U8, media_playlist(now_secs()));
+            return cache_control(resp, "public, max-age=1");
         }
         if file
             .strip_prefix("seg-")
             .and_then(|f| f.strip_suffix(".ts"))
             .is_some_and(|n| n.parse::<u64>().is_ok())
         {
-            return respond(StatusCode::OK, "video/mp2t", segment(r));
+            let resp = respond(StatusCode::OK, "video/mp2t", segment(r));
+            return cache_control(resp, "public, max-age=86400, immutable");
         }
     }
     if path == "/" {
@@ -150,11 +149,19 @@ pub fn handle(path: &str) -> Response<Body> {
             "Outpost demo origin: a synthetic live HLS stream at /live/master.m3u8\n",
         );
     }
-    respond(
+    let resp = respond(
         StatusCode::NOT_FOUND,
         "text/plain; charset=utf-8",
         "not found\n",
-    )
+    );
+    cache_control(resp, "max-age=5")
+}
+
+/// `resp` with `Cache-Control: cc`.
+fn cache_control(mut resp: Response<Body>, cc: &'static str) -> Response<Body> {
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, http::HeaderValue::from_static(cc));
+    resp
 }
 
 /// Start the demo origin on `addr` (use port 0), returning where it listens.

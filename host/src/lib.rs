@@ -34,6 +34,8 @@ pub mod limiter;
 
 pub mod upstream;
 
+pub mod cache;
+
 pub mod record;
 
 pub mod runtime;
@@ -78,8 +80,10 @@ impl Running {
     /// requests in flight finish on the one they started with. On error nothing
     /// changes. Listener and admin addresses are not rebound; counters keep counting.
     pub async fn reload(&self, config: Config) -> Result<(), Vec<edge_config::Diagnostic>> {
+        let current = self.node();
         let opts = BuildOptions {
-            demo_origin: self.node().demo_origin,
+            demo_origin: current.demo_origin,
+            cache: current.cache.clone(),
             ..self.opts.clone()
         };
         let node = Node::build(config, &opts).await?;

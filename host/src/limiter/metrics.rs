@@ -29,7 +29,7 @@ impl LimiterFamilies {
         let f = LimiterFamilies::default();
         reg.register(
             "outpost_admitted",
-            "Requests admitted per origin and class (a request a guest re-routes is admitted by its route's origin, then by the one it goes to)",
+            "Requests admitted per origin and class (by the origin it goes to, after the request guests and the cache)",
             f.admitted.clone(),
         );
         reg.register(

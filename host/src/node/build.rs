@@ -37,6 +37,7 @@ impl Node {
         let (origins, demo_origin) = build_origins(&config, opts, &mut errors).await;
         let routes = resolve_routes(&config, &guests, &origins, opts, &mut errors);
         let recorder = start_recorder(&config, opts, &mut errors);
+        let cache = edge_cache(&config, opts, &routes);
         if !errors.is_empty() {
             errors.sort_by_key(|d| (d.line, d.column));
             return Err(errors);
@@ -58,6 +59,7 @@ impl Node {
             )
             .map(|b| b.counting(families.priority_capped.clone())),
             recorder,
+            cache,
             runtime,
             routes,
             origins,
@@ -73,6 +75,48 @@ impl Node {
             clock: opts.clock.clone(),
         })
     }
+}
+
+/// The edge cache, when a route caches: the one the node being replaced had, if
+/// its sizes are unchanged (a reload keeps what is stored), else a new one.
+fn edge_cache(
+    config: &Config,
+    opts: &BuildOptions,
+    routes: &[RouteEntry],
+) -> Option<Arc<crate::cache::Cache>> {
+    if routes.iter().all(|r| r.cache.is_none()) {
+        return None;
+    }
+    let sizes = crate::cache::CacheConfig::from(&config.cache);
+    if let Some(c) = &opts.cache
+        && c.config == sizes
+        && c.clock.is_virtual() == opts.clock.is_virtual()
+    {
+        return Some(c.clone());
+    }
+    Some(Arc::new(crate::cache::Cache::new(
+        sizes,
+        opts.clock.clone(),
+        opts.families.cache.clone(),
+    )))
+}
+
+/// A route's cache rules, when it caches.
+fn route_cache(r: &edge_config::Route) -> Option<crate::cache::RouteRules> {
+    let c = r.cache.as_ref().filter(|c| c.enabled)?;
+    Some(crate::cache::RouteRules {
+        default_ttl: c.default_ttl.as_ref().map(|t| t.get_ref().duration()),
+        negative_ttl: c.negative_ttl.get_ref().duration(),
+        error_ttl: c.error_ttl.as_ref().map(|t| t.get_ref().duration()),
+        stale_if_error: c.stale_if_error.get_ref().duration(),
+        ignore_query: c.ignore_query.clone(),
+        // Names were checked by validation; one that still fails to parse is left out.
+        key_headers: c
+            .key_headers
+            .iter()
+            .filter_map(|h| http::HeaderName::from_bytes(h.get_ref().as_bytes()).ok())
+            .collect(),
+    })
 }
 
 /// The wasm engine, sized for the largest guest memory configured.
@@ -346,6 +390,7 @@ fn resolve_routes(
             transform_max_bytes: r.transform_max_bytes,
             compress: lower(&r.compress),
             compress_min_bytes: r.compress_min_bytes,
+            cache: route_cache(r),
             metrics: opts.families.route(rname),
         });
     }

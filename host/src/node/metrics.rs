@@ -3,6 +3,7 @@
 //! (guests, limiters, recorder). Registered once per process; a node built by a
 //! reload takes handles from the same families, so counters keep counting.
 
+use crate::cache::CacheMetrics;
 use crate::limiter::{LimiterFamilies, LoadSnapshot};
 use crate::metrics::{ByName, Counter, Family, Histogram, Registry, label, labels2};
 use crate::record::RecorderFamilies;
@@ -57,6 +58,9 @@ pub struct NodeFamilies {
     pub limiter: LimiterFamilies,
     /// The recorder's counters.
     pub record: RecorderFamilies,
+    /// The edge cache's counters and gauges.
+    pub cache: CacheMetrics,
+    cache_lookups: ByName,
 }
 
 impl NodeFamilies {
@@ -66,8 +70,14 @@ impl NodeFamilies {
             guests: GuestFamilies::register(reg),
             limiter: LimiterFamilies::register(reg),
             record: RecorderFamilies::register(reg),
+            cache: CacheMetrics::register(reg),
             ..NodeFamilies::default()
         };
+        reg.register(
+            "outpost_cache_lookups",
+            "Edge cache lookups by route and result (hit, collapsed, stale, miss, pass)",
+            f.cache_lookups.clone(),
+        );
         reg.register(
             "outpost_responses",
             "Responses by route and status class",
@@ -122,6 +132,10 @@ impl NodeFamilies {
             responses: ["1xx", "2xx", "3xx", "4xx", "5xx"].map(status),
             edge_answers: self.edge_answers.get_or_create_owned(&label("route", name)),
             transformed: self.transformed.get_or_create_owned(&label("route", name)),
+            cache: CACHE_RESULTS.map(|r| {
+                self.cache_lookups
+                    .get_or_create_owned(&labels2("route", name, "result", r))
+            }),
         }
     }
 
@@ -160,9 +174,21 @@ pub struct RouteMetrics {
     pub edge_answers: Counter,
     /// Bodies transformed by a response guest.
     pub transformed: Counter,
+    /// Cache lookups by result, in the order of [`CACHE_RESULTS`].
+    pub cache: [Counter; 5],
 }
 
+/// The results a cache lookup counts under.
+pub const CACHE_RESULTS: [&str; 5] = ["hit", "collapsed", "stale", "miss", "pass"];
+
 impl RouteMetrics {
+    /// Count a cache lookup's result (one of [`CACHE_RESULTS`]).
+    pub fn record_cache(&self, result: &str) {
+        if let Some(i) = CACHE_RESULTS.iter().position(|r| *r == result) {
+            self.cache[i].inc();
+        }
+    }
+
     /// Count a response status.
     pub fn record_status(&self, status: u16) {
         let i = usize::from(status / 100).clamp(1, 5) - 1;

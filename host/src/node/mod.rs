@@ -70,6 +70,8 @@ pub struct RouteEntry {
     pub compress: Vec<String>,
     /// Known lengths below this are not compressed.
     pub compress_min_bytes: u64,
+    /// The edge cache's rules (none: the route does not cache).
+    pub cache: Option<crate::cache::RouteRules>,
     /// Counters.
     pub metrics: RouteMetrics,
 }
@@ -110,6 +112,8 @@ pub struct BuildOptions {
     /// The metric families the node counts in (default: fresh ones no registry
     /// exports; `start` registers them, and a reload keeps them).
     pub families: NodeFamilies,
+    /// The edge cache of the node a reload replaces: kept while its sizes stay.
+    pub cache: Option<Arc<crate::cache::Cache>>,
 }
 
 /// The node requests are served by. A reload swaps it whole; a request keeps the node
@@ -165,6 +169,8 @@ pub struct Node {
     pub priority: Option<crate::limiter::ClientBuckets>,
     /// The traffic recorder, when `[record]` is configured.
     pub recorder: Option<Arc<crate::record::Recorder>>,
+    /// The edge cache, when a route caches.
+    pub cache: Option<Arc<crate::cache::Cache>>,
     next_request_id: std::sync::atomic::AtomicU64,
 }
 

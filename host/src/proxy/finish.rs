@@ -20,18 +20,16 @@ use crate::record::Recorder;
 
 /// The response as the client gets it: hop-by-hop headers removed, the HTTP
 /// version the client's connection's own, the permit held until the body ends.
-pub(super) fn to_client(resp: Response<Body>, permit: Permit) -> Response<Body> {
+pub(super) fn to_client(resp: Response<Body>, permit: Option<Permit>) -> Response<Body> {
     let (mut parts, inner) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     // The HTTP version is hop-by-hop too: the client's connection has its own.
     parts.version = http::Version::default();
-    Response::from_parts(
-        parts,
-        body::boxed(PermitBody {
-            inner,
-            _permit: permit,
-        }),
-    )
+    let body = match permit {
+        Some(p) => body::boxed(PermitBody { inner, _permit: p }),
+        None => inner,
+    };
+    Response::from_parts(parts, body)
 }
 
 /// A body that holds the limiter permit until it has been fully sent (or dropped).

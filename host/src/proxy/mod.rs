@@ -1,18 +1,22 @@
 //! The request path: the one place a request's phases run, in order.
 //!
 //! ```text
-//! target ─► admit ─► limiter ─► request ─► origin ─► response ─► compress ─► finish
+//! target ─► admit ─► request ─► cache ─┬─ hit ──────────────────────┬─► response ─► compress ─► finish
+//!                                      └─ miss ─► limiter ─► origin ┘
 //! ```
 //!
 //! One file per phase, each a function taking the per-request values it needs:
 //! [`target`] (the normalised target, routing, the WIT request head), [`admit`]
 //! (the admit guest, fairness, the class), [`request`] (the request guests),
-//! [`origin`] (the exchange with the origin), [`response`] (the response guests),
+//! [`cache`] (the edge cache: hits, collapsing, storing, stale copies), [`origin`]
+//! (the exchange with the origin; only here is the limiter passed), [`response`]
+//! (the response guests),
 //! [`compress`] (content codings for the client), [`finish`] (what runs when the
 //! body has gone: the permit's release, the recording). Errors become responses in
 //! [`fail`]. [`serve`] reads like that list.
 
 mod admit;
+mod cache;
 mod compress;
 mod fail;
 mod finish;
@@ -41,6 +45,8 @@ pub enum Phase {
     Admit,
     /// Rewrite the request or answer at the edge.
     Request,
+    /// Answer from the edge cache, or fetch and store.
+    Cache,
     /// Forward to the origin.
     Origin,
     /// Rewrite the response.
@@ -109,12 +115,8 @@ async fn run<'a>(
         Ok(admit::Admitted::Answer(resp)) => return Ok((resp, route)),
         Err(e) => return Err(fail(e)),
     };
-    let permit = route.origin.limiter.acquire(class, cost).await;
-    let permit = permit.map_err(|reason| fail(EdgeError::Shed { reason }))?;
-
     let ticket = request::Ticket {
         origin: &route.origin,
-        permit,
         load,
         class,
         cost,
@@ -124,13 +126,27 @@ async fn run<'a>(
         Ok(request::Chained::Answer(resp)) => return Ok((resp, route)),
         Err(e) => return Err(fail(e)),
     };
-    let request::Ticket {
-        origin,
-        mut permit,
-        load,
-        ..
-    } = ticket;
+    let request::Ticket { origin, load, .. } = ticket;
+    let answer = |resp| Answer {
+        route,
+        load: &load,
+        permit: None,
+        resp,
+    };
 
+    let fetch = match cache::lookup(node, route, &mut head, d).await {
+        cache::Looked::Hit(resp) => return answer(resp).deliver(node, &head, d).await,
+        cache::Looked::Fetch(f) => f,
+    };
+    // Only a request that goes to the origin passes its limiter; a stored copy
+    // within its stale bound answers one the limiter sheds.
+    let mut permit = match origin.limiter.acquire(ticket.class, ticket.cost).await {
+        Ok(p) => p,
+        Err(reason) => match fetch.stand_in(node, route, "shed", d) {
+            Some(resp) => return answer(resp).deliver(node, &head, d).await,
+            None => return Err(fail(EdgeError::Shed { reason })),
+        },
+    };
     if let Some(incoming) = &incoming {
         request::note_forwarded(d, origin, &head, incoming);
     }
@@ -140,12 +156,44 @@ async fn run<'a>(
         upload: upload.as_deref(),
         recorded,
     };
-    let resp = exchange.fetch(&head, req_body, &mut permit, d).await;
-    let resp = resp.map_err(fail)?;
+    let resp = match exchange.fetch(&head, req_body, &mut permit, d).await {
+        Ok(resp) => fetch.after(node, route, resp, d),
+        Err(e) => match fetch.stand_in(node, route, "stale-if-error", d) {
+            Some(resp) => resp,
+            None => return Err(fail(e)),
+        },
+    };
+    Answer {
+        permit: Some(permit),
+        ..answer(resp)
+    }
+    .deliver(node, &head, d)
+    .await
+}
 
-    let resp = response::chain(node, route, &load, &head, resp, d).await;
-    let resp = resp.map_err(fail)?;
-    let resp = compress::edge(node.levels, route, &head, resp).await;
-    let resp = resp.map_err(fail)?;
-    Ok((finish::to_client(resp, permit), route))
+/// A response on its way to the client, from the origin or the cache.
+struct Answer<'a, 'l> {
+    route: &'a RouteEntry,
+    load: &'l LoadSource,
+    /// The origin permit, held until the body has gone (none: from the cache).
+    permit: Option<crate::limiter::Permit>,
+    resp: Response<Body>,
+}
+
+impl<'a> Answer<'a, '_> {
+    /// The response guests, edge compression, then the client.
+    async fn deliver(
+        self,
+        node: &Node,
+        head: &crate::contract::types::RequestHead,
+        d: &mut Decision,
+    ) -> Result<(Response<Body>, &'a RouteEntry), Failure<'a>> {
+        let route = self.route;
+        let fail = |e| (e, Some(route));
+        let resp = response::chain(node, route, self.load, head, self.resp, d).await;
+        let resp = resp.map_err(fail)?;
+        let resp = compress::edge(node.levels, route, head, resp).await;
+        let resp = resp.map_err(fail)?;
+        Ok((finish::to_client(resp, self.permit), route))
+    }
 }

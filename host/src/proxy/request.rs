@@ -1,6 +1,7 @@
 //! Phase: request. The request guests, in order: each forwards the request (with an
 //! edit) or answers it at the edge. An edit is validated whole before any of it
-//! applies; a guest that picks another origin passes that origin's limiter.
+//! applies; a guest that picks another origin has the request admitted by that
+//! origin's limiter (at the origin phase, after the cache).
 
 use std::sync::Arc;
 
@@ -14,16 +15,14 @@ use crate::contract::edit::{apply_header_ops, invalid};
 use crate::contract::types::{self, RequestAction, RequestHead};
 use crate::decision::{AnsweredBy, Decision};
 use crate::error::{EdgeError, GuestError};
-use crate::limiter::{LoadSource, Permit};
+use crate::limiter::LoadSource;
 use crate::node::{GuestRef, Node, OriginEntry, RouteEntry};
 
-/// What a request holds on its way to an origin: the origin, its admission, the
-/// load signals the response guests read, and the class it was admitted in.
+/// What a request holds on its way to an origin: the origin, the load signals
+/// the response guests read, and the class and cost it is admitted with.
 pub(super) struct Ticket<'n> {
     /// Where it goes.
     pub origin: &'n Arc<OriginEntry>,
-    /// Its slot at that origin's limiter.
-    pub permit: Permit,
     /// That origin's load signals.
     pub load: LoadSource,
     /// Its class.
@@ -75,7 +74,7 @@ pub(super) async fn chain<'n>(
             skip_or_fail(g, e, true)?;
         }
     }
-    reroute(route, ticket).await.map(Chained::Forward)
+    Ok(Chained::Forward(reroute(route, ticket)))
 }
 
 /// A guest's failure: skipped under `fail = "open"`, the request's error under
@@ -96,29 +95,16 @@ fn step(out: &Result<RequestAction, GuestError>) -> String {
     }
 }
 
-/// A request guest chose another origin: admission to the route's origin said
-/// nothing about this one. Give back that slot and pass this origin's limiter
-/// (same class and cost); the response guests read this origin's load.
-async fn reroute<'n>(route: &RouteEntry, t: Ticket<'n>) -> Result<Ticket<'n>, EdgeError> {
+/// A request guest chose another origin: the response guests read that origin's
+/// load, and its limiter admits the request.
+fn reroute<'n>(route: &RouteEntry, t: Ticket<'n>) -> Ticket<'n> {
     if Arc::ptr_eq(t.origin, &route.origin) {
-        return Ok(t);
+        return t;
     }
-    let Ticket {
-        origin,
-        permit,
-        class,
-        cost,
-        ..
-    } = t;
-    drop(permit);
-    let permit = origin.limiter.acquire(class, cost).await;
-    Ok(Ticket {
-        origin,
-        permit: permit.map_err(|reason| EdgeError::Shed { reason })?,
-        load: LoadSource::new(origin.limiter.clone()),
-        class,
-        cost,
-    })
+    Ticket {
+        load: LoadSource::new(t.origin.limiter.clone()),
+        ..t
+    }
 }
 
 /// Apply a request guest's edit. Everything is validated before anything changes, so

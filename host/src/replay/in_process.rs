@@ -71,6 +71,7 @@ pub async fn replay_node(
             model_origins: true,
             request_id_seed: Some(1),
             families: Default::default(),
+            cache: None,
         },
     )
     .await?;

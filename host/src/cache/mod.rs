@@ -1,0 +1,276 @@
+//! The edge cache: responses kept in memory under a byte budget, reused by the
+//! rules of HTTP caching (RFC 9111, through `http-cache-semantics`), filled while
+//! they stream to the first client, with concurrent misses for one key collapsed
+//! into one origin request.
+//!
+//! One file per part: [`stored`] (a stored response and the answers made from it:
+//! hit, `HEAD`, range, not modified), [`policy`] (what may be stored and for how
+//! long: the targeted `CDN-Cache-Control` and `Surrogate-Control`, the route's
+//! defaults, RFC 5861's stale directives), [`collapse`] (one fetch per key),
+//! [`fill`] (the body that stores itself as it streams).
+//!
+//! Storage is `quick_cache`'s weighted cache: the budget is enforced on every
+//! insert (no background task), eviction is its scan-resistant CLOCK-Pro-like
+//! policy, and its hasher is fixed, so a replay evicts the same objects every run.
+//! A key holds a few variants (the origin's `Vary`), or a hit-for-pass mark.
+
+pub mod collapse;
+pub mod fill;
+pub mod policy;
+pub mod stored;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use quick_cache::Weighter;
+
+use crate::clock::Clock;
+use crate::metrics::{Counter, Gauge, Registry};
+
+pub use collapse::{Flights, Joined, Lead};
+pub use fill::{Fill, FillBody};
+pub use policy::{RouteRules, Verdict};
+pub use stored::{Freshness, Stored};
+
+/// The variants of one key kept at most (a `Vary` on a header with many values
+/// would otherwise fill a key with copies).
+const MAX_VARIANTS: usize = 8;
+
+/// What a key holds.
+#[derive(Clone, Debug)]
+pub enum Entry {
+    /// Stored responses, one per variant, the newest first.
+    Variants(Arc<[Arc<Stored>]>),
+    /// Hit-for-pass: the last response was uncacheable; until this time (ns on the
+    /// node's clock) requests go straight to the origin, uncollapsed.
+    Pass {
+        /// When the mark lapses, ns on the node's clock.
+        until_ns: u64,
+    },
+}
+
+#[derive(Clone)]
+struct Weigh;
+
+impl Weighter<Arc<str>, Entry> for Weigh {
+    fn weight(&self, key: &Arc<str>, e: &Entry) -> u64 {
+        let held = match e {
+            Entry::Variants(v) => v.iter().map(|s| s.weight()).sum(),
+            Entry::Pass { .. } => 64,
+        };
+        held + key.len() as u64
+    }
+}
+
+type Store = quick_cache::sync::Cache<
+    Arc<str>,
+    Entry,
+    Weigh,
+    std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
+>;
+
+/// The cache's sizes (`[cache]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// The memory budget, bytes.
+    pub memory_bytes: u64,
+    /// The largest object stored, bytes; larger ones stream through uncached.
+    pub max_object_bytes: usize,
+    /// How long a collapsed request waits for its leader before it goes itself.
+    pub collapse_timeout: std::time::Duration,
+    /// How long a key found uncacheable is passed without collapsing.
+    pub hit_for_pass: std::time::Duration,
+}
+
+impl From<&edge_config::CacheSettings> for CacheConfig {
+    fn from(c: &edge_config::CacheSettings) -> CacheConfig {
+        CacheConfig {
+            memory_bytes: c.memory_mib.get_ref().saturating_mul(1 << 20),
+            max_object_bytes: usize::try_from(c.max_object_mib.get_ref().saturating_mul(1 << 20))
+                .unwrap_or(usize::MAX),
+            collapse_timeout: c.collapse_timeout.get_ref().duration(),
+            hit_for_pass: c.hit_for_pass.get_ref().duration(),
+        }
+    }
+}
+
+/// The node's cache: shared by every route that caches, kept across reloads.
+pub struct Cache {
+    store: Store,
+    /// Fetches in flight, for collapsing.
+    pub flights: Flights,
+    /// The largest object stored.
+    pub max_object_bytes: usize,
+    /// Its sizes.
+    pub config: CacheConfig,
+    /// The clock freshness is judged by (virtual in replays).
+    pub clock: Clock,
+    /// Its counters.
+    pub metrics: CacheMetrics,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("config", &self.config)
+            .field("objects", &self.store.len())
+            .finish()
+    }
+}
+
+impl Cache {
+    /// An empty cache.
+    pub fn new(config: CacheConfig, clock: Clock, metrics: CacheMetrics) -> Cache {
+        // An estimate of the item count only sizes the table; 16 KiB an object.
+        let items = usize::try_from(config.memory_bytes / 16_384)
+            .unwrap_or(usize::MAX)
+            .clamp(64, 1 << 22);
+        Cache {
+            store: Store::with(
+                items,
+                config.memory_bytes.max(1),
+                Weigh,
+                Default::default(),
+                Default::default(),
+            ),
+            flights: Flights::default(),
+            max_object_bytes: config.max_object_bytes,
+            config,
+            clock,
+            metrics,
+        }
+    }
+
+    /// The time freshness is judged at.
+    pub fn now(&self) -> SystemTime {
+        self.clock.system_time()
+    }
+
+    /// What `key` holds.
+    pub fn get(&self, key: &str) -> Option<Entry> {
+        let e = self.store.get(key)?;
+        if let Entry::Pass { until_ns } = e
+            && self.clock.monotonic_ns() >= until_ns
+        {
+            return None;
+        }
+        Some(e)
+    }
+
+    /// Store `s` under `key`, in place of the variant it matches (same `Vary`
+    /// selection) or beside the others.
+    pub fn insert(&self, key: Arc<str>, s: Stored) {
+        let s = Arc::new(s);
+        let mut variants: Vec<Arc<Stored>> = vec![s.clone()];
+        if let Some(Entry::Variants(old)) = self.store.get(&*key) {
+            let vary = |x: &Stored| x.headers.get(http::header::VARY).cloned();
+            for o in old.iter() {
+                if variants.len() < MAX_VARIANTS && vary(o) == vary(&s) && o.vary_key != s.vary_key
+                {
+                    variants.push(o.clone());
+                }
+            }
+        }
+        self.metrics.stored.inc();
+        self.store.insert(key, Entry::Variants(variants.into()));
+    }
+
+    /// Mark `key` pass for the configured while: its responses are uncacheable.
+    pub fn mark_pass(&self, key: &Arc<str>) {
+        let until_ns = self.clock.monotonic_ns() + self.config.hit_for_pass.as_nanos() as u64;
+        self.store.insert(key.clone(), Entry::Pass { until_ns });
+    }
+
+    /// Forget `key` (an unsafe method changed it, or a purge).
+    pub fn remove(&self, key: &str) -> bool {
+        self.store.remove(key).is_some()
+    }
+
+    /// Forget every key that starts with `prefix`; how many.
+    pub fn purge_prefix(&self, prefix: &str) -> usize {
+        self.purge_where(|k, _| k.starts_with(prefix))
+    }
+
+    /// Forget every object the origin tagged `tag` (`Surrogate-Key`); how many keys.
+    pub fn purge_tag(&self, tag: &str) -> usize {
+        self.purge_where(|_, e| match e {
+            Entry::Variants(v) => v.iter().any(|s| s.tags.iter().any(|t| t == tag)),
+            Entry::Pass { .. } => false,
+        })
+    }
+
+    fn purge_where(&self, doomed: impl Fn(&str, &Entry) -> bool) -> usize {
+        let n = std::cell::Cell::new(0);
+        self.store.retain(|k, e| {
+            let gone = doomed(k, e);
+            n.set(n.get() + usize::from(gone));
+            !gone
+        });
+        n.get()
+    }
+
+    /// Bytes held.
+    pub fn weight(&self) -> u64 {
+        self.store.weight()
+    }
+
+    /// Keys held.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+}
+
+/// The cache's own counters and gauges (per-route hit and miss counts are the
+/// route's).
+#[derive(Clone, Default)]
+pub struct CacheMetrics {
+    /// Objects stored.
+    pub stored: Counter,
+    /// Objects not stored for their size.
+    pub too_large: Counter,
+    /// Bytes held, set at scrape.
+    pub bytes: Gauge,
+    /// Keys held, set at scrape.
+    pub objects: Gauge,
+}
+
+impl CacheMetrics {
+    /// Register the families in `reg`.
+    pub fn register(reg: &mut Registry) -> CacheMetrics {
+        let m = CacheMetrics::default();
+        reg.register(
+            "outpost_cache_stored",
+            "Responses stored in the edge cache",
+            m.stored.clone(),
+        );
+        reg.register(
+            "outpost_cache_too_large",
+            "Responses not stored because they passed the object size limit",
+            m.too_large.clone(),
+        );
+        reg.register(
+            "outpost_cache_bytes",
+            "Bytes held by the edge cache",
+            m.bytes.clone(),
+        );
+        reg.register(
+            "outpost_cache_objects",
+            "Keys held by the edge cache",
+            m.objects.clone(),
+        );
+        m
+    }
+
+    /// Read the gauges off `cache`.
+    pub fn set_gauges(&self, cache: &Cache) {
+        self.bytes
+            .set(i64::try_from(cache.weight()).unwrap_or(i64::MAX));
+        self.objects
+            .set(i64::try_from(cache.len()).unwrap_or(i64::MAX));
+    }
+}
