@@ -149,6 +149,11 @@ impl RouteRules {
     fn edge_view(&self, resp: &http::response::Parts) -> http::Response<()> {
         let mut view = http::Response::new(());
         *view.status_mut() = resp.status;
+        if resp.status.is_server_error() && self.error_ttl.is_some() {
+            // `http-cache-semantics` stores no 5xx at all; where the route caches
+            // errors, one is judged as a 200 would be (its own status is kept).
+            *view.status_mut() = StatusCode::OK;
+        }
         let h = view.headers_mut();
         *h = resp.headers.clone();
         let targeted = resp

@@ -165,6 +165,17 @@ fn fresh_variant(
     now: std::time::SystemTime,
     fetch: &mut Fetch,
 ) -> Option<Arc<Stored>> {
+    // A HEAD is answered from a stored GET (RFC 9110 §9.3.2).
+    let get;
+    let req = if req.method == Method::HEAD {
+        let mut r = http::Request::new(());
+        *r.uri_mut() = req.uri.clone();
+        *r.headers_mut() = req.headers.clone();
+        get = r.into_parts().0;
+        &get
+    } else {
+        req
+    };
     for s in variants {
         match s.policy.before_request(req, now) {
             BeforeRequest::Fresh(_) => return Some(s.clone()),
@@ -455,7 +466,12 @@ fn storable_status(s: StatusCode) -> bool {
     )
 }
 
+/// `resp` with its `Cache-Status`, without the edge's targeted fields (they are the
+/// edge's, stored or not: RFC 9213 §2.1).
 fn with_status(mut resp: Response<Body>, status: &str) -> Response<Body> {
+    for h in crate::cache::stored::TARGETED {
+        resp.headers_mut().remove(h);
+    }
     if let Ok(v) = HeaderValue::from_str(status) {
         resp.headers_mut().insert("cache-status", v);
     }

@@ -1,0 +1,608 @@
+//! The edge cache over real sockets: a node in front of a scripted origin that
+//! counts what reaches it. Each RFC 9111 behaviour is a row of a table; then
+//! collapsing, hit-for-pass, negative caching, stale copies standing in for a
+//! failing origin and for requests the limiter sheds, purges, and the budget.
+//!
+//! The origin is told what to answer by the query: `h=name:value` adds a header
+//! (`+` is a space), `status=N`, `delay=MS`, `etag=TAG` (and then answers a
+//! matching `If-None-Match` with 304), `len=N` (a body of N bytes). The body names
+//! the path and how many times it was fetched, so a test can tell copies apart.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use outpost_tests::{Reply, TestNode, serve_loopback};
+
+/// What the scripted origin saw.
+#[derive(Default)]
+struct Script {
+    /// Fetches per path and query.
+    hits: Mutex<HashMap<String, usize>>,
+    /// Requests being answered now, and the most at once.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    /// Answer every request with 503.
+    failing: AtomicBool,
+    /// The headers of the last request per target.
+    last: Mutex<HashMap<String, HeaderMap>>,
+}
+
+struct Origin {
+    addr: SocketAddr,
+    script: Arc<Script>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Origin {
+    async fn start() -> Origin {
+        let script = Arc::new(Script::default());
+        let s = script.clone();
+        let (addr, task) = serve_loopback(move |req| answer(s.clone(), req)).await;
+        Origin { addr, script, task }
+    }
+
+    /// Fetches of `target` (path and query) so far.
+    fn hits(&self, target: &str) -> usize {
+        let hits = self.script.hits.lock().expect("hits");
+        hits.get(target).copied().unwrap_or(0)
+    }
+
+    fn last_header(&self, target: &str, name: &str) -> Option<String> {
+        let last = self.script.last.lock().expect("last");
+        last.get(target)?
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+}
+
+fn decode(v: &str) -> String {
+    v.replace('+', " ").replace("%22", "\"").replace("%2C", ",")
+}
+
+async fn answer(script: Arc<Script>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let n = {
+        let mut hits = script.hits.lock().expect("hits");
+        let n = hits.entry(target.clone()).or_default();
+        *n += 1;
+        *n
+    };
+    script
+        .last
+        .lock()
+        .expect("last")
+        .insert(target.clone(), req.headers().clone());
+    let now = script.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    script.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    let mut status = 200;
+    let mut delay = 0;
+    let mut etag = None;
+    let mut len = None;
+    for p in req.uri().query().unwrap_or("").split('&') {
+        let Some((k, v)) = p.split_once('=') else {
+            continue;
+        };
+        match k {
+            "h" => {
+                if let Some((name, value)) = decode(v).split_once(':') {
+                    let name = http::HeaderName::from_bytes(name.as_bytes()).expect("name");
+                    let value = http::HeaderValue::from_str(value).expect("value");
+                    resp.headers_mut().append(name, value);
+                }
+            }
+            "status" => status = v.parse().expect("status"),
+            "delay" => delay = v.parse().expect("delay"),
+            "etag" => etag = Some(format!("\"{v}\"")),
+            "len" => len = Some(v.parse::<usize>().expect("len")),
+            _ => {}
+        }
+    }
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    script.in_flight.fetch_sub(1, Ordering::SeqCst);
+    if script.failing.load(Ordering::SeqCst) {
+        *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        return resp;
+    }
+    if let Some(tag) = &etag {
+        resp.headers_mut()
+            .insert(http::header::ETAG, tag.parse().expect("etag"));
+        let inm = req.headers().get(http::header::IF_NONE_MATCH);
+        if inm.is_some_and(|v| v.as_bytes() == tag.as_bytes()) {
+            *resp.status_mut() = StatusCode::NOT_MODIFIED;
+            return resp;
+        }
+    }
+    *resp.status_mut() = StatusCode::from_u16(status).expect("status");
+    let body = match len {
+        Some(n) => Bytes::from(vec![b'x'; n]),
+        None => Bytes::from(format!("{} #{n}", req.uri().path())),
+    };
+    *resp.body_mut() = Full::new(body);
+    resp
+}
+
+fn node_config(origin: SocketAddr, extra_route: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[listeners]]
+address = "127.0.0.1:0"
+
+[origins.main]
+address = "{origin}"
+first_byte_timeout = "2s"
+
+{extra}
+
+[[routes]]
+name = "all"
+origin = "main"
+[routes.cache]
+negative_ttl = "30s"
+stale_if_error = "60s"
+{extra_route}
+"#
+    )
+}
+
+async fn get(node: &TestNode, target: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut b = Request::get(target);
+    for (n, v) in headers {
+        b = b.header(*n, *v);
+    }
+    node.send(b.body(Full::new(Bytes::new())).expect("request"))
+        .await
+}
+
+fn status_of(r: &Reply) -> String {
+    r.header("cache-status").unwrap_or("").to_string()
+}
+
+/// One RFC behaviour: a first request, a second one (with these headers), and
+/// what should follow.
+struct Row {
+    what: &'static str,
+    target: &'static str,
+    second: &'static [(&'static str, &'static str)],
+    /// Origin fetches after both requests.
+    fetches: usize,
+    /// The second answer's `Cache-Status` starts with this.
+    cache_status: &'static str,
+}
+
+const ROWS: &[Row] = &[
+    Row {
+        what: "max-age: the second request is a hit",
+        target: "/a?h=cache-control:max-age=60",
+        second: &[],
+        fetches: 1,
+        cache_status: "outpost; hit",
+    },
+    Row {
+        what: "s-maxage wins over max-age for a shared cache",
+        target: "/b?h=cache-control:max-age=60,+s-maxage=0",
+        second: &[],
+        fetches: 2,
+        cache_status: "outpost; fwd=",
+    },
+    Row {
+        what: "Expires in the future",
+        target: "/c?h=expires:Thu,+01+Jan+2099+00:00:00+GMT",
+        second: &[],
+        fetches: 1,
+        cache_status: "outpost; hit",
+    },
+    Row {
+        what: "no-store is never stored",
+        target: "/d?h=cache-control:no-store",
+        second: &[],
+        fetches: 2,
+        cache_status: "outpost; fwd=bypass",
+    },
+    Row {
+        what: "private is not for a shared cache",
+        target: "/e?h=cache-control:private,+max-age=60",
+        second: &[],
+        fetches: 2,
+        cache_status: "outpost; fwd=bypass",
+    },
+    Row {
+        what: "Set-Cookie is never stored",
+        target: "/f?h=cache-control:max-age=60&h=set-cookie:s=1",
+        second: &[],
+        fetches: 2,
+        cache_status: "outpost; fwd=bypass",
+    },
+    Row {
+        what: "CDN-Cache-Control overrides Cache-Control for the edge",
+        target: "/g?h=cache-control:no-store&h=cdn-cache-control:max-age=60",
+        second: &[],
+        fetches: 1,
+        cache_status: "outpost; hit",
+    },
+    Row {
+        what: "Surrogate-Control overrides Cache-Control for the edge",
+        target: "/h?h=cache-control:max-age=0&h=surrogate-control:max-age=60",
+        second: &[],
+        fetches: 1,
+        cache_status: "outpost; hit",
+    },
+    Row {
+        what: "CDN-Cache-Control: no-store keeps the edge out",
+        target: "/i?h=cache-control:max-age=60&h=cdn-cache-control:no-store",
+        second: &[],
+        fetches: 2,
+        cache_status: "outpost; fwd=bypass",
+    },
+    Row {
+        what: "a request's no-cache goes to the origin",
+        target: "/j?h=cache-control:max-age=60",
+        second: &[("cache-control", "no-cache")],
+        fetches: 2,
+        cache_status: "outpost; fwd=stale",
+    },
+    Row {
+        what: "Vary: another value of the header is another variant",
+        target: "/k?h=cache-control:max-age=60&h=vary:x-tier",
+        second: &[("x-tier", "gold")],
+        fetches: 2,
+        cache_status: "outpost; fwd=",
+    },
+    Row {
+        what: "Vary: * never matches",
+        target: "/l?h=cache-control:max-age=60&h=vary:*",
+        second: &[],
+        fetches: 2,
+        cache_status: "outpost; fwd=",
+    },
+    Row {
+        what: "heuristic freshness from Last-Modified",
+        target: "/m?h=last-modified:Mon,+01+Jan+2001+00:00:00+GMT",
+        second: &[],
+        fetches: 1,
+        cache_status: "outpost; hit",
+    },
+    Row {
+        what: "no freshness, no validator: not stored",
+        target: "/n",
+        second: &[],
+        fetches: 2,
+        cache_status: "outpost; fwd=bypass",
+    },
+    Row {
+        what: "Authorization: not stored without public",
+        target: "/o?h=cache-control:max-age=60",
+        second: &[("authorization", "Bearer x")],
+        fetches: 2,
+        cache_status: "outpost; fwd=",
+    },
+    Row {
+        what: "no-cache with an ETag: revalidated, 304 refreshes the copy",
+        target: "/p?h=cache-control:no-cache&etag=v1",
+        second: &[],
+        fetches: 2,
+        cache_status: "outpost; fwd=stale; fwd-status=304",
+    },
+    Row {
+        what: "404 is cached with the route's negative TTL",
+        target: "/q?status=404",
+        second: &[],
+        fetches: 1,
+        cache_status: "outpost; hit",
+    },
+    Row {
+        what: "an origin error is not cached without error_ttl",
+        target: "/r?status=500",
+        second: &[],
+        fetches: 2,
+        cache_status: "outpost; fwd=",
+    },
+];
+
+#[tokio::test]
+async fn each_rfc_9111_behaviour_over_real_sockets() {
+    let origin = Origin::start().await;
+    let node = TestNode::new(&node_config(origin.addr, "", "")).await;
+    let mut failures = Vec::new();
+    for row in ROWS {
+        // Authorization on the first request too, for that row.
+        let first_headers: &[(&str, &str)] = if row.what.starts_with("Authorization") {
+            row.second
+        } else {
+            &[]
+        };
+        let first = get(&node, row.target, first_headers).await;
+        let second = get(&node, row.target, row.second).await;
+        let fetches = origin.hits(row.target);
+        let status = status_of(&second);
+        if fetches != row.fetches || !status.starts_with(row.cache_status) {
+            failures.push(format!(
+                "{}: {fetches} fetches (want {}), second Cache-Status `{status}` (want `{}…`), first `{}`",
+                row.what,
+                row.fetches,
+                row.cache_status,
+                status_of(&first)
+            ));
+        }
+        // The edge's own directives never reach a client.
+        for h in ["cdn-cache-control", "surrogate-control", "surrogate-key"] {
+            assert!(
+                second.header(h).is_none(),
+                "{}: {h} was forwarded",
+                row.what
+            );
+        }
+        if row.cache_status == "outpost; hit" {
+            assert!(
+                second.header("age").is_some(),
+                "{}: a hit has Age",
+                row.what
+            );
+            assert_eq!(
+                first.body, second.body,
+                "{}: a hit is the stored body",
+                row.what
+            );
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The revalidation asked the origin with the stored validator.
+    let inm = origin.last_header("/p?h=cache-control:no-cache&etag=v1", "if-none-match");
+    assert_eq!(inm.as_deref(), Some("\"v1\""));
+}
+
+#[tokio::test]
+async fn head_range_and_conditionals_are_answered_from_the_stored_object() {
+    let origin = Origin::start().await;
+    let node = TestNode::new(&node_config(origin.addr, "", "")).await;
+    let t = "/obj?h=cache-control:max-age=60&etag=e1&len=1000";
+    let full = get(&node, t, &[]).await;
+    assert_eq!(full.body.len(), 1000);
+    let head = node
+        .send(
+            Request::head(t)
+                .body(Full::new(Bytes::new()))
+                .expect("head"),
+        )
+        .await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.body.is_empty());
+    assert_eq!(head.header("content-length"), Some("1000"));
+    let part = get(&node, t, &[("range", "bytes=100-199")]).await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.header("content-range"), Some("bytes 100-199/1000"));
+    assert_eq!(part.body.len(), 100);
+    let suffix = get(&node, t, &[("range", "bytes=-10")]).await;
+    assert_eq!(suffix.header("content-range"), Some("bytes 990-999/1000"));
+    let past = get(&node, t, &[("range", "bytes=5000-")]).await;
+    assert_eq!(past.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(past.header("content-range"), Some("bytes */1000"));
+    let same = get(&node, t, &[("if-none-match", "\"e1\"")]).await;
+    assert_eq!(same.status, StatusCode::NOT_MODIFIED);
+    assert!(same.body.is_empty());
+    let other = get(&node, t, &[("if-none-match", "\"e0\"")]).await;
+    assert_eq!(other.status, StatusCode::OK);
+    assert_eq!(origin.hits(t), 1, "all of it from one fetch");
+}
+
+#[tokio::test]
+async fn an_unsafe_method_invalidates_what_it_changed() {
+    let origin = Origin::start().await;
+    let node = TestNode::new(&node_config(origin.addr, "", "")).await;
+    let t = "/doc?h=cache-control:max-age=60";
+    get(&node, t, &[]).await;
+    assert!(status_of(&get(&node, t, &[]).await).contains("hit"));
+    let post = node
+        .send(
+            Request::post(t)
+                .body(Full::new(Bytes::from("x")))
+                .expect("post"),
+        )
+        .await;
+    assert_eq!(post.status, StatusCode::OK);
+    let after = get(&node, t, &[]).await;
+    assert!(
+        status_of(&after).contains("fwd=miss"),
+        "{}",
+        status_of(&after)
+    );
+    assert_eq!(origin.hits(t), 3);
+}
+
+#[tokio::test]
+async fn concurrent_misses_make_one_origin_request() {
+    let origin = Origin::start().await;
+    let node = Arc::new(TestNode::new(&node_config(origin.addr, "", "")).await);
+    let t = "/popular?h=cache-control:max-age=60&delay=300&len=50000";
+    let replies = fan_out(&node, t, 200).await;
+    assert!(replies.iter().all(|(s, len)| *s == 200 && *len == 50_000));
+    assert_eq!(origin.hits(t), 1, "one origin request for 200 viewers");
+    // A missing object: the storm reaches the origin once too.
+    let missing = "/missing?status=404&delay=200";
+    let replies = fan_out(&node, missing, 200).await;
+    assert!(replies.iter().all(|(s, _)| *s == 404));
+    assert_eq!(origin.hits(missing), 1);
+}
+
+#[tokio::test]
+async fn uncacheable_objects_are_not_serialised_behind_a_leader() {
+    let origin = Origin::start().await;
+    // No admission limit: the test is about the cache's own serialisation.
+    let config = node_config(origin.addr, "", "[limiter]\nenabled = false\n");
+    let node = Arc::new(TestNode::new(&config).await);
+    let t = "/personal?h=cache-control:no-store&delay=300";
+    let start = Instant::now();
+    let replies = fan_out(&node, t, 200).await;
+    let took = start.elapsed();
+    assert!(replies.iter().all(|(s, _)| *s == 200));
+    assert_eq!(origin.hits(t), 200, "every request reaches the origin");
+    // One leader's round trip, then everyone else in parallel (hit-for-pass):
+    // serialised, this would take 200 × 300 ms.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(
+        origin.script.max_in_flight.load(Ordering::SeqCst) >= 50,
+        "the waiters went to the origin in parallel"
+    );
+}
+
+async fn fan_out(node: &Arc<TestNode>, target: &'static str, n: usize) -> Vec<(u16, usize)> {
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let node = node.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = get(&node, target, &[]).await;
+            (r.status.as_u16(), r.body.len())
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("request task"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_stale_copy_stands_in_for_a_failing_origin() {
+    let origin = Origin::start().await;
+    let node = TestNode::new(&node_config(origin.addr, "", "")).await;
+    let t = "/live.m3u8?h=cache-control:max-age=1";
+    let first = get(&node, t, &[]).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    origin.script.failing.store(true, Ordering::SeqCst);
+    let stale = get(&node, t, &[]).await;
+    assert_eq!(stale.status, StatusCode::OK);
+    assert_eq!(stale.body, first.body);
+    assert!(
+        status_of(&stale).contains("stale-if-error"),
+        "{}",
+        status_of(&stale)
+    );
+    // The origin gone altogether: the same.
+    drop(origin);
+    let gone = get(&node, t, &[]).await;
+    assert_eq!(gone.status, StatusCode::OK);
+    assert_eq!(gone.body, first.body);
+}
+
+#[tokio::test]
+async fn stale_copies_are_served_instead_of_shedding() {
+    let origin = Origin::start().await;
+    let limiter = "[limiter]\ninitial_limit = 1\nmin_limit = 1\nmax_limit = 1\nqueue_size = 1\n";
+    let node = Arc::new(TestNode::new(&node_config(origin.addr, "", limiter)).await);
+    let targets: Vec<&'static str> = (0..8)
+        .map(|i| &*Box::leak(format!("/s{i}?h=cache-control:max-age=1&delay=400").into_boxed_str()))
+        .collect();
+    for t in &targets {
+        assert_eq!(get(&node, t, &[]).await.status, StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Eight different stale objects at once against a limit of one and a queue of
+    // one: without the cache six would be shed.
+    let mut tasks = Vec::new();
+    for t in targets.clone() {
+        let node = node.clone();
+        tasks.push(tokio::spawn(async move { get(&node, t, &[]).await }));
+    }
+    let mut shed_served = 0;
+    for t in tasks {
+        let r = t.await.expect("task");
+        assert_eq!(r.status, StatusCode::OK, "{}", status_of(&r));
+        shed_served += usize::from(status_of(&r).contains("detail=shed"));
+    }
+    assert!(
+        shed_served >= 4,
+        "{shed_served} stale answers for shed requests"
+    );
+}
+
+#[tokio::test]
+async fn purges_by_key_prefix_and_tag() {
+    let origin = Origin::start().await;
+    let node = TestNode::new(&node_config(origin.addr, "", "")).await;
+    let a = "/v/a?h=cache-control:max-age=60&h=surrogate-key:show-1+all";
+    let b = "/v/b?h=cache-control:max-age=60&h=surrogate-key:show-2+all";
+    let c = "/w/c?h=cache-control:max-age=60";
+    for t in [a, b, c] {
+        get(&node, t, &[]).await;
+    }
+    let admin = node.running.admin.expect("admin");
+    let purge = |q: &str| {
+        let url = format!("http://{admin}/cache/purge?{q}");
+        async move {
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http::<Full<Bytes>>();
+            let req = Request::post(url)
+                .body(Full::new(Bytes::new()))
+                .expect("req");
+            let resp = client.request(req).await.expect("admin");
+            let body = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .expect("body")
+                .to_bytes();
+            serde_json::from_slice::<serde_json::Value>(&body).expect("json")["purged"]
+                .as_u64()
+                .unwrap_or(0)
+        }
+    };
+    assert_eq!(purge("tag=show-1").await, 1);
+    assert_eq!(origin.hits(a), 1);
+    get(&node, a, &[]).await;
+    assert_eq!(origin.hits(a), 2, "purged by tag");
+    assert!(
+        status_of(&get(&node, b, &[]).await).contains("hit"),
+        "untouched"
+    );
+    let host = format!("127.0.0.1:{}", node.addr.port());
+    assert_eq!(purge(&format!("prefix={host}/v/")).await, 2);
+    assert_eq!(
+        purge(&format!("key={host}/w/c%3Fh%3Dcache-control:max-age%3D60")).await,
+        1
+    );
+    get(&node, c, &[]).await;
+    assert_eq!(origin.hits(c), 2, "purged by key");
+}
+
+#[tokio::test]
+async fn memory_stays_within_the_budget_under_a_working_set_ten_times_its_size() {
+    let origin = Origin::start().await;
+    let node = TestNode::new(&node_config(
+        origin.addr,
+        "",
+        "[cache]\nmemory_mib = 1\nmax_object_mib = 1\n",
+    ))
+    .await;
+    // 10 MiB of 64 KiB objects through a 1 MiB cache.
+    for i in 0..160 {
+        let t = format!("/big/{i}?h=cache-control:max-age=60&len=65536");
+        assert_eq!(get(&node, &t, &[]).await.status, StatusCode::OK);
+    }
+    let cache = node.running.node().cache.clone().expect("cache");
+    assert!(cache.weight() <= 1 << 20, "{} bytes held", cache.weight());
+    assert!(cache.len() >= 4, "still holds objects: {}", cache.len());
+    let metrics = node.metrics().await;
+    assert!(
+        metrics.contains("outpost_cache_stored_total 160"),
+        "{metrics}"
+    );
+}
