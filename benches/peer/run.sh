@@ -7,6 +7,9 @@
 #   DURATION=5        seconds of load per run          ROUNDS=3   alternating rounds
 #   CONNECTIONS=64    wrk connections (-t1)            WARMUP=1   seconds per system
 #   SYSTEMS="nginx-proxy nginx-lua outpost-bare outpost-chain outpost-chain-reuse"
+#                     also: nginx-cache (proxy_cache), varnish (its default VCL, malloc
+#                     storage), outpost-cache and outpost-chain-cache (the same two
+#                     Outposts with the edge cache on): every request after the first a hit
 #   OUTPOST=/work/main/target/release/outpost          (copied to a temp dir first)
 #   PIN=1             servers under test on CPU 0, origin + wrk on CPU 1 (needs ≥ 2 CPUs)
 #   TRANSFORM=0       1: the rendition guest also gets the playlist body
@@ -56,6 +59,7 @@ command -v nginx >/dev/null || need+=(nginx)
 command -v wrk >/dev/null || need+=(wrk)
 command -v curl >/dev/null || need+=(curl)
 find_lua_module >/dev/null || need+=(libnginx-mod-http-lua)
+[[ " ${SYSTEMS} " == *" varnish "* ]] && ! command -v varnishd >/dev/null && need+=(varnish)
 if ((${#need[@]})); then
   log "installing: ${need[*]}"
   $SUDO apt-get update -qq
@@ -161,13 +165,16 @@ launch_nginx() { # name cpu-prefix...
   for _ in $(seq 1 50); do [[ -s $p/nginx.pid ]] && break; sleep 0.1; done
   MAINPID[$name]=$(cat "$p/nginx.pid")
 }
-start_outpost() { # name template port reuse
-  local name=$1 tpl=$2 port=$3 reuse=$4
+start_outpost() { # name template port reuse [cache]
+  local name=$1 tpl=$2 port=$3 reuse=$4 cache=${5:-}
   local d=$TMP/$name transform=""
   mkdir -p "$d"
   [[ $TRANSFORM == 1 ]] && transform='"application/vnd.apple.mpegurl"'
   fill "$HERE/$tpl" "$d/outpost.toml" "LISTEN=127.0.0.1:$port" "ORIGIN=127.0.0.1:$ORIGIN_PORT" \
     "REUSE=$reuse" "TRANSFORM=$transform"
+  # The edge cache on the (last) route; the origin sends no Cache-Control, so the
+  # route's default TTL, as proxy_cache_valid does for nginx.
+  [[ -n $cache ]] && printf '\n[routes.cache]\ndefault_ttl = "10m"\n' >>"$d/outpost.toml"
   "$OUTPOST_BIN" check "$d/outpost.toml" >"$d/check.log" 2>&1 \
     || { cat "$d/check.log" >&2; die "$name: outpost check failed"; }
   ( cd "$d" && exec "${SUT_CPU[@]}" "$OUTPOST_BIN" serve --config "$d/outpost.toml" --no-cache ) \
@@ -217,6 +224,17 @@ for sys in $SYSTEMS; do
     outpost-bare)        start_outpost "$sys" outpost-bare.toml "${PORT[$sys]}" 0 ;;
     outpost-chain)       start_outpost "$sys" outpost-chain.toml "${PORT[$sys]}" 0 ;;
     outpost-chain-reuse) start_outpost "$sys" outpost-chain.toml "${PORT[$sys]}" 64 ;;
+    nginx-cache) start_nginx "$sys" cache.nginx.conf "${PORT[$sys]}" "ORIGIN_PORT=$ORIGIN_PORT"
+                 launch_nginx "$sys" "${SUT_CPU[@]}" ;;
+    varnish)
+      mkdir -p "$TMP/$sys"
+      # Foreground (-F): the manager is the main pid, the cache worker its child.
+      ( exec "${SUT_CPU[@]}" varnishd -F -n "$TMP/$sys/work" -a "127.0.0.1:${PORT[$sys]}" \
+          -b "127.0.0.1:$ORIGIN_PORT" -s malloc,64m -p default_ttl=600 ) \
+        >"$TMP/$sys/stdout.log" 2>"$TMP/$sys/stderr.log" &
+      PIDS+=($!); MAINPID[$sys]=$! ;;
+    outpost-cache)       start_outpost "$sys" outpost-bare.toml "${PORT[$sys]}" 0 cache ;;
+    outpost-chain-cache) start_outpost "$sys" outpost-chain.toml "${PORT[$sys]}" 0 cache ;;
     wasmtime-serve|wasmtime-serve-reuse)
       mkdir -p "$TMP/$sys"
       reuse=1; [[ $sys == wasmtime-serve-reuse ]] && reuse=64
@@ -322,6 +340,10 @@ label() {
     outpost-bare) echo "Outpost, no guests" ;;
     outpost-chain) echo "Outpost, chain" ;;
     outpost-chain-reuse) echo "Outpost, chain, reuse 64" ;;
+    nginx-cache) echo "nginx proxy_cache hit" ;;
+    varnish) echo "Varnish hit" ;;
+    outpost-cache) echo "Outpost cache hit" ;;
+    outpost-chain-cache) echo "Outpost, chain, cache hit" ;;
     wasmtime-serve) echo "wasmtime serve" ;;
     wasmtime-serve-reuse) echo "wasmtime serve, reuse 64" ;;
     *) echo "$1" ;;
@@ -352,6 +374,11 @@ for a in outpost-chain outpost-chain-reuse; do
   done
 done
 [[ " $SYSTEMS " == *" outpost-bare "* && " $SYSTEMS " == *" nginx-proxy "* ]] && ratio_line outpost-bare nginx-proxy
+for a in outpost-cache outpost-chain-cache; do
+  for b in nginx-cache varnish; do
+    [[ " $SYSTEMS " == *" $a "* && " $SYSTEMS " == *" $b "* ]] && ratio_line "$a" "$b"
+  done
+done
 echo
 echo "(CPU busy: the system's CPU time over the run's wall time, 100% = one core. req/s ×: higher"
 echo " is better for Outpost; p99 × and CPU/req ×: lower is better.)"

@@ -36,6 +36,8 @@ pub struct OriginClient {
     timeouts: OriginTimeouts,
     client: Client<TimedConnector, Body>,
     model: bool,
+    /// Headers a model origin adds to every answer that lacks them.
+    model_headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 /// What a recorded origin answered, carried in a replayed request's extensions:
@@ -77,13 +79,20 @@ impl OriginClient {
             timeouts,
             client,
             model: false,
+            model_headers: Vec::new(),
         }
     }
 
     /// A model origin: no network; every request is answered from the [`Recorded`]
     /// response it carries (200 and an empty body without one). For in-process
     /// replay.
-    pub fn model(name: &str, host_header: Option<String>) -> OriginClient {
+    /// `headers` are added to every answer that lacks them (`cache-control`: what
+    /// a recording without response headers stands for).
+    pub fn model(
+        name: &str,
+        host_header: Option<String>,
+        headers: &[(String, String)],
+    ) -> OriginClient {
         let t = Duration::from_secs(60);
         let mut c = OriginClient::new(
             name,
@@ -98,10 +107,19 @@ impl OriginClient {
             t,
         );
         c.model = true;
+        c.model_headers = headers
+            .iter()
+            .filter_map(|(n, v)| {
+                Some((
+                    http::HeaderName::from_bytes(n.trim().as_bytes()).ok()?,
+                    http::HeaderValue::from_str(v.trim()).ok()?,
+                ))
+            })
+            .collect();
         c
     }
 
-    fn answer_model(req: &Request<Body>) -> Response<Body> {
+    fn answer_model(&self, req: &Request<Body>) -> Response<Body> {
         let rec = req
             .extensions()
             .get::<Recorded>()
@@ -120,6 +138,11 @@ impl OriginClient {
                 "content-length" | "transfer-encoding" | "content-encoding"
             ) {
                 resp.headers_mut().append(n, v);
+            }
+        }
+        for (n, v) in &self.model_headers {
+            if !resp.headers().contains_key(n) {
+                resp.headers_mut().insert(n.clone(), v.clone());
             }
         }
         resp
@@ -142,7 +165,7 @@ impl OriginClient {
         upload: Option<&Upload>,
     ) -> Result<Response<Body>, EdgeError> {
         if self.model {
-            return Ok(Self::answer_model(&req));
+            return Ok(self.answer_model(&req));
         }
         let start = tokio::time::Instant::now();
         let mut uri = std::mem::take(req.uri_mut()).into_parts();

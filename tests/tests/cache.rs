@@ -606,3 +606,102 @@ async fn memory_stays_within_the_budget_under_a_working_set_ten_times_its_size()
         "{metrics}"
     );
 }
+
+/// A live HLS origin: a media playlist whose newest segment changes every 2 s
+/// (`Cache-Control: max-age=1`), and its segments (cacheable for an hour). It
+/// counts the requests for each path.
+async fn live_origin() -> (
+    SocketAddr,
+    Arc<Mutex<HashMap<String, usize>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let counts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let c = counts.clone();
+    let (addr, task) = serve_loopback(move |req: Request<Incoming>| {
+        let c = c.clone();
+        async move {
+            let path = req.uri().path().to_string();
+            *c.lock().expect("counts").entry(path.clone()).or_default() += 1;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("time")
+                .as_secs();
+            let (cc, body) = if path == "/live/index.m3u8" {
+                let newest = now / 2;
+                let mut p = format!(
+                    "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{}\n",
+                    newest - 2
+                );
+                for n in newest - 2..=newest {
+                    p.push_str(&format!("#EXTINF:2.000,\nseg-{n}.ts\n"));
+                }
+                ("public, max-age=1", Bytes::from(p))
+            } else {
+                ("public, max-age=3600", Bytes::from(vec![0x47u8; 20_000]))
+            };
+            let mut r = Response::new(Full::new(body));
+            r.headers_mut()
+                .insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static(cc));
+            r
+        }
+    })
+    .await;
+    (addr, counts, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_viewers_of_a_live_stream_reach_the_origin_once_per_object() {
+    let (origin, counts, task) = live_origin().await;
+    let node = Arc::new(TestNode::new(&node_config(origin, "", "")).await);
+    let secs = 6;
+    let until = Instant::now() + Duration::from_secs(secs);
+    let mut viewers = Vec::new();
+    for v in 0..500u64 {
+        let node = node.clone();
+        viewers.push(tokio::spawn(async move {
+            // Viewers join over the first second, then poll every second.
+            tokio::time::sleep(Duration::from_millis(v * 2)).await;
+            let mut last = String::new();
+            let mut failures = 0;
+            while Instant::now() < until {
+                let playlist = get(&node, "/live/index.m3u8", &[]).await;
+                failures += usize::from(playlist.status != StatusCode::OK);
+                let newest = playlist
+                    .text()
+                    .lines()
+                    .rfind(|l| l.ends_with(".ts"))
+                    .unwrap_or_default()
+                    .to_string();
+                if !newest.is_empty() && newest != last {
+                    let seg = get(&node, &format!("/live/{newest}"), &[]).await;
+                    failures +=
+                        usize::from(seg.status != StatusCode::OK || seg.body.len() != 20_000);
+                    last = newest;
+                }
+                tokio::time::sleep(Duration::from_millis(1000)).await;
+            }
+            failures
+        }));
+    }
+    let mut failures = 0;
+    for v in viewers {
+        failures += v.await.expect("viewer");
+    }
+    task.abort();
+    assert_eq!(failures, 0, "every viewer got every answer");
+    let counts = counts.lock().expect("counts").clone();
+    let playlist = counts.get("/live/index.m3u8").copied().unwrap_or(0);
+    let segments: Vec<(&String, &usize)> =
+        counts.iter().filter(|(p, _)| p.ends_with(".ts")).collect();
+    assert!(segments.len() >= 3, "{counts:?}");
+    assert!(
+        segments.iter().all(|(_, n)| **n == 1),
+        "every segment reached the origin once: {segments:?}"
+    );
+    // Fresh for a second: at most one fetch per second of the test (and the one
+    // in flight when it ends).
+    assert!(
+        playlist <= secs as usize + 2,
+        "{playlist} playlist fetches in {secs} s"
+    );
+}

@@ -30,8 +30,18 @@ fn config_from(text: &str) -> outpost::Config {
 }
 
 async fn run(config: outpost::Config, entries: &[Entry]) -> (Vec<Replayed>, replay::Report) {
+    run_with(config, entries, Vec::new()).await
+}
+
+/// [`run`], the model origins adding `origin_headers` to their answers.
+async fn run_with(
+    config: outpost::Config,
+    entries: &[Entry],
+    origin_headers: Vec<(String, String)>,
+) -> (Vec<Replayed>, replay::Report) {
     let cache = tempfile::tempdir().expect("tempdir");
-    let (node, clock) = replay::replay_node(config, Some(cache.path().to_path_buf()))
+    let dir = Some(cache.path().to_path_buf());
+    let (node, clock) = replay::replay_node_with(config, dir, origin_headers)
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
     let mut out = Vec::new();
@@ -80,6 +90,44 @@ async fn the_nasa_log_in_process_twice_gives_byte_identical_decisions() {
                 .iter()
                 .any(|h| h.starts_with("x-request-id: "))),
         "the default rewrite rules add request ids"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nasa_log_through_the_edge_cache_sends_under_8_percent_to_the_origin() {
+    let entries = read("nasa-ksc-1995-08-01.log");
+    let embedded = || outpost::Config::embedded().expect("embedded config");
+    // An access log records no response headers: the model origin says its
+    // answers may be cached for a day, as the KSC server's static files could.
+    let cc = || vec![("cache-control".to_string(), "max-age=86400".to_string())];
+    let (a, report) = run_with(embedded(), &entries, cc()).await;
+    let (b, _) = run_with(embedded(), &entries, cc()).await;
+    assert!(jsonl(&a) == jsonl(&b), "two runs decided differently");
+    let share = report.origin_requests as f64 / report.requests as f64;
+    assert!(
+        share <= 0.08,
+        "{:.1}% reached the origin\n{}",
+        share * 100.0,
+        report.summary()
+    );
+    // The NASA log has 2,220 distinct URLs: each reached the origin about once.
+    assert!(report.origin_requests >= 2_000, "{}", report.summary());
+    let ratio = report.hit_ratio().expect("the cache took part");
+    assert!(ratio > 0.9, "{}", report.summary());
+    assert!(
+        report.summary().contains("cache: hit ratio"),
+        "{}",
+        report.summary()
+    );
+    assert!(
+        a.iter()
+            .any(|d| d.decision.answered_by == AnsweredBy::Cache)
+    );
+    assert!(
+        a.iter()
+            .filter(|d| d.decision.answered_by == AnsweredBy::Cache)
+            .all(|d| d.decision.cache.as_deref() == Some("hit")),
+        "every cache answer is recorded as a hit"
     );
 }
 

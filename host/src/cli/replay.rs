@@ -24,6 +24,12 @@ pub struct ReplayArgs {
     /// --target, --json or --expect.)
     #[arg(long, conflicts_with_all = ["target", "json", "expect"])]
     diff: Option<PathBuf>,
+    /// In-process: a header the model origin adds to every recorded answer that
+    /// lacks it, `NAME: VALUE` (repeatable). An access log records no response
+    /// headers: `--origin-header "cache-control: max-age=3600"` replays it as if
+    /// the origin had said how long its answers may be cached.
+    #[arg(long = "origin-header", value_name = "NAME: VALUE", value_parser = parse_header)]
+    origin_headers: Vec<(String, String)>,
     /// Force the input format: har, clf, jsonl.
     #[arg(long)]
     format: Option<String>,
@@ -159,12 +165,12 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
         })
         .await
     } else {
-        let (node, clock) = match node(args.config.clone()).await {
+        let (node, clock) = match node(args.config.clone(), &args.origin_headers).await {
             Ok(n) => n,
             Err(code) => return code,
         };
         if let Some(b) = args.diff.clone() {
-            return diff(&node, &clock, b, entries, args.decisions.as_ref()).await;
+            return diff(&node, &clock, b, entries, &args).await;
         }
         replay::in_process(&node, &clock, entries, |d| {
             decisions.push(d.clone());
@@ -177,14 +183,20 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
 }
 
 /// The node an in-process replay runs (model origins, a virtual clock).
-async fn node(path: Option<PathBuf>) -> Result<(outpost::Node, outpost::clock::Clock), ExitCode> {
+async fn node(
+    path: Option<PathBuf>,
+    origin_headers: &[(String, String)],
+) -> Result<(outpost::Node, outpost::clock::Clock), ExitCode> {
     let config = load(path.as_ref())?;
-    replay::replay_node(config, None).await.map_err(|errors| {
-        for e in errors {
-            eprintln!("{e}");
-        }
-        ExitCode::FAILURE
-    })
+    let headers = origin_headers.to_vec();
+    replay::replay_node_with(config, None, headers)
+        .await
+        .map_err(|errors| {
+            for e in errors {
+                eprintln!("{e}");
+            }
+            ExitCode::FAILURE
+        })
 }
 
 /// Replay through `a` and through the config at `b`; print (and write) the
@@ -194,10 +206,10 @@ async fn diff(
     clock_a: &outpost::clock::Clock,
     b: PathBuf,
     entries: Vec<outpost_traffic::Entry>,
-    out: Option<&PathBuf>,
+    args: &ReplayArgs,
 ) -> ExitCode {
     let total = entries.len();
-    let (node_b, clock_b) = match node(Some(b)).await {
+    let (node_b, clock_b) = match node(Some(b), &args.origin_headers).await {
         Ok(n) => n,
         Err(code) => return code,
     };
@@ -226,7 +238,7 @@ async fn diff(
                 .unwrap_or_else(|| d.b.answered_by.to_string())
         );
     }
-    let Some(path) = out else {
+    let Some(path) = args.decisions.as_ref() else {
         return ExitCode::SUCCESS;
     };
     let mut text = String::new();
@@ -299,4 +311,17 @@ fn check_expectations(path: &PathBuf, decisions: &[Replayed]) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// `NAME: VALUE`, for `--origin-header`.
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}`: expected `NAME: VALUE`"))?;
+    let name = name.trim();
+    http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("`{name}` is not a header name"))?;
+    http::HeaderValue::from_str(value.trim())
+        .map_err(|_| format!("`{}` is not a header value", value.trim()))?;
+    Ok((name.to_ascii_lowercase(), value.trim().to_string()))
 }

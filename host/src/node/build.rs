@@ -280,7 +280,7 @@ async fn build_origins(
             opts.families.limiter.counters(name.as_str()),
         );
         let client = if opts.model_origins {
-            OriginClient::model(name.as_str(), o.host_header.clone())
+            OriginClient::model(name.as_str(), o.host_header.clone(), &opts.model_headers)
         } else {
             let Some(authority) =
                 authority_of(config, name.as_str(), o, &mut demo_origin, errors).await

@@ -112,6 +112,9 @@ pub struct BuildOptions {
     /// The metric families the node counts in (default: fresh ones no registry
     /// exports; `start` registers them, and a reload keeps them).
     pub families: NodeFamilies,
+    /// Headers model origins add to answers that lack them (in-process replay of
+    /// recordings without response headers: `cache-control: max-age=3600`).
+    pub model_headers: Vec<(String, String)>,
     /// The edge cache of the node a reload replaces: kept while its sizes stay.
     pub cache: Option<Arc<crate::cache::Cache>>,
 }

@@ -60,6 +60,16 @@ pub async fn replay_node(
     config: edge_config::Config,
     cache_dir: Option<std::path::PathBuf>,
 ) -> Result<(Node, Clock), Vec<edge_config::Diagnostic>> {
+    replay_node_with(config, cache_dir, Vec::new()).await
+}
+
+/// [`replay_node`], its model origins adding `model_headers` to every answer that
+/// lacks them.
+pub async fn replay_node_with(
+    config: edge_config::Config,
+    cache_dir: Option<std::path::PathBuf>,
+    model_headers: Vec<(String, String)>,
+) -> Result<(Node, Clock), Vec<edge_config::Diagnostic>> {
     let clock = Clock::virtual_at(0);
     let node = Node::build(
         config,
@@ -71,6 +81,7 @@ pub async fn replay_node(
             model_origins: true,
             request_id_seed: Some(1),
             families: Default::default(),
+            model_headers,
             cache: None,
         },
     )

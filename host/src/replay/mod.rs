@@ -27,7 +27,7 @@ use crate::decision::{AnsweredBy, Decision};
 
 pub use diff::{Difference, changed_fields, diff};
 pub use expect::{Bound, Expect, Expectations};
-pub use in_process::{in_process, replay_node};
+pub use in_process::{in_process, replay_node, replay_node_with};
 pub use network::{Pacing, network};
 pub use scenario::launch_day;
 
@@ -64,6 +64,8 @@ pub struct Report {
     pub classes: BTreeMap<String, (u64, u64)>,
     /// Requests whose path or query the guests changed.
     pub rewritten: u64,
+    /// Edge cache lookups by result (`hit`, `collapsed`, `stale`, `miss`, `pass`).
+    pub cache: BTreeMap<String, u64>,
     /// Latency percentiles of the node's handling, microseconds (p50, p90, p99, max).
     pub latency_us: [u64; 4],
     /// Wall time of the run, seconds.
@@ -99,6 +101,24 @@ impl Report {
         if t.forwarded.as_deref().is_some_and(|f| f != d.request) {
             self.rewritten += 1;
         }
+        if let Some(c) = &t.cache {
+            let result = match c.split_whitespace().next().unwrap_or("") {
+                "collapsed-miss" | "miss," => "miss",
+                r => r,
+            };
+            *self.cache.entry(result.to_string()).or_default() += 1;
+        }
+    }
+
+    /// The share of cache lookups answered from the cache (fresh or stale), if the
+    /// cache took part at all.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let total: u64 = self.cache.values().sum();
+        let hits: u64 = ["hit", "collapsed", "stale"]
+            .iter()
+            .filter_map(|k| self.cache.get(*k))
+            .sum();
+        (total > 0).then(|| hits as f64 / total as f64)
     }
 
     /// Human-readable summary.
@@ -136,6 +156,13 @@ impl Report {
         }
         for (class, (admitted, shed)) in &self.classes {
             s.push_str(&format!("class {class}: admitted {admitted} shed {shed}\n"));
+        }
+        if let Some(ratio) = self.hit_ratio() {
+            s.push_str(&format!("cache: hit ratio {:.1}%", ratio * 100.0));
+            for (k, v) in &self.cache {
+                s.push_str(&format!(" {k}={v}"));
+            }
+            s.push('\n');
         }
         s
     }
