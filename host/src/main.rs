@@ -41,7 +41,7 @@ enum Command {
     },
     /// Replay recorded traffic (HAR, Common/Combined Log Format, Outpost JSONL;
     /// told from the content) through a node and report its decisions.
-    Replay(cli::replay::ReplayArgs),
+    Replay(Box<cli::replay::ReplayArgs>),
 }
 
 /// Print a line to stdout; a closed stdout (`outpost | head -1`) is not an error:
@@ -97,7 +97,7 @@ fn main() -> ExitCode {
                 no_cache,
             } => cli::serve::serve(config, listen, admin, no_cache).await,
             Command::Check { config } => cli::check::check(config).await,
-            Command::Replay(args) => cli::replay::replay(args).await,
+            Command::Replay(args) => cli::replay::replay(*args).await,
         }
     })
 }
