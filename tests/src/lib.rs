@@ -374,9 +374,16 @@ impl StaticOrigin {
                     http::HeaderValue::from_static(ctype),
                 );
                 h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+                // Files may be cached for a minute, as a static origin says; the
+                // page's reports and errors never.
+                let cc = if status == 200 && req.uri().path() != "/report" {
+                    "public, max-age=60"
+                } else {
+                    "no-store"
+                };
                 h.insert(
                     http::header::CACHE_CONTROL,
-                    http::HeaderValue::from_static("no-store"),
+                    http::HeaderValue::from_static(cc),
                 );
                 r
             }

@@ -5,7 +5,8 @@
 //!
 //! The origin is told what to answer by the query: `h=name:value` adds a header
 //! (`+` is a space), `status=N`, `delay=MS`, `etag=TAG` (and then answers a
-//! matching `If-None-Match` with 304), `len=N` (a body of N bytes). The body names
+//! matching `If-None-Match` with 304), `len=N` (a body of N bytes), `body=master` (an
+//! HLS multivariant playlist of four renditions). The body names
 //! the path and how many times it was fetched, so a test can tell copies apart.
 
 use std::collections::HashMap;
@@ -113,6 +114,7 @@ async fn answer(script: Arc<Script>, req: Request<Incoming>) -> Response<Full<By
             "delay" => delay = v.parse().expect("delay"),
             "etag" => etag = Some(format!("\"{v}\"")),
             "len" => len = Some(v.parse::<usize>().expect("len")),
+            "body" if v == "master" => len = Some(usize::MAX),
             _ => {}
         }
     }
@@ -135,6 +137,7 @@ async fn answer(script: Arc<Script>, req: Request<Incoming>) -> Response<Full<By
     }
     *resp.status_mut() = StatusCode::from_u16(status).expect("status");
     let body = match len {
+        Some(usize::MAX) => Bytes::from_static(outpost_tests::MASTER.as_bytes()),
         Some(n) => Bytes::from(vec![b'x'; n]),
         None => Bytes::from(format!("{} #{n}", req.uri().path())),
     };
@@ -704,4 +707,42 @@ async fn five_hundred_viewers_of_a_live_stream_reach_the_origin_once_per_object(
         playlist <= secs as usize + 2,
         "{playlist} playlist fetches in {secs} s"
     );
+}
+
+#[tokio::test]
+async fn viewers_of_different_classes_get_differently_shaped_masters_from_one_stored_master() {
+    let origin = Origin::start().await;
+    let config = format!(
+        r#"
+[[listeners]]
+address = "127.0.0.1:0"
+
+[origins.main]
+address = "{}"
+
+[guests.rendition]
+wasm = "builtin:rendition"
+[guests.rendition.config]
+"class.mobile.max_height" = 540
+
+[[routes]]
+name = "live"
+origin = "main"
+response = ["rendition"]
+transform = ["application/vnd.apple.mpegurl"]
+[routes.cache]
+"#,
+        origin.addr
+    );
+    let node = TestNode::new(&config).await;
+    let master = "/master.m3u8?h=cache-control:max-age=60&h=content-type:application/vnd.apple.mpegurl&body=master";
+    let variants = |r: &Reply| r.text().matches("#EXT-X-STREAM-INF").count();
+    let desktop = get(&node, master, &[("x-client-class", "desktop")]).await;
+    let mobile = get(&node, master, &[("x-client-class", "mobile")]).await;
+    let desktop_again = get(&node, master, &[("x-client-class", "desktop")]).await;
+    assert_eq!(origin.hits(master), 1, "one stored master");
+    assert!(status_of(&mobile).contains("hit"), "{}", status_of(&mobile));
+    assert_eq!(variants(&desktop), 4, "{}", desktop.text());
+    assert_eq!(variants(&mobile), 2, "{}", mobile.text());
+    assert_eq!(desktop_again.body, desktop.body);
 }

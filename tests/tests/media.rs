@@ -722,7 +722,17 @@ async fn hls_js_in_chromium_never_fetches_a_capped_rendition() {
     let ladder = parse_master(&origin.file("master.m3u8"));
     let bw: Vec<u64> = ladder.variants.iter().map(|v| v.bandwidth).collect();
     let cap = (bw[1] + bw[2]) / 2;
-    let node = rendition_node(&origin, &format!("max_bandwidth = {cap}")).await;
+    // Played through the edge cache: every file is stored as it streams.
+    let node = TestNode::new(&config(
+        origin.addr,
+        &[(
+            "rend",
+            "rendition",
+            &format!("[guests.rend.config]\nmax_bandwidth = {cap}"),
+        )],
+        &format!("{ROUTE}\n[routes.cache]"),
+    ))
+    .await;
     let (allowed, capped) = LADDER.split_at(2);
 
     let profile = tempfile::tempdir().expect("profile dir");
@@ -934,6 +944,18 @@ async fn hls_js_in_chromium_never_fetches_a_capped_rendition() {
             );
         }
     }
+    // It played through the edge cache: what it fetched was stored as it streamed.
+    let metrics = node.metrics().await;
+    let stored = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("outpost_cache_stored_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(
+        stored >= segments.len() as u64,
+        "{stored} stored for {} segments\n{context}",
+        segments.len()
+    );
 }
 
 /// An origin whose `/hold/<gate>` requests stay open until the test opens that gate:

@@ -28,6 +28,7 @@ pub fn changed_fields(a: &Decision, b: &Decision) -> Vec<&'static str> {
     check("answered_by", a.answered_by == b.answered_by);
     check("status", a.status == b.status);
     check("body", a.body_replaced == b.body_replaced);
+    check("cache", a.cache == b.cache);
     out
 }
 
