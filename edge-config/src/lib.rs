@@ -239,6 +239,12 @@ impl Config {
                 ),
             ));
         }
+        if c.disk_dir.is_some() && *c.disk_mib.get_ref() == 0 {
+            out.push(src.diagnostic(
+                c.disk_mib.span(),
+                "cache.disk_mib must be at least 1 when cache.disk_dir is set",
+            ));
+        }
         if c.collapse_timeout.get_ref().0 == 0 {
             out.push(src.diagnostic(
                 c.collapse_timeout.span(),

@@ -553,6 +553,13 @@ pub struct CacheSettings {
     /// without collapsing (Varnish's hit-for-pass).
     #[serde(default = "default_hit_for_pass")]
     pub hit_for_pass: Spanned<Millis>,
+    /// A directory for the disk tier (relative to the config file): stored objects
+    /// are written there too and served from it after a restart. Absent: memory only.
+    #[serde(default)]
+    pub disk_dir: Option<Spanned<String>>,
+    /// The disk tier's budget, MiB; the least recently used objects go first.
+    #[serde(default = "default_cache_disk")]
+    pub disk_mib: Spanned<u64>,
 }
 
 impl Default for CacheSettings {
@@ -562,6 +569,8 @@ impl Default for CacheSettings {
             max_object_mib: default_cache_object(),
             collapse_timeout: default_collapse_timeout(),
             hit_for_pass: default_hit_for_pass(),
+            disk_dir: None,
+            disk_mib: default_cache_disk(),
         }
     }
 }
@@ -574,6 +583,9 @@ fn default_cache_object() -> Spanned<u64> {
 }
 fn default_collapse_timeout() -> Spanned<Millis> {
     Spanned::new(0..0, Millis(10_000))
+}
+fn default_cache_disk() -> Spanned<u64> {
+    Spanned::new(0..0, 4096)
 }
 fn default_hit_for_pass() -> Spanned<Millis> {
     Spanned::new(0..0, Millis(30_000))

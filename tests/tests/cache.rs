@@ -746,3 +746,63 @@ transform = ["application/vnd.apple.mpegurl"]
     assert_eq!(variants(&mobile), 2, "{}", mobile.text());
     assert_eq!(desktop_again.body, desktop.body);
 }
+
+#[tokio::test]
+async fn the_disk_tier_serves_after_a_restart() {
+    let origin = Origin::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let extra = format!(
+        "[cache]\ndisk_dir = \"{}\"\ndisk_mib = 64\n",
+        dir.path().display()
+    );
+    // The key holds the host the client addressed: the same before and after.
+    const HOST: &[(&str, &str)] = &[("host", "video.example")];
+    let t = "/vod/seg-1.ts?h=cache-control:max-age=3600&h=surrogate-key:vod&len=300000";
+    let first = {
+        let node = TestNode::new(&node_config(origin.addr, "", &extra)).await;
+        let r = get(&node, t, HOST).await;
+        // The write to disk happens beside the response.
+        for _ in 0..100 {
+            let whole = std::fs::read_dir(dir.path())
+                .expect("dir")
+                .filter_map(Result::ok)
+                .any(|e| !e.file_name().to_string_lossy().ends_with(".tmp"));
+            if whole {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        r
+    };
+    // A new process, in effect: an empty memory tier over the same directory.
+    let node = TestNode::new(&node_config(origin.addr, "", &extra)).await;
+    let again = get(&node, t, HOST).await;
+    assert_eq!(origin.hits(t), 1, "served from disk: {}", status_of(&again));
+    assert!(
+        status_of(&again).starts_with("outpost; hit"),
+        "{}",
+        status_of(&again)
+    );
+    assert_eq!(again.body, first.body);
+    assert!(again.header("age").is_some());
+    let metrics = node.metrics().await;
+    assert!(
+        metrics.contains("outpost_cache_disk_reads_total 1"),
+        "{metrics}"
+    );
+    // A purge by tag reaches the disk too.
+    let admin = node.running.admin.expect("admin");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let req = Request::post(format!("http://{admin}/cache/purge?tag=vod"))
+        .body(Full::new(Bytes::new()))
+        .expect("req");
+    assert_eq!(
+        client.request(req).await.expect("purge").status(),
+        StatusCode::OK
+    );
+    drop(node);
+    let node = TestNode::new(&node_config(origin.addr, "", &extra)).await;
+    get(&node, t, HOST).await;
+    assert_eq!(origin.hits(t), 2, "purged from disk too");
+}

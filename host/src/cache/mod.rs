@@ -13,8 +13,11 @@
 //! insert (no background task), eviction is its scan-resistant CLOCK-Pro-like
 //! policy, and its hasher is fixed, so a replay evicts the same objects every run.
 //! A key holds a few variants (the origin's `Vary`), or a hit-for-pass mark.
+//! Beneath it, optionally, [`disk`]: every stored object written to a directory
+//! too, read back on a memory miss, so a restarted node serves what it stored.
 
 pub mod collapse;
+pub mod disk;
 pub mod fill;
 pub mod policy;
 pub mod stored;
@@ -70,8 +73,10 @@ type Store = quick_cache::sync::Cache<
 >;
 
 /// The cache's sizes (`[cache]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheConfig {
+    /// The disk tier's directory and byte budget, if it has one.
+    pub disk: Option<(std::path::PathBuf, u64)>,
     /// The memory budget, bytes.
     pub memory_bytes: u64,
     /// The largest object stored, bytes; larger ones stream through uncached.
@@ -82,9 +87,18 @@ pub struct CacheConfig {
     pub hit_for_pass: std::time::Duration,
 }
 
-impl From<&edge_config::CacheSettings> for CacheConfig {
-    fn from(c: &edge_config::CacheSettings) -> CacheConfig {
+impl CacheConfig {
+    /// The sizes `config`'s `[cache]` gives (a relative disk directory is the
+    /// config file's).
+    pub fn of(config: &edge_config::Config) -> CacheConfig {
+        let c = &config.cache;
         CacheConfig {
+            disk: c.disk_dir.as_ref().map(|d| {
+                (
+                    config.resolve_path(d.get_ref()),
+                    c.disk_mib.get_ref().saturating_mul(1 << 20),
+                )
+            }),
             memory_bytes: c.memory_mib.get_ref().saturating_mul(1 << 20),
             max_object_bytes: usize::try_from(c.max_object_mib.get_ref().saturating_mul(1 << 20))
                 .unwrap_or(usize::MAX),
@@ -97,6 +111,8 @@ impl From<&edge_config::CacheSettings> for CacheConfig {
 /// The node's cache: shared by every route that caches, kept across reloads.
 pub struct Cache {
     store: Store,
+    /// The disk tier, if configured.
+    pub disk: Option<Arc<disk::Disk>>,
     /// Fetches in flight, for collapsing.
     pub flights: Flights,
     /// The largest object stored.
@@ -119,13 +135,28 @@ impl std::fmt::Debug for Cache {
 }
 
 impl Cache {
-    /// An empty cache.
+    /// An empty memory tier over the configured disk tier (opened, and indexed, now;
+    /// a directory that cannot be used leaves the cache memory-only, with an error
+    /// logged).
     pub fn new(config: CacheConfig, clock: Clock, metrics: CacheMetrics) -> Cache {
+        let disk = config.disk.as_ref().and_then(|(dir, budget)| {
+            match disk::Disk::open(dir, *budget) {
+                Ok(d) => {
+                    tracing::info!(dir = %dir.display(), objects = d.len(), "cache: disk tier open");
+                    Some(Arc::new(d))
+                }
+                Err(e) => {
+                    tracing::error!(dir = %dir.display(), "cache: the disk tier cannot be used: {e}");
+                    None
+                }
+            }
+        });
         // An estimate of the item count only sizes the table; 16 KiB an object.
         let items = usize::try_from(config.memory_bytes / 16_384)
             .unwrap_or(usize::MAX)
             .clamp(64, 1 << 22);
         Cache {
+            disk,
             store: Store::with(
                 items,
                 config.memory_bytes.max(1),
@@ -157,10 +188,36 @@ impl Cache {
         Some(e)
     }
 
+    /// What the disk tier holds under `key`, brought into memory.
+    pub async fn load(&self, key: &Arc<str>) -> Option<Entry> {
+        let disk = self.disk.clone()?;
+        let k = key.clone();
+        let s = tokio::task::spawn_blocking(move || disk.load(&k))
+            .await
+            .ok()??;
+        self.metrics.disk_reads.inc();
+        let s = Arc::new(s);
+        self.remember(key.clone(), s.clone());
+        Some(Entry::Variants(Arc::from([s])))
+    }
+
     /// Store `s` under `key`, in place of the variant it matches (same `Vary`
-    /// selection) or beside the others.
+    /// selection) or beside the others, and write it to the disk tier.
     pub fn insert(&self, key: Arc<str>, s: Stored) {
         let s = Arc::new(s);
+        self.metrics.stored.inc();
+        self.remember(key.clone(), s.clone());
+        if let Some(disk) = self.disk.clone() {
+            let write = move || disk.store(&key, &s);
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => drop(rt.spawn_blocking(write)),
+                Err(_) => write(),
+            }
+        }
+    }
+
+    /// Keep `s` in the memory tier.
+    fn remember(&self, key: Arc<str>, s: Arc<Stored>) {
         let mut variants: Vec<Arc<Stored>> = vec![s.clone()];
         if let Some(Entry::Variants(old)) = self.store.get(&*key) {
             let vary = |x: &Stored| x.headers.get(http::header::VARY).cloned();
@@ -171,7 +228,6 @@ impl Cache {
                 }
             }
         }
-        self.metrics.stored.inc();
         self.store.insert(key, Entry::Variants(variants.into()));
     }
 
@@ -181,22 +237,32 @@ impl Cache {
         self.store.insert(key.clone(), Entry::Pass { until_ns });
     }
 
-    /// Forget `key` (an unsafe method changed it, or a purge).
+    /// Forget `key` (an unsafe method changed it, or a purge), in both tiers.
     pub fn remove(&self, key: &str) -> bool {
-        self.store.remove(key).is_some()
+        let on_disk = self.disk.as_ref().is_some_and(|d| d.remove(key));
+        self.store.remove(key).is_some() || on_disk
     }
 
-    /// Forget every key that starts with `prefix`; how many.
+    /// Forget every key that starts with `prefix`, in both tiers; how many keys.
     pub fn purge_prefix(&self, prefix: &str) -> usize {
-        self.purge_where(|k, _| k.starts_with(prefix))
+        let mem = self.purge_where(|k, _| k.starts_with(prefix));
+        let disk = self
+            .disk
+            .as_ref()
+            .map_or(0, |d| d.purge_where(|k, _| k.starts_with(prefix)));
+        mem.max(disk)
     }
 
-    /// Forget every object the origin tagged `tag` (`Surrogate-Key`); how many keys.
+    /// Forget every object the origin tagged `tag` (`Surrogate-Key`), in both
+    /// tiers; how many keys.
     pub fn purge_tag(&self, tag: &str) -> usize {
-        self.purge_where(|_, e| match e {
+        let mem = self.purge_where(|_, e| match e {
             Entry::Variants(v) => v.iter().any(|s| s.tags.iter().any(|t| t == tag)),
             Entry::Pass { .. } => false,
-        })
+        });
+        let tagged = |_: &str, tags: &[String]| tags.iter().any(|t| t == tag);
+        let disk = self.disk.as_ref().map_or(0, |d| d.purge_where(tagged));
+        mem.max(disk)
     }
 
     fn purge_where(&self, doomed: impl Fn(&str, &Entry) -> bool) -> usize {
@@ -233,6 +299,10 @@ pub struct CacheMetrics {
     pub stored: Counter,
     /// Objects not stored for their size.
     pub too_large: Counter,
+    /// Objects brought into memory from the disk tier.
+    pub disk_reads: Counter,
+    /// Bytes held on disk, set at scrape.
+    pub disk_bytes: Gauge,
     /// Bytes held, set at scrape.
     pub bytes: Gauge,
     /// Keys held, set at scrape.
@@ -252,6 +322,16 @@ impl CacheMetrics {
             "outpost_cache_too_large",
             "Responses not stored because they passed the object size limit",
             m.too_large.clone(),
+        );
+        reg.register(
+            "outpost_cache_disk_reads",
+            "Objects brought into memory from the disk tier",
+            m.disk_reads.clone(),
+        );
+        reg.register(
+            "outpost_cache_disk_bytes",
+            "Bytes held by the edge cache's disk tier",
+            m.disk_bytes.clone(),
         );
         reg.register(
             "outpost_cache_bytes",

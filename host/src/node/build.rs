@@ -87,7 +87,7 @@ fn edge_cache(
     if routes.iter().all(|r| r.cache.is_none()) {
         return None;
     }
-    let sizes = crate::cache::CacheConfig::from(&config.cache);
+    let sizes = crate::cache::CacheConfig::of(config);
     if let Some(c) = &opts.cache
         && c.config == sizes
         && c.clock.is_virtual() == opts.clock.is_virtual()

@@ -82,15 +82,7 @@ pub(super) async fn lookup(
         .into();
     let method = req.method.clone();
     if method != Method::GET && method != Method::HEAD {
-        let invalidates = !method.is_safe();
-        note(route, d, "pass", || "pass method".into());
-        return Looked::Fetch(Fetch {
-            key: Some(key),
-            req: Some(req),
-            fwd: "method",
-            invalidates,
-            ..Fetch::default()
-        });
+        return other_method(route, key, req, d);
     }
     let mut fetch = Fetch {
         fwd: "miss",
@@ -98,7 +90,11 @@ pub(super) async fn lookup(
     };
     for _ in 0..MAX_LOOKS {
         let now = cache.now();
-        match cache.get(&key) {
+        let entry = match cache.get(&key) {
+            Some(e) => Some(e),
+            None => cache.load(&key).await,
+        };
+        match entry {
             Some(Entry::Pass { .. }) => {
                 note(route, d, "pass", || "pass hit-for-pass".into());
                 return Looked::Fetch(Fetch {
@@ -155,6 +151,24 @@ pub(super) async fn lookup(
     fetch.req = Some(req);
     fetch.fill = true;
     Looked::Fetch(fetch.miss(route, head, d))
+}
+
+/// A method the cache does not answer: passed; an unsafe one invalidates what it
+/// changes once it succeeds.
+fn other_method(
+    route: &RouteEntry,
+    key: Arc<str>,
+    req: http::request::Parts,
+    d: &mut Decision,
+) -> Looked {
+    note(route, d, "pass", || "pass method".into());
+    Looked::Fetch(Fetch {
+        key: Some(key),
+        fwd: "method",
+        invalidates: !req.method.is_safe(),
+        req: Some(req),
+        ..Fetch::default()
+    })
 }
 
 /// The variant of `variants` that answers `req` fresh at `now`; else the stale
