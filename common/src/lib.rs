@@ -5,11 +5,13 @@
 //! - [`class`]: the priority classes' names and order;
 //! - [`Cidr`]: IP networks, one rule for host bits and IPv4-mapped addresses;
 //! - [`store`]: the bounds of a guest's shared store, and the check a write passes;
-//! - [`builtin`]: the guests the node's binary carries.
+//! - [`builtin`]: the guests the node's binary carries;
+//! - [`cache`]: the fields a guest steers the edge cache with.
 //!
 //! No dependencies: std only.
 
 pub mod builtin;
+pub mod cache;
 pub mod cidr;
 pub mod class;
 pub mod store;

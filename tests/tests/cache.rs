@@ -806,3 +806,88 @@ async fn the_disk_tier_serves_after_a_restart() {
     get(&node, t, HOST).await;
     assert_eq!(origin.hits(t), 2, "purged from disk too");
 }
+
+#[tokio::test]
+async fn guests_steer_the_key_the_bypass_and_what_is_stored() {
+    let origin = Origin::start().await;
+    let config = format!(
+        r#"
+[[listeners]]
+address = "127.0.0.1:0"
+
+[origins.main]
+address = "{}"
+
+[guests.req]
+wasm = "{}"
+[guests.resp]
+wasm = "{}"
+
+[[routes]]
+name = "all"
+origin = "main"
+request = ["req"]
+response = ["resp"]
+[routes.cache]
+"#,
+        origin.addr,
+        outpost_tests::guest_wasm("cache-request").display(),
+        outpost_tests::guest_wasm("cache-response").display(),
+    );
+    let node = TestNode::new(&config).await;
+    let cacheable = "h=cache-control:max-age=60";
+
+    // One key chosen by the guest: different URLs, one stored object.
+    let a = format!("/a?{cacheable}&cache-key=shared");
+    let b = format!("/b?{cacheable}&cache-key=shared");
+    let first = get(&node, &a, &[]).await;
+    let second = get(&node, &b, &[]).await;
+    assert_eq!(
+        origin.hits(&a) + origin.hits(&b),
+        1,
+        "{}",
+        status_of(&second)
+    );
+    assert_eq!(first.body, second.body);
+    // The guest's fields reach neither the origin nor the client.
+    assert!(origin.last_header(&a, "outpost-cache-key").is_none());
+    assert!(second.header("outpost-cache-key").is_none());
+
+    // Bypass: neither looked up nor stored.
+    let by = format!("/by?{cacheable}&cache=bypass");
+    get(&node, &by, &[]).await;
+    let again = get(&node, &by, &[]).await;
+    assert_eq!(origin.hits(&by), 2);
+    assert!(
+        status_of(&again).contains("fwd=bypass"),
+        "{}",
+        status_of(&again)
+    );
+
+    // A request guest's lifetime stores what the origin said not to.
+    let forced = "/forced?h=cache-control:no-store&cache-ttl=60";
+    get(&node, forced, &[]).await;
+    assert!(status_of(&get(&node, forced, &[]).await).contains("hit"));
+    assert_eq!(origin.hits(forced), 1);
+
+    // A response guest keeps a cacheable response out.
+    let kept_out = format!("/out?{cacheable}&store=no");
+    let r = get(&node, &kept_out, &[]).await;
+    assert!(status_of(&r).contains("detail=guest"), "{}", status_of(&r));
+    get(&node, &kept_out, &[]).await;
+    assert_eq!(origin.hits(&kept_out), 2);
+
+    // A response guest's lifetime: stored for 1 s instead of 60.
+    let short = format!("/short?{cacheable}&store-ttl=1");
+    get(&node, &short, &[]).await;
+    assert!(status_of(&get(&node, &short, &[]).await).contains("hit"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    get(&node, &short, &[]).await;
+    assert_eq!(origin.hits(&short), 2, "expired after the guest's lifetime");
+
+    // A client cannot steer the cache by sending the fields itself.
+    let sneaky = format!("/sneaky?{cacheable}");
+    get(&node, &sneaky, &[("outpost-cache", "bypass")]).await;
+    let r = get(&node, &sneaky, &[("outpost-cache", "bypass")]).await;
+    assert!(status_of(&r).contains("hit"), "{}", status_of(&r));
+}

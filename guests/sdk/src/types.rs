@@ -461,6 +461,31 @@ impl RequestEdit {
         self
     }
 
+    /// Builder: look the response up and store it in the edge cache under `key`
+    /// instead of path and query (the host the client addressed stays part of the
+    /// key). Only on a route that caches; the origin never sees it.
+    #[must_use]
+    pub fn cache_key(self, key: &str) -> Self {
+        self.set_header(outpost_common::cache::KEY, key)
+    }
+
+    /// Builder: keep this request away from the edge cache (neither looked up
+    /// nor stored).
+    #[must_use]
+    pub fn cache_bypass(self) -> Self {
+        self.set_header(
+            outpost_common::cache::CONTROL,
+            outpost_common::cache::BYPASS,
+        )
+    }
+
+    /// Builder: store the response for `seconds`, whatever its own
+    /// `Cache-Control` says (0: do not store it).
+    #[must_use]
+    pub fn cache_ttl(self, seconds: u32) -> Self {
+        self.set_header(outpost_common::cache::TTL, &seconds.to_string())
+    }
+
     /// True when the edit changes nothing.
     pub fn is_empty(&self) -> bool {
         self == &Self::default()
@@ -540,6 +565,23 @@ impl ResponseEdit {
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = Some(body.into());
         self
+    }
+
+    /// Builder: store this response from the origin in the edge cache for
+    /// `seconds` instead of what it says (0: do not store it). On a hit, nothing:
+    /// what is stored is already stored.
+    #[must_use]
+    pub fn cache_ttl(self, seconds: u32) -> Self {
+        self.set_header(outpost_common::cache::TTL, &seconds.to_string())
+    }
+
+    /// Builder: do not store this response from the origin in the edge cache.
+    #[must_use]
+    pub fn uncacheable(self) -> Self {
+        self.set_header(
+            outpost_common::cache::CONTROL,
+            outpost_common::cache::NO_STORE,
+        )
     }
 
     /// True when the edit changes nothing.

@@ -3,6 +3,12 @@
 //! ends the copy is stored and the collapsed waiters are released. Past the object
 //! size limit the copy is dropped and the key marked pass, so the rest streams
 //! through uncached and the waiters go to the origin themselves.
+//!
+//! The response guests may still change what is stored (a lifetime, or not at
+//! all: [`outpost_common::cache`]); they run after the fill has begun, and a body
+//! they transform is read whole before they answer. So a whole body waits in its
+//! [`Slot`] until the guests have [decided](Slot::decide), and a decision waits
+//! for the body.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,8 +17,12 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
+use std::sync::Mutex;
+use std::time::SystemTime;
+
 use super::Cache;
 use super::collapse::Lead;
+use super::policy::{RouteRules, Verdict};
 use super::stored::Stored;
 use crate::body::{Body, BoxError};
 
@@ -26,6 +36,91 @@ pub struct Fill {
     pub stored: Stored,
     /// The flight this fill leads (none: it was not collapsed).
     pub lead: Option<Lead>,
+    /// What a guest's lifetime is judged with: the route's rules, the request, the
+    /// origin's response head, and when it came.
+    pub rejudge: (
+        Arc<RouteRules>,
+        http::request::Parts,
+        http::response::Parts,
+        SystemTime,
+    ),
+}
+
+/// What the response guests decided about storing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steer {
+    /// Store it as judged.
+    Keep,
+    /// Store it for this many seconds instead.
+    Ttl(u32),
+    /// Do not store it.
+    NoStore,
+}
+
+/// Where a whole body and the guests' decision meet.
+#[derive(Clone, Default)]
+pub struct Slot(Arc<Mutex<SlotState>>);
+
+#[derive(Default)]
+struct SlotState {
+    steer: Option<Steer>,
+    whole: Option<(Fill, bytes::Bytes)>,
+}
+
+impl Slot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The guests have decided: store now if the body is whole, else when it is.
+    pub fn decide(&self, steer: Steer) {
+        let whole = {
+            let mut st = self.lock();
+            st.steer = Some(steer);
+            st.whole.take()
+        };
+        if let Some((fill, body)) = whole {
+            store(fill, body, steer);
+        }
+    }
+
+    fn whole(&self, fill: Fill, body: bytes::Bytes) {
+        let steer = {
+            let mut st = self.lock();
+            match st.steer {
+                Some(s) => s,
+                None => {
+                    st.whole = Some((fill, body));
+                    return;
+                }
+            }
+        };
+        store(fill, body, steer);
+    }
+}
+
+/// Store a whole body as the guests decided. The flight's waiters are released
+/// after the insert (when `fill.lead` drops), so they find it.
+fn store(mut fill: Fill, body: bytes::Bytes, steer: Steer) {
+    match steer {
+        Steer::Keep => {}
+        Steer::NoStore => {
+            fill.cache.mark_pass(&fill.key);
+            return;
+        }
+        Steer::Ttl(secs) => {
+            let (rules, req, resp, at) = &fill.rejudge;
+            match rules.judge_for(req, resp, *at, Some(secs)) {
+                Verdict::Store(s) => fill.stored = *s,
+                Verdict::Pass(_) => {
+                    fill.cache.mark_pass(&fill.key);
+                    return;
+                }
+            }
+        }
+    }
+    fill.stored.body = body;
+    fill.cache.insert(fill.key.clone(), fill.stored);
 }
 
 /// A body that keeps a copy of what it streams and stores it at the end.
@@ -33,17 +128,20 @@ pub struct FillBody {
     inner: Body,
     copy: BytesMut,
     fill: Option<Fill>,
+    slot: Slot,
 }
 
 impl FillBody {
-    /// Stream `inner`, storing it through `fill` at the end.
-    pub fn new(inner: Body, fill: Fill) -> FillBody {
+    /// Stream `inner`, storing it through `fill` at the end, once `slot` has the
+    /// guests' decision.
+    pub fn new(inner: Body, fill: Fill, slot: Slot) -> FillBody {
         let hint = inner.size_hint().exact().unwrap_or(0) as usize;
         let cap = hint.min(fill.cache.max_object_bytes);
         FillBody {
             inner,
             copy: BytesMut::with_capacity(cap),
             fill: Some(fill),
+            slot,
         }
     }
 
@@ -62,10 +160,9 @@ impl FillBody {
     }
 
     fn store(&mut self) {
-        if let Some(mut fill) = self.fill.take() {
-            fill.stored.body = std::mem::take(&mut self.copy).freeze();
-            fill.cache.insert(fill.key.clone(), fill.stored);
-            // `fill.lead` drops here, after the insert: the waiters find it stored.
+        if let Some(fill) = self.fill.take() {
+            let body = std::mem::take(&mut self.copy).freeze();
+            self.slot.whole(fill, body);
         }
     }
 }

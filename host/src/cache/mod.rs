@@ -31,7 +31,7 @@ use crate::clock::Clock;
 use crate::metrics::{Counter, Gauge, Registry};
 
 pub use collapse::{Flights, Joined, Lead};
-pub use fill::{Fill, FillBody};
+pub use fill::{Fill, FillBody, Slot, Steer};
 pub use policy::{RouteRules, Verdict};
 pub use stored::{Freshness, Stored};
 

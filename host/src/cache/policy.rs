@@ -90,6 +90,23 @@ impl RouteRules {
         resp: &http::response::Parts,
         now: SystemTime,
     ) -> Verdict {
+        self.judge_for(req, resp, now, None)
+    }
+
+    /// [`judge`](Self::judge), with a lifetime a guest set: `ttl` seconds replace
+    /// what the response's own freshness fields say (0: not stored). A guest's
+    /// lifetime does not store what must never be shared: a `Set-Cookie`, a
+    /// partial response, a method other than GET.
+    pub fn judge_for(
+        &self,
+        req: &http::request::Parts,
+        resp: &http::response::Parts,
+        now: SystemTime,
+        ttl: Option<u32>,
+    ) -> Verdict {
+        if ttl == Some(0) {
+            return Verdict::Pass("guest");
+        }
         if req.method != Method::GET {
             return Verdict::Pass("method");
         }
@@ -99,7 +116,18 @@ impl RouteRules {
         if resp.status == StatusCode::PARTIAL_CONTENT {
             return Verdict::Pass("partial");
         }
-        let view = self.edge_view(resp);
+        let mut view = self.edge_view(resp);
+        if let Some(secs) = ttl {
+            let h = view.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&format!("s-maxage={secs}")) {
+                h.insert(header::CACHE_CONTROL, v);
+            }
+            h.remove(header::EXPIRES);
+            h.remove(header::PRAGMA);
+            if view.status().is_server_error() {
+                *view.status_mut() = StatusCode::OK;
+            }
+        }
         let policy = CachePolicy::new_options(req, &view, now, CacheOptions::default());
         if !policy.is_storable() || policy.time_to_live(now).is_zero() && !has_validator(resp) {
             return Verdict::Pass("uncacheable");

@@ -390,7 +390,7 @@ fn resolve_routes(
             transform_max_bytes: r.transform_max_bytes,
             compress: lower(&r.compress),
             compress_min_bytes: r.compress_min_bytes,
-            cache: route_cache(r),
+            cache: route_cache(r).map(Arc::new),
             metrics: opts.families.route(rname),
         });
     }

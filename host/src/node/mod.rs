@@ -71,7 +71,7 @@ pub struct RouteEntry {
     /// Known lengths below this are not compressed.
     pub compress_min_bytes: u64,
     /// The edge cache's rules (none: the route does not cache).
-    pub cache: Option<crate::cache::RouteRules>,
+    pub cache: Option<Arc<crate::cache::RouteRules>>,
     /// Counters.
     pub metrics: RouteMetrics,
 }

@@ -13,7 +13,9 @@ use http_cache_semantics::{AfterResponse, BeforeRequest};
 
 use crate::body::{self, Body};
 use crate::cache::collapse;
-use crate::cache::{Cache, Entry, Fill, FillBody, Freshness, Joined, Lead, Stored, Verdict};
+use crate::cache::{
+    Cache, Entry, Fill, FillBody, Freshness, Joined, Lead, Slot, Steer, Stored, Verdict,
+};
 use crate::contract::convert::append_wit_headers;
 use crate::contract::types::RequestHead;
 use crate::decision::{AnsweredBy, Decision};
@@ -64,6 +66,80 @@ pub(super) struct Fetch {
     fwd: &'static str,
     /// An unsafe method: the keys its success invalidates.
     invalidates: bool,
+    /// A lifetime a request guest set, seconds.
+    ttl: Option<u32>,
+}
+
+/// What [`Fetch::settled`] made of the origin's response.
+enum Settled {
+    /// The answer, with nothing to store.
+    Answer(Response<Body>),
+    /// A response to judge for storing.
+    Judge(Response<Body>),
+}
+
+/// What the request guests asked of the cache ([`outpost_common::cache`]).
+#[derive(Default)]
+struct Asked {
+    key: Option<String>,
+    bypass: bool,
+    ttl: Option<u32>,
+}
+
+/// Take the request guests' cache fields out of the head (the origin never sees
+/// them, whether or not the route caches).
+fn asked(head: &mut RequestHead) -> Asked {
+    use outpost_common::cache::{BYPASS, CONTROL, KEY, TTL};
+    let mut a = Asked::default();
+    head.headers.retain(|h| {
+        if h.name.eq_ignore_ascii_case(KEY) {
+            a.key = Some(String::from_utf8_lossy(&h.value).into_owned());
+        } else if h.name.eq_ignore_ascii_case(TTL) {
+            a.ttl = std::str::from_utf8(&h.value)
+                .ok()
+                .and_then(|v| v.trim().parse().ok());
+        } else if h.name.eq_ignore_ascii_case(CONTROL) {
+            a.bypass = h.value.trim_ascii().eq_ignore_ascii_case(BYPASS.as_bytes());
+        } else {
+            return true;
+        }
+        false
+    });
+    a
+}
+
+/// The response guests' decision about storing, taken out of the response (the
+/// client never sees it), and handed to the fill's `slot`.
+pub(super) fn steer(resp: &mut Response<Body>, slot: Option<Slot>) {
+    use outpost_common::cache::{CONTROL, NO_STORE, TTL};
+    let h = resp.headers_mut();
+    let ttl = h.remove(TTL);
+    let control = h.remove(CONTROL);
+    h.remove(outpost_common::cache::KEY);
+    let Some(slot) = slot else { return };
+    let no_store = control.is_some_and(|v| {
+        v.as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(NO_STORE.as_bytes())
+    });
+    let ttl = ttl.and_then(|v| v.to_str().ok()?.trim().parse::<u32>().ok());
+    let decision = match (no_store, ttl) {
+        (true, _) | (false, Some(0)) => Steer::NoStore,
+        (false, Some(secs)) => Steer::Ttl(secs),
+        (false, None) => Steer::Keep,
+    };
+    if decision != Steer::Keep
+        && let Some(v) = resp
+            .headers()
+            .get("cache-status")
+            .and_then(|v| v.to_str().ok())
+    {
+        let v = v.replace("; stored", "; detail=guest");
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            resp.headers_mut().insert("cache-status", v);
+        }
+    }
+    slot.decide(decision);
 }
 
 /// Look the request up.
@@ -73,19 +149,18 @@ pub(super) async fn lookup(
     head: &mut RequestHead,
     d: &mut Decision,
 ) -> Looked {
+    let asked = asked(head);
     let (Some(rules), Some(cache)) = (&route.cache, &node.cache) else {
         return Looked::Fetch(Fetch::default());
     };
-    let req = request_parts(head);
-    let key: Arc<str> = rules
-        .key(&head.authority, &head.path, &head.query, &req.headers)
-        .into();
+    let (key, req) = key_of(rules, head, &asked);
     let method = req.method.clone();
-    if method != Method::GET && method != Method::HEAD {
-        return other_method(route, key, req, d);
+    if asked.bypass || method != Method::GET && method != Method::HEAD {
+        return passed(route, key, req, asked.bypass, d);
     }
     let mut fetch = Fetch {
         fwd: "miss",
+        ttl: asked.ttl,
         ..Fetch::default()
     };
     for _ in 0..MAX_LOOKS {
@@ -153,18 +228,39 @@ pub(super) async fn lookup(
     Looked::Fetch(fetch.miss(route, head, d))
 }
 
-/// A method the cache does not answer: passed; an unsafe one invalidates what it
-/// changes once it succeeds.
-fn other_method(
+/// The request's key and the request as the cache rules read it. A guest's key
+/// replaces path and query (the host stays part of it); the rules then compare no
+/// URI, the key says which requests are one object.
+fn key_of(
+    rules: &crate::cache::RouteRules,
+    head: &RequestHead,
+    asked: &Asked,
+) -> (Arc<str>, http::request::Parts) {
+    let mut req = request_parts(head);
+    let key = match &asked.key {
+        Some(k) => {
+            req.uri = http::Uri::from_static("/");
+            format!("{}#{k}", head.authority.to_ascii_lowercase())
+        }
+        None => rules.key(&head.authority, &head.path, &head.query, &req.headers),
+    };
+    (key.into(), req)
+}
+
+/// A request the cache does not answer: one a guest bypassed, or a method other
+/// than GET and HEAD (an unsafe one invalidates what it changes once it succeeds).
+fn passed(
     route: &RouteEntry,
     key: Arc<str>,
     req: http::request::Parts,
+    bypassed: bool,
     d: &mut Decision,
 ) -> Looked {
-    note(route, d, "pass", || "pass method".into());
+    let why = if bypassed { "guest" } else { "method" };
+    note(route, d, "pass", || format!("pass {why}"));
     Looked::Fetch(Fetch {
         key: Some(key),
-        fwd: "method",
+        fwd: if bypassed { "bypass" } else { "method" },
         invalidates: !req.method.is_safe(),
         req: Some(req),
         ..Fetch::default()
@@ -294,50 +390,37 @@ impl Fetch {
 
     /// The origin's response, as the cache leaves it: stored (as it streams), a
     /// stale copy refreshed by a 304 or standing in for an origin error, invalidated
-    /// keys forgotten, and `Cache-Status` set.
+    /// keys forgotten, and `Cache-Status` set. A response being stored comes with
+    /// the [`Slot`] the response guests' decision goes to.
     pub(super) fn after(
         self,
         node: &Node,
         route: &RouteEntry,
         resp: Response<Body>,
         d: &mut Decision,
-    ) -> Response<Body> {
+    ) -> (Response<Body>, Option<Slot>) {
         let (Some(cache), Some(rules), Some(key), Some(req)) = (
             node.cache.clone(),
-            route.cache.as_ref(),
+            route.cache.clone(),
             self.key.clone(),
             self.req.as_ref(),
         ) else {
-            return resp;
+            return (resp, None);
         };
-        let status = resp.status();
-        if self.invalidates {
-            if status.is_success() || status.is_redirection() {
-                invalidate(&cache, rules, req, &key, &resp);
-            }
-            return with_status(resp, "outpost; fwd=method");
-        }
-        let now = cache.now();
-        if status.is_server_error()
-            && let Some(s) = self.stand_in(node, route, "stale-if-error", d)
-        {
-            return s;
-        }
-        if status == StatusCode::NOT_MODIFIED
-            && let Some(stale) = &self.stale
-        {
-            return self.refreshed(&cache, key, stale, req, resp, now);
-        }
-        let fwd = self.fwd;
-        if !self.fill {
-            return with_status(
-                resp,
-                &format!("outpost; fwd={fwd}; fwd-status={}", status.as_u16()),
-            );
-        }
+        let resp = self.settled(node, route, &cache, &rules, key.clone(), req, resp, d);
+        let resp = match resp {
+            Settled::Answer(resp) => return (resp, None),
+            Settled::Judge(resp) => resp,
+        };
         let (parts, body) = resp.into_parts();
-        match rules.judge(req, &parts, now) {
-            Verdict::Store(stored) => self.store(cache, key, *stored, parts, body),
+        let fwd = self.fwd;
+        let status = parts.status;
+        let now = cache.now();
+        match rules.judge_for(req, &parts, now, self.ttl) {
+            Verdict::Store(stored) => {
+                let (resp, slot) = self.store(cache, rules, key, *stored, parts, body, now);
+                (resp, Some(slot))
+            }
             Verdict::Pass(why) => {
                 // Hit-for-pass: the next requests for the key go to the origin
                 // without waiting for one another. Only for a status that could
@@ -348,27 +431,67 @@ impl Fetch {
                 drop(self.lead);
                 d.cache(|| format!("miss, then pass {why}"));
                 let resp = Response::from_parts(parts, body);
-                with_status(
-                    resp,
-                    &format!(
-                        "outpost; fwd={fwd}; fwd-status={}; detail={why}",
-                        status.as_u16()
-                    ),
-                )
+                let status = status.as_u16();
+                let text = format!("outpost; fwd={fwd}; fwd-status={status}; detail={why}");
+                (with_status(resp, &text), None)
             }
         }
     }
 
+    /// The answers that involve no storing: an unsafe method's invalidation, a
+    /// stale copy for an origin error, a 304 refreshing a stale copy, a response
+    /// the cache does not fill; else the response, to judge for storing.
+    #[allow(clippy::too_many_arguments)]
+    fn settled(
+        &self,
+        node: &Node,
+        route: &RouteEntry,
+        cache: &Arc<Cache>,
+        rules: &crate::cache::RouteRules,
+        key: Arc<str>,
+        req: &http::request::Parts,
+        resp: Response<Body>,
+        d: &mut Decision,
+    ) -> Settled {
+        let status = resp.status();
+        if self.invalidates {
+            if status.is_success() || status.is_redirection() {
+                invalidate(cache, rules, req, &key, &resp);
+            }
+            return Settled::Answer(with_status(resp, "outpost; fwd=method"));
+        }
+        if status.is_server_error()
+            && let Some(s) = self.stand_in(node, route, "stale-if-error", d)
+        {
+            return Settled::Answer(s);
+        }
+        if status == StatusCode::NOT_MODIFIED
+            && let Some(stale) = &self.stale
+        {
+            return Settled::Answer(self.refreshed(cache, key, stale, req, resp, cache.now()));
+        }
+        if !self.fill {
+            let fwd = self.fwd;
+            let text = format!("outpost; fwd={fwd}; fwd-status={}", status.as_u16());
+            return Settled::Answer(with_status(resp, &text));
+        }
+        Settled::Judge(resp)
+    }
+
     /// Stream the origin's response to the client, storing it as it goes (unless
     /// its length is known to be over the object limit).
+    #[allow(clippy::too_many_arguments)]
     fn store(
         self,
         cache: Arc<Cache>,
+        rules: Arc<crate::cache::RouteRules>,
         key: Arc<str>,
         stored: Stored,
         parts: http::response::Parts,
         body: Body,
-    ) -> Response<Body> {
+        now: std::time::SystemTime,
+    ) -> (Response<Body>, Slot) {
+        let slot = Slot::default();
         let fwd = self.fwd;
         let status = parts.status.as_u16();
         let length = parts
@@ -380,18 +503,31 @@ impl Fetch {
             cache.mark_pass(&key);
             cache.metrics.too_large.inc();
             let resp = Response::from_parts(parts, body);
-            return with_status(resp, &format!("outpost; fwd={fwd}; detail=too-large"));
+            let text = format!("outpost; fwd={fwd}; detail=too-large");
+            return (with_status(resp, &text), slot);
         }
         let collapsed = if self.collapsed { "; collapsed" } else { "" };
+        let mut head = http::Response::new(());
+        *head.status_mut() = parts.status;
+        *head.headers_mut() = parts.headers.clone();
         let fill = Fill {
             cache,
             key,
             stored,
             lead: self.lead,
+            rejudge: (
+                rules,
+                self.req
+                    .clone()
+                    .unwrap_or_else(|| http::Request::new(()).into_parts().0),
+                head.into_parts().0,
+                now,
+            ),
         };
-        let resp = Response::from_parts(parts, body::boxed(FillBody::new(body, fill)));
+        let body = body::boxed(FillBody::new(body, fill, slot.clone()));
+        let resp = Response::from_parts(parts, body);
         let status = format!("outpost; fwd={fwd}; fwd-status={status}; stored{collapsed}");
-        with_status(resp, &status)
+        (with_status(resp, &status), slot)
     }
 
     /// The origin said the stale copy still holds: store it with the 304's headers

@@ -131,6 +131,7 @@ async fn run<'a>(
         route,
         load: &load,
         permit: None,
+        slot: None,
         resp,
     };
 
@@ -156,15 +157,16 @@ async fn run<'a>(
         upload: upload.as_deref(),
         recorded,
     };
-    let resp = match exchange.fetch(&head, req_body, &mut permit, d).await {
+    let (resp, slot) = match exchange.fetch(&head, req_body, &mut permit, d).await {
         Ok(resp) => fetch.after(node, route, resp, d),
         Err(e) => match fetch.stand_in(node, route, "stale-if-error", d) {
-            Some(resp) => resp,
+            Some(resp) => (resp, None),
             None => return Err(fail(e)),
         },
     };
     Answer {
         permit: Some(permit),
+        slot,
         ..answer(resp)
     }
     .deliver(node, &head, d)
@@ -177,6 +179,8 @@ struct Answer<'a, 'l> {
     load: &'l LoadSource,
     /// The origin permit, held until the body has gone (none: from the cache).
     permit: Option<crate::limiter::Permit>,
+    /// Where the response guests' decision about storing goes, when it is stored.
+    slot: Option<crate::cache::Slot>,
     resp: Response<Body>,
 }
 
@@ -191,7 +195,9 @@ impl<'a> Answer<'a, '_> {
         let route = self.route;
         let fail = |e| (e, Some(route));
         let resp = response::chain(node, route, self.load, head, self.resp, d).await;
-        let resp = resp.map_err(fail)?;
+        let mut resp = resp.map_err(fail)?;
+        // A guest's cache fields never reach the client, on any route.
+        cache::steer(&mut resp, self.slot);
         let resp = compress::edge(node.levels, route, head, resp).await;
         let resp = resp.map_err(fail)?;
         Ok((finish::to_client(resp, self.permit), route))

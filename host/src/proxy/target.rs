@@ -32,6 +32,10 @@ pub(super) fn route<'n>(
     } = Target::of(parts)?;
     let facts = node.clients.facts(client.ip(), &parts.headers);
     strip_hop_by_hop(&mut parts.headers);
+    // Only a guest steers the cache.
+    for f in outpost_common::cache::FIELDS {
+        parts.headers.remove(f);
+    }
     // Guests see the authority that was routed on as `host`, not a `Host` header an
     // absolute-form target overrode.
     parts.headers.remove(header::HOST);
