@@ -891,3 +891,116 @@ response = ["resp"]
     let r = get(&node, &sneaky, &[("outpost-cache", "bypass")]).await;
     assert!(status_of(&r).contains("hit"), "{}", status_of(&r));
 }
+
+/// An origin that sends a 200,000-byte object in 10 chunks over a second, and
+/// counts its requests: a raw HTTP/1.1 server, so the pace is the test's.
+async fn slow_origin() -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                continue;
+            };
+            let c = c.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                c.fetch_add(1, Ordering::SeqCst);
+                let head = "HTTP/1.1 200 OK\r\ncontent-length: 200000\r\ncache-control: max-age=60\r\ncontent-type: video/mp2t\r\nconnection: close\r\n\r\n";
+                if s.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                for i in 0..10u8 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if s.write_all(&vec![i; 20_000]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, count, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collapsed_requests_are_served_as_the_leader_streams() {
+    let (origin, count, task) = slow_origin().await;
+    let node = Arc::new(TestNode::new(&node_config(origin, "", "")).await);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let mut viewers = Vec::new();
+    for i in 0..30u64 {
+        let (node, client) = (node.clone(), client.clone());
+        viewers.push(tokio::spawn(async move {
+            // The leader first, then the rest while it streams.
+            tokio::time::sleep(Duration::from_millis(if i == 0 { 0 } else { 150 })).await;
+            let start = Instant::now();
+            let uri = format!("http://{}/live/seg-9.ts", node.addr);
+            let resp = client
+                .request(
+                    Request::get(uri)
+                        .body(Full::new(Bytes::new()))
+                        .expect("req"),
+                )
+                .await
+                .expect("response");
+            let head_at = start.elapsed();
+            if i == 0 {
+                // The leader's viewer leaves mid-object: the node finishes the
+                // fetch for the others.
+                drop(resp);
+                return None;
+            }
+            let status = resp
+                .headers()
+                .get("cache-status")
+                .map(|v| v.to_str().unwrap_or("").to_string());
+            let body = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .expect("whole body")
+                .to_bytes();
+            Some((head_at, status.unwrap_or_default(), body))
+        }));
+    }
+    let mut streamed = 0;
+    for v in viewers {
+        let Some((head_at, status, body)) = v.await.expect("viewer") else {
+            continue;
+        };
+        assert_eq!(body.len(), 200_000);
+        assert!(
+            body.chunks(20_000)
+                .enumerate()
+                .all(|(i, c)| c.iter().all(|b| usize::from(*b) == i))
+        );
+        if status.contains("detail=streaming") {
+            streamed += 1;
+            // Served from the leader's stream: the head at once, not after the
+            // whole second the origin takes.
+            assert!(head_at < Duration::from_millis(500), "{head_at:?}");
+        }
+    }
+    task.abort();
+    assert_eq!(count.load(Ordering::SeqCst), 1, "one origin request");
+    assert!(streamed >= 25, "{streamed} of 29 waiters streamed");
+    // And it was stored whole, though its first viewer left.
+    let r = get(&node, "/live/seg-9.ts", &[]).await;
+    assert!(
+        status_of(&r).starts_with("outpost; hit"),
+        "{}",
+        status_of(&r)
+    );
+    assert_eq!(r.body.len(), 200_000);
+}

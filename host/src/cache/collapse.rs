@@ -1,33 +1,64 @@
 //! Request collapsing: concurrent misses for one key make one origin request. The
-//! first becomes the leader and fetches; the others wait until the leader's fill
-//! ends (stored, found uncacheable, or failed) and then look again: a stored object
-//! is a hit, a hit-for-pass mark sends them to the origin at once, and a failure
-//! makes the next of them the leader.
+//! first becomes the leader and fetches. The others wait: as soon as the leader's
+//! response is found storable (and its length known) it is published as a
+//! [`Tee`], and they are served from it as it streams; otherwise they wait until
+//! the leader is done and look again: a stored object is a hit, a hit-for-pass
+//! mark sends them to the origin at once, and a failure makes the next of them the
+//! leader.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
+use super::tee::Tee;
+
+/// What a flight's waiters watch: the leader's stream, once published.
+type Published = Option<Arc<Tee>>;
+type Map = Arc<Mutex<HashMap<Arc<str>, watch::Receiver<Published>>>>;
+
 /// The fetches in flight, by key.
-#[derive(Default, Debug)]
-pub struct Flights(Arc<Mutex<HashMap<Arc<str>, watch::Receiver<()>>>>);
+#[derive(Default)]
+pub struct Flights(Map);
+
+impl std::fmt::Debug for Flights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flights").field("len", &self.len()).finish()
+    }
+}
 
 /// A request's place in a flight.
 pub enum Joined {
     /// It fetches; the others wait until this is dropped.
     Leader(Lead),
-    /// It waits for the leader: the receiver's `changed()` returns (with an error)
-    /// when the leader is done.
-    Follower(watch::Receiver<()>),
+    /// It waits for the leader ([`wait`]).
+    Follower(watch::Receiver<Published>),
 }
 
 /// The leader's hold on its key: waiters are released when it is dropped.
-#[derive(Debug)]
 pub struct Lead {
-    flights: Arc<Mutex<HashMap<Arc<str>, watch::Receiver<()>>>>,
+    flights: Map,
     key: Arc<str>,
-    tx: Option<watch::Sender<()>>,
+    tx: Option<watch::Sender<Published>>,
+}
+
+impl Lead {
+    /// Serve the waiters from `tee` as it streams.
+    pub fn publish(&self, tee: Arc<Tee>) {
+        if let Some(tx) = &self.tx {
+            tx.send_replace(Some(tee));
+        }
+    }
+}
+
+/// How a wait ended.
+pub enum Waited {
+    /// The leader's response streams: serve it.
+    Streaming(Arc<Tee>),
+    /// The leader is done: look again.
+    Done,
+    /// The leader is slow: go alone.
+    TimedOut,
 }
 
 impl Flights {
@@ -37,7 +68,7 @@ impl Flights {
         if let Some(rx) = map.get(key) {
             return Joined::Follower(rx.clone());
         }
-        let (tx, rx) = watch::channel(());
+        let (tx, rx) = watch::channel(None);
         map.insert(key.clone(), rx);
         Joined::Leader(Lead {
             flights: self.0.clone(),
@@ -67,10 +98,25 @@ impl Drop for Lead {
     }
 }
 
-/// Wait until the leader is done (or `timeout` passes). True when it is done.
-pub async fn wait(mut rx: watch::Receiver<()>, timeout: std::time::Duration) -> bool {
-    // `changed` fails once the sender is gone: that is the leader finishing.
-    tokio::time::timeout(timeout, rx.changed()).await.is_ok()
+/// Wait until the leader publishes its stream or is done, or `timeout` passes.
+pub async fn wait(mut rx: watch::Receiver<Published>, timeout: std::time::Duration) -> Waited {
+    let waiting = async {
+        loop {
+            if let Some(tee) = rx.borrow_and_update().clone() {
+                return Waited::Streaming(tee);
+            }
+            // `changed` fails once the sender is gone: the leader is done.
+            if rx.changed().await.is_err() {
+                return match rx.borrow().clone() {
+                    Some(tee) => Waited::Streaming(tee),
+                    None => Waited::Done,
+                };
+            }
+        }
+    };
+    tokio::time::timeout(timeout, waiting)
+        .await
+        .unwrap_or(Waited::TimedOut)
 }
 
 #[cfg(test)]
@@ -91,7 +137,7 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished());
         drop(lead);
-        assert!(waiting.await.expect("join"));
+        assert!(matches!(waiting.await.expect("join"), Waited::Done));
         assert!(flights.is_empty());
         assert!(matches!(flights.join(&key), Joined::Leader(_)));
     }
@@ -104,6 +150,24 @@ mod tests {
         let Joined::Follower(rx) = flights.join(&key) else {
             panic!("the second follows");
         };
-        assert!(!wait(rx, std::time::Duration::from_millis(10)).await);
+        assert!(matches!(
+            wait(rx, std::time::Duration::from_millis(10)).await,
+            Waited::TimedOut
+        ));
+    }
+
+    #[tokio::test]
+    async fn followers_stream_what_the_leader_publishes() {
+        let flights = Flights::default();
+        let key: Arc<str> = Arc::from("k");
+        let Joined::Leader(lead) = flights.join(&key) else {
+            panic!("the first request leads");
+        };
+        let Joined::Follower(rx) = flights.join(&key) else {
+            panic!("the second follows");
+        };
+        let waiting = tokio::spawn(wait(rx, std::time::Duration::from_secs(5)));
+        lead.publish(Tee::new(http::StatusCode::OK, http::HeaderMap::new(), 0));
+        assert!(matches!(waiting.await.expect("join"), Waited::Streaming(_)));
     }
 }

@@ -24,6 +24,7 @@ use super::Cache;
 use super::collapse::Lead;
 use super::policy::{RouteRules, Verdict};
 use super::stored::Stored;
+use super::tee::Tee;
 use crate::body::{Body, BoxError};
 
 /// What is stored once the body is whole.
@@ -129,12 +130,14 @@ pub struct FillBody {
     copy: BytesMut,
     fill: Option<Fill>,
     slot: Slot,
+    /// The stream the collapsed waiters read, when they were given one.
+    tee: Option<Arc<Tee>>,
 }
 
 impl FillBody {
     /// Stream `inner`, storing it through `fill` at the end, once `slot` has the
-    /// guests' decision.
-    pub fn new(inner: Body, fill: Fill, slot: Slot) -> FillBody {
+    /// guests' decision; every chunk also goes to `tee`, for the waiters.
+    pub fn new(inner: Body, fill: Fill, slot: Slot, tee: Option<Arc<Tee>>) -> FillBody {
         let hint = inner.size_hint().exact().unwrap_or(0) as usize;
         let cap = hint.min(fill.cache.max_object_bytes);
         FillBody {
@@ -142,10 +145,14 @@ impl FillBody {
             copy: BytesMut::with_capacity(cap),
             fill: Some(fill),
             slot,
+            tee,
         }
     }
 
     fn keep(&mut self, data: &Bytes) {
+        if let Some(t) = &self.tee {
+            t.push(data.clone());
+        }
         let Some(fill) = &self.fill else { return };
         if self.copy.len() + data.len() > fill.cache.max_object_bytes {
             // Too large: stream the rest uncached; later requests pass for a while.
@@ -160,10 +167,20 @@ impl FillBody {
     }
 
     fn store(&mut self) {
+        if let Some(t) = &self.tee {
+            t.finish(true);
+        }
         if let Some(fill) = self.fill.take() {
             let body = std::mem::take(&mut self.copy).freeze();
             self.slot.whole(fill, body);
         }
+    }
+
+    fn failed(&mut self) {
+        if let Some(t) = &self.tee {
+            t.finish(false);
+        }
+        self.fill = None;
     }
 }
 
@@ -188,9 +205,7 @@ impl HttpBody for FillBody {
             }
             Poll::Ready(None) => self.store(),
             // A failed body is not stored: the fill drops and the next waiter leads.
-            Poll::Ready(Some(Err(_))) => {
-                self.fill = None;
-            }
+            Poll::Ready(Some(Err(_))) => self.failed(),
             Poll::Pending => {}
         }
         polled
@@ -210,6 +225,35 @@ impl Drop for FillBody {
         // An empty body may never be polled: it is whole all the same.
         if self.inner.is_end_stream() {
             self.store();
+            return;
+        }
+        // The leader's client went away mid-body. Waiters are reading this fetch:
+        // finish it for them (and store it) rather than cut them off.
+        let serving = self.tee.as_ref().is_some_and(|t| !t.is_finished());
+        if serving
+            && self.fill.is_some()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let rest = FillBody {
+                inner: std::mem::replace(&mut self.inner, crate::body::empty()),
+                copy: std::mem::take(&mut self.copy),
+                fill: self.fill.take(),
+                slot: self.slot.clone(),
+                tee: self.tee.take(),
+            };
+            rt.spawn(drain(rest));
+            return;
+        }
+        self.failed();
+    }
+}
+
+/// Read `body` to its end (nobody else will), so its waiters and the cache get it.
+async fn drain(mut body: FillBody) {
+    use http_body_util::BodyExt;
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            return;
         }
     }
 }

@@ -7,7 +7,8 @@
 //! hit, `HEAD`, range, not modified), [`policy`] (what may be stored and for how
 //! long: the targeted `CDN-Cache-Control` and `Surrogate-Control`, the route's
 //! defaults, RFC 5861's stale directives), [`collapse`] (one fetch per key),
-//! [`fill`] (the body that stores itself as it streams).
+//! [`fill`] (the body that stores itself as it streams), [`tee`] (that stream,
+//! shared with the requests collapsed behind it).
 //!
 //! Storage is `quick_cache`'s weighted cache: the budget is enforced on every
 //! insert (no background task), eviction is its scan-resistant CLOCK-Pro-like
@@ -21,6 +22,7 @@ pub mod disk;
 pub mod fill;
 pub mod policy;
 pub mod stored;
+pub mod tee;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -30,10 +32,11 @@ use quick_cache::Weighter;
 use crate::clock::Clock;
 use crate::metrics::{Counter, Gauge, Registry};
 
-pub use collapse::{Flights, Joined, Lead};
+pub use collapse::{Flights, Joined, Lead, Waited};
 pub use fill::{Fill, FillBody, Slot, Steer};
 pub use policy::{RouteRules, Verdict};
 pub use stored::{Freshness, Stored};
+pub use tee::Tee;
 
 /// The variants of one key kept at most (a `Vary` on a header with many values
 /// would otherwise fill a key with copies).

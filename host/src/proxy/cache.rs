@@ -14,7 +14,8 @@ use http_cache_semantics::{AfterResponse, BeforeRequest};
 use crate::body::{self, Body};
 use crate::cache::collapse;
 use crate::cache::{
-    Cache, Entry, Fill, FillBody, Freshness, Joined, Lead, Slot, Steer, Stored, Verdict,
+    Cache, Entry, Fill, FillBody, Freshness, Joined, Lead, Slot, Steer, Stored, Tee, Verdict,
+    Waited,
 };
 use crate::contract::convert::append_wit_headers;
 use crate::contract::types::RequestHead;
@@ -206,18 +207,10 @@ pub(super) async fn lookup(
                 break;
             }
             Joined::Follower(rx) => {
-                // Being refetched, and may be served meanwhile: serve it.
-                if let Some(s) = &fetch.stale
-                    && s.freshness(now) == Freshness::Revalidating
-                {
-                    note(route, d, "stale", || "stale while-revalidate".into());
-                    let status = "outpost; hit; detail=stale-while-revalidate".to_string();
-                    return Looked::Hit(s.respond(&req, now, &status));
-                }
-                fetch.collapsed = true;
-                if !collapse::wait(rx, cache.config.collapse_timeout).await {
-                    // The leader is slow: go alone, and store what comes back.
-                    break;
+                match follow(cache, route, rx, &req, now, &mut fetch, d).await {
+                    Next::Answer(resp) => return Looked::Hit(resp),
+                    Next::Look => {}
+                    Next::Go => break,
                 }
             }
         }
@@ -226,6 +219,47 @@ pub(super) async fn lookup(
     fetch.req = Some(req);
     fetch.fill = true;
     Looked::Fetch(fetch.miss(route, head, d))
+}
+
+/// What a collapsed request does once its wait is over.
+enum Next {
+    /// Answer it with this (from the cache).
+    Answer(Response<Body>),
+    /// Look again: the leader is done.
+    Look,
+    /// Go to the origin alone.
+    Go,
+}
+
+/// A request behind another's fetch of its key: served a stale copy that may be
+/// served while it is refetched, or the leader's response as it streams; else it
+/// looks again once the leader is done, or goes alone if the leader is slow.
+async fn follow(
+    cache: &Cache,
+    route: &RouteEntry,
+    rx: tokio::sync::watch::Receiver<Option<Arc<Tee>>>,
+    req: &http::request::Parts,
+    now: std::time::SystemTime,
+    fetch: &mut Fetch,
+    d: &mut Decision,
+) -> Next {
+    if let Some(s) = &fetch.stale
+        && s.freshness(now) == Freshness::Revalidating
+    {
+        note(route, d, "stale", || "stale while-revalidate".into());
+        let status = "outpost; hit; detail=stale-while-revalidate";
+        return Next::Answer(s.respond(req, now, status));
+    }
+    fetch.collapsed = true;
+    match collapse::wait(rx, cache.config.collapse_timeout).await {
+        Waited::Streaming(tee) => {
+            note(route, d, "collapsed", || "collapsed streaming".into());
+            let status = "outpost; hit; collapsed; detail=streaming";
+            Next::Answer(tee.respond(status))
+        }
+        Waited::Done => Next::Look,
+        Waited::TimedOut => Next::Go,
+    }
 }
 
 /// The request's key and the request as the cache rules read it. A guest's key
@@ -507,6 +541,16 @@ impl Fetch {
             return (with_status(resp, &text), slot);
         }
         let collapsed = if self.collapsed { "; collapsed" } else { "" };
+        // Requests collapsed behind this one are served from it as it streams
+        // (when its length is known: one that turns out too large is not kept).
+        let tee = match (&self.lead, length) {
+            (Some(lead), Some(n)) => {
+                let tee = Tee::new(stored.status, stored.headers.clone(), n as u64);
+                lead.publish(tee.clone());
+                Some(tee)
+            }
+            _ => None,
+        };
         let mut head = http::Response::new(());
         *head.status_mut() = parts.status;
         *head.headers_mut() = parts.headers.clone();
@@ -524,7 +568,7 @@ impl Fetch {
                 now,
             ),
         };
-        let body = body::boxed(FillBody::new(body, fill, slot.clone()));
+        let body = body::boxed(FillBody::new(body, fill, slot.clone(), tee));
         let resp = Response::from_parts(parts, body);
         let status = format!("outpost; fwd={fwd}; fwd-status={status}; stored{collapsed}");
         (with_status(resp, &status), slot)

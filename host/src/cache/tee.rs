@@ -1,0 +1,170 @@
+//! A leader's response as it streams, for the requests collapsed behind it: each
+//! chunk the origin sends is kept here as well as sent to the leader's client, and
+//! every waiter reads the same chunks at its own pace, from the first one, without
+//! waiting for the object to be whole.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Response, StatusCode};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+use crate::body::{self, Body, BoxError};
+
+/// The shared stream of one fetch.
+pub struct Tee {
+    status: StatusCode,
+    headers: HeaderMap,
+    length: u64,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    chunks: Vec<Bytes>,
+    /// Some(true): the body ended whole; Some(false): it failed.
+    end: Option<bool>,
+    wakers: Vec<Waker>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the collapsed fetch this response streamed from failed")]
+struct LeaderFailed;
+
+impl Tee {
+    /// A stream for a response of `status`, `headers` (as stored) and `length`
+    /// bytes.
+    pub fn new(status: StatusCode, headers: HeaderMap, length: u64) -> Arc<Tee> {
+        Arc::new(Tee {
+            status,
+            headers,
+            length,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A chunk arrived from the origin.
+    pub fn push(&self, chunk: Bytes) {
+        let wakers = {
+            let mut st = self.lock();
+            st.chunks.push(chunk);
+            std::mem::take(&mut st.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// The body ended (`ok`) or failed.
+    pub fn finish(&self, ok: bool) {
+        let wakers = {
+            let mut st = self.lock();
+            if st.end.is_none() {
+                st.end = Some(ok);
+            }
+            std::mem::take(&mut st.wakers)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Whether the body has ended or failed.
+    pub fn is_finished(&self) -> bool {
+        self.lock().end.is_some()
+    }
+
+    /// A waiter's response: the leader's status and headers, `Age: 0`, the
+    /// `Cache-Status` given, and the body from its first chunk.
+    pub fn respond(self: &Arc<Tee>, cache_status: &str) -> Response<Body> {
+        let mut resp = Response::new(body::boxed(TeeBody {
+            tee: self.clone(),
+            next: 0,
+        }));
+        *resp.status_mut() = self.status;
+        let h = resp.headers_mut();
+        *h = self.headers.clone();
+        h.remove(header::TRANSFER_ENCODING);
+        h.insert(header::AGE, HeaderValue::from_static("0"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(self.length));
+        if let Ok(v) = HeaderValue::from_str(cache_status) {
+            h.insert("cache-status", v);
+        }
+        resp
+    }
+}
+
+/// One waiter's read of a [`Tee`].
+struct TeeBody {
+    tee: Arc<Tee>,
+    next: usize,
+}
+
+impl HttpBody for TeeBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let tee = self.tee.clone();
+        let mut st = tee.lock();
+        if let Some(chunk) = st.chunks.get(self.next).cloned() {
+            drop(st);
+            self.next += 1;
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        match st.end {
+            Some(true) => Poll::Ready(None),
+            Some(false) => Poll::Ready(Some(Err(Box::new(LeaderFailed)))),
+            None => {
+                st.wakers.push(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let st = self.tee.lock();
+        st.end == Some(true) && self.next >= st.chunks.len()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.tee.length)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn waiters_read_every_chunk_from_the_first_as_it_arrives() {
+        let tee = Tee::new(StatusCode::OK, HeaderMap::new(), 6);
+        tee.push(Bytes::from_static(b"ab"));
+        let early = tee.respond("outpost; hit");
+        let reader = tokio::spawn(async move { early.into_body().collect().await });
+        tokio::task::yield_now().await;
+        tee.push(Bytes::from_static(b"cd"));
+        tee.push(Bytes::from_static(b"ef"));
+        tee.finish(true);
+        let got = reader.await.expect("join").expect("body").to_bytes();
+        assert_eq!(&got[..], b"abcdef");
+        // A late waiter reads it all too.
+        let late = tee.respond("outpost; hit").into_body().collect().await;
+        assert_eq!(&late.expect("body").to_bytes()[..], b"abcdef");
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_fails_its_waiters() {
+        let tee = Tee::new(StatusCode::OK, HeaderMap::new(), 10);
+        tee.push(Bytes::from_static(b"ab"));
+        tee.finish(false);
+        assert!(tee.respond("x").into_body().collect().await.is_err());
+    }
+}
