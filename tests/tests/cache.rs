@@ -1004,3 +1004,37 @@ async fn collapsed_requests_are_served_as_the_leader_streams() {
     );
     assert_eq!(r.body.len(), 200_000);
 }
+
+#[tokio::test]
+async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
+    let origin = Origin::start().await;
+    let node = TestNode::new(&node_config(origin.addr, "", "")).await;
+    let t = "/playlist.m3u8?h=cache-control:max-age=2,+stale-while-revalidate=30&etag=v1&delay=400";
+    let first = get(&node, t, &[]).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // Stale, within its window: answered from the cache without waiting for the
+    // origin's 400 ms, which is asked in the background.
+    let start = Instant::now();
+    let stale = get(&node, t, &[]).await;
+    let took = start.elapsed();
+    assert_eq!(stale.body, first.body);
+    assert!(
+        status_of(&stale).contains("stale-while-revalidate"),
+        "{}",
+        status_of(&stale)
+    );
+    assert!(took < Duration::from_millis(300), "{took:?}");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(origin.hits(t), 2, "one background revalidation");
+    assert_eq!(
+        origin.last_header(t, "if-none-match").as_deref(),
+        Some("\"v1\""),
+        "asked with the stored validator"
+    );
+    // The 304 refreshed the copy: fresh again.
+    let fresh = get(&node, t, &[]).await;
+    let status = status_of(&fresh);
+    assert!(status.starts_with("outpost; hit; ttl="), "{status}");
+    assert_eq!(fresh.body, first.body);
+    assert_eq!(origin.hits(t), 2);
+}

@@ -86,6 +86,28 @@ impl Stored {
         }
     }
 
+    /// This copy refreshed by a 304 at `now`: the policy after it, and the 304's
+    /// headers over the stored ones (the edge's targeted fields and `Age` aside).
+    pub fn refreshed(&self, policy: CachePolicy, updated: &HeaderMap, now: SystemTime) -> Stored {
+        let mut headers = self.headers.clone();
+        for (name, value) in updated {
+            if !TARGETED.contains(&name.as_str()) && name != header::AGE {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
+        Stored {
+            lifetime: policy.age(now) + policy.time_to_live(now),
+            policy,
+            status: self.status,
+            headers,
+            body: self.body.clone(),
+            vary_key: self.vary_key.clone(),
+            tags: self.tags.clone(),
+            stale_while_revalidate: self.stale_while_revalidate,
+            stale_if_error: self.stale_if_error,
+        }
+    }
+
     /// Whether it may stand in for a failed or shed request at `now`.
     pub fn may_serve_on_error(&self, now: SystemTime) -> bool {
         self.staleness(now) <= self.stale_if_error

@@ -147,6 +147,7 @@ pub(super) fn steer(resp: &mut Response<Body>, slot: Option<Slot>) {
 pub(super) async fn lookup(
     node: &Node,
     route: &RouteEntry,
+    to: &Upstream<'_>,
     head: &mut RequestHead,
     d: &mut Decision,
 ) -> Looked {
@@ -173,12 +174,7 @@ pub(super) async fn lookup(
         match entry {
             Some(Entry::Pass { .. }) => {
                 note(route, d, "pass", || "pass hit-for-pass".into());
-                return Looked::Fetch(Fetch {
-                    key: Some(key),
-                    req: Some(req),
-                    fwd: "bypass",
-                    ..fetch
-                });
+                return fetch.passing(key, req, "bypass");
             }
             Some(Entry::Variants(variants)) => {
                 if let Some(s) = fresh_variant(&variants, &req, now, &mut fetch) {
@@ -194,15 +190,23 @@ pub(super) async fn lookup(
         // stored by the next full GET.
         if method == Method::HEAD || req.headers.contains_key(header::RANGE) {
             note(route, d, "pass", || "pass request".into());
-            return Looked::Fetch(Fetch {
-                key: Some(key),
-                req: Some(req),
-                fwd: "request",
-                ..fetch
-            });
+            return fetch.passing(key, req, "request");
         }
         match cache.flights.join(&key) {
             Joined::Leader(lead) => {
+                if let Some(s) = fetch.stale.clone()
+                    && s.freshness(now) == Freshness::Revalidating
+                {
+                    note(route, d, "stale", || "stale while-revalidate".into());
+                    let refresh = Refreshing {
+                        cache,
+                        rules,
+                        to,
+                        key: &key,
+                        req: &req,
+                    };
+                    return Looked::Hit(refresh.serve_stale(head, s, lead, fetch.ttl, now));
+                }
                 fetch.lead = Some(lead);
                 break;
             }
@@ -219,6 +223,65 @@ pub(super) async fn lookup(
     fetch.req = Some(req);
     fetch.fill = true;
     Looked::Fetch(fetch.miss(route, head, d))
+}
+
+/// Where a request that goes to the origin goes, and as what.
+pub(super) struct Upstream<'a> {
+    /// The origin (the route's, or the one a request guest chose).
+    pub origin: &'a Arc<crate::node::OriginEntry>,
+    /// The client.
+    pub client: std::net::SocketAddr,
+    /// Its class and cost at the origin's limiter.
+    pub class: usize,
+    /// Its cost.
+    pub cost: u32,
+}
+
+/// What a background revalidation needs from the lookup.
+struct Refreshing<'a> {
+    cache: &'a Arc<Cache>,
+    rules: &'a Arc<crate::cache::RouteRules>,
+    to: &'a Upstream<'a>,
+    key: &'a Arc<str>,
+    req: &'a http::request::Parts,
+}
+
+impl Refreshing<'_> {
+    /// Answer from `stale` now and revalidate it in the background, leading the
+    /// key's flight.
+    fn serve_stale(
+        self,
+        head: &RequestHead,
+        stale: Arc<Stored>,
+        lead: Lead,
+        ttl: Option<u32>,
+        now: std::time::SystemTime,
+    ) -> Response<Body> {
+        let status = "outpost; hit; detail=stale-while-revalidate";
+        let answer = stale.respond(self.req, now, status);
+        let mut head = head.clone();
+        head.headers.retain(|h| {
+            !h.name.eq_ignore_ascii_case("if-none-match")
+                && !h.name.eq_ignore_ascii_case("if-modified-since")
+        });
+        add_validators(&mut head, &stale);
+        super::refresh::Refresh {
+            origin: self.to.origin.clone(),
+            head,
+            client: self.to.client,
+            class: self.to.class,
+            cost: self.to.cost,
+            cache: self.cache.clone(),
+            rules: self.rules.clone(),
+            key: self.key.clone(),
+            req: self.req.clone(),
+            stale,
+            lead,
+            ttl,
+        }
+        .spawn();
+        answer
+    }
 }
 
 /// What a collapsed request does once its wait is over.
@@ -378,6 +441,16 @@ fn add_validators(head: &mut RequestHead, s: &Stored) {
 }
 
 impl Fetch {
+    /// Straight to the origin, nothing stored (`fwd` says why).
+    fn passing(self, key: Arc<str>, req: http::request::Parts, fwd: &'static str) -> Looked {
+        Looked::Fetch(Fetch {
+            key: Some(key),
+            req: Some(req),
+            fwd,
+            ..self
+        })
+    }
+
     /// A miss that fetches to store: the origin is asked for the whole object (the
     /// client's own conditions are answered from it), or whether the stale copy
     /// still holds.
@@ -595,23 +668,7 @@ impl Fetch {
                 "outpost; fwd=stale; fwd-status=304",
             );
         };
-        let mut headers = stale.headers.clone();
-        for (name, value) in &updated.headers {
-            if !crate::cache::stored::TARGETED.contains(&name.as_str()) && name != header::AGE {
-                headers.insert(name.clone(), value.clone());
-            }
-        }
-        let fresh = Stored {
-            lifetime: policy.age(now) + policy.time_to_live(now),
-            policy,
-            status: stale.status,
-            headers,
-            body: stale.body.clone(),
-            vary_key: stale.vary_key.clone(),
-            tags: stale.tags.clone(),
-            stale_while_revalidate: stale.stale_while_revalidate,
-            stale_if_error: stale.stale_if_error,
-        };
+        let fresh = stale.refreshed(policy, &updated.headers, now);
         let answer = fresh.respond(req, now, "outpost; fwd=stale; fwd-status=304; stored");
         cache.insert(key, fresh);
         answer

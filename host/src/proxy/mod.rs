@@ -21,6 +21,7 @@ mod compress;
 mod fail;
 mod finish;
 mod origin;
+mod refresh;
 mod request;
 mod response;
 mod target;
@@ -135,7 +136,13 @@ async fn run<'a>(
         resp,
     };
 
-    let fetch = match cache::lookup(node, route, &mut head, d).await {
+    let to = cache::Upstream {
+        origin,
+        client,
+        class: ticket.class,
+        cost: ticket.cost,
+    };
+    let fetch = match cache::lookup(node, route, &to, &mut head, d).await {
         cache::Looked::Hit(resp) => return answer(resp).deliver(node, &head, d).await,
         cache::Looked::Fetch(f) => f,
     };

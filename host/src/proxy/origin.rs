@@ -78,7 +78,7 @@ impl Exchange<'_> {
 /// The request the origin gets: the head as the guests left it, without hop-by-hop
 /// headers, `Host` the origin's (configured, or the client's authority), and the
 /// client appended to `X-Forwarded-For`.
-fn origin_request(
+pub(super) fn origin_request(
     head: &RequestHead,
     origin: &OriginEntry,
     client: SocketAddr,
