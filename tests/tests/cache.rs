@@ -608,6 +608,16 @@ async fn memory_stays_within_the_budget_under_a_working_set_ten_times_its_size()
         metrics.contains("outpost_cache_stored_total 160"),
         "{metrics}"
     );
+    let evicted: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("outpost_cache_evicted_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(
+        evicted + cache.len() as u64 >= 150,
+        "{evicted} evicted, {} held",
+        cache.len()
+    );
 }
 
 /// A live HLS origin: a media playlist whose newest segment changes every 2 s

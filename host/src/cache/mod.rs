@@ -68,11 +68,28 @@ impl Weighter<Arc<str>, Entry> for Weigh {
     }
 }
 
+/// Counts what the budget evicts; the evicted entries are dropped outside the
+/// store's locks (as quick_cache's default lifecycle does).
+#[derive(Clone)]
+struct Evict(Counter);
+
+impl quick_cache::Lifecycle<Arc<str>, Entry> for Evict {
+    type RequestState = [Option<(Arc<str>, Entry)>; 2];
+
+    fn on_evict(&self, state: &mut Self::RequestState, key: Arc<str>, val: Entry) {
+        self.0.inc();
+        if let Some(slot) = state.iter_mut().find(|s| s.is_none()) {
+            *slot = Some((key, val));
+        }
+    }
+}
+
 type Store = quick_cache::sync::Cache<
     Arc<str>,
     Entry,
     Weigh,
     std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
+    Evict,
 >;
 
 /// The cache's sizes (`[cache]`).
@@ -165,7 +182,7 @@ impl Cache {
                 config.memory_bytes.max(1),
                 Weigh,
                 Default::default(),
-                Default::default(),
+                Evict(metrics.evicted.clone()),
             ),
             flights: Flights::default(),
             max_object_bytes: config.max_object_bytes,
@@ -304,6 +321,8 @@ pub struct CacheMetrics {
     pub too_large: Counter,
     /// Objects brought into memory from the disk tier.
     pub disk_reads: Counter,
+    /// Keys the memory budget evicted.
+    pub evicted: Counter,
     /// Bytes held on disk, set at scrape.
     pub disk_bytes: Gauge,
     /// Bytes held, set at scrape.
@@ -325,6 +344,11 @@ impl CacheMetrics {
             "outpost_cache_too_large",
             "Responses not stored because they passed the object size limit",
             m.too_large.clone(),
+        );
+        reg.register(
+            "outpost_cache_evicted",
+            "Keys evicted from the edge cache's memory tier by its budget",
+            m.evicted.clone(),
         );
         reg.register(
             "outpost_cache_disk_reads",
