@@ -145,7 +145,9 @@ async fn answer(script: Arc<Script>, req: Request<Incoming>) -> Response<Full<By
     resp
 }
 
-fn node_config(origin: SocketAddr, extra_route: &str, extra: &str) -> String {
+/// One origin, one caching route; `route` adds lines to the route (hooks),
+/// `extra` top-level tables (guests, `[cache]`, `[limiter]`).
+fn node_config(origin: SocketAddr, route: &str, extra: &str) -> String {
     format!(
         r#"
 [[listeners]]
@@ -160,10 +162,10 @@ first_byte_timeout = "2s"
 [[routes]]
 name = "all"
 origin = "main"
+{route}
 [routes.cache]
 negative_ttl = "30s"
 stale_if_error = "60s"
-{extra_route}
 "#
     )
 }
@@ -538,6 +540,24 @@ async fn stale_copies_are_served_instead_of_shedding() {
     );
 }
 
+/// `POST /cache/purge?QUERY` on the node's admin API: how many keys it purged.
+async fn purge(node: &TestNode, query: &str) -> u64 {
+    let admin = node.running.admin.expect("admin");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let req = Request::post(format!("http://{admin}/cache/purge?{query}"))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let resp = client.request(req).await.expect("the admin API answers");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    let reply: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    reply["purged"].as_u64().unwrap_or(0)
+}
+
 #[tokio::test]
 async fn purges_by_key_prefix_and_tag() {
     let origin = Origin::start().await;
@@ -548,27 +568,7 @@ async fn purges_by_key_prefix_and_tag() {
     for t in [a, b, c] {
         get(&node, t, &[]).await;
     }
-    let admin = node.running.admin.expect("admin");
-    let purge = |q: &str| {
-        let url = format!("http://{admin}/cache/purge?{q}");
-        async move {
-            let client =
-                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                    .build_http::<Full<Bytes>>();
-            let req = Request::post(url)
-                .body(Full::new(Bytes::new()))
-                .expect("req");
-            let resp = client.request(req).await.expect("admin");
-            let body = http_body_util::BodyExt::collect(resp.into_body())
-                .await
-                .expect("body")
-                .to_bytes();
-            serde_json::from_slice::<serde_json::Value>(&body).expect("json")["purged"]
-                .as_u64()
-                .unwrap_or(0)
-        }
-    };
-    assert_eq!(purge("tag=show-1").await, 1);
+    assert_eq!(purge(&node, "tag=show-1").await, 1);
     assert_eq!(origin.hits(a), 1);
     get(&node, a, &[]).await;
     assert_eq!(origin.hits(a), 2, "purged by tag");
@@ -577,9 +577,13 @@ async fn purges_by_key_prefix_and_tag() {
         "untouched"
     );
     let host = format!("127.0.0.1:{}", node.addr.port());
-    assert_eq!(purge(&format!("prefix={host}/v/")).await, 2);
+    assert_eq!(purge(&node, &format!("prefix={host}/v/")).await, 2);
     assert_eq!(
-        purge(&format!("key={host}/w/c%3Fh%3Dcache-control:max-age%3D60")).await,
+        purge(
+            &node,
+            &format!("key={host}/w/c%3Fh%3Dcache-control:max-age%3D60")
+        )
+        .await,
         1
     );
     get(&node, c, &[]).await;
@@ -722,28 +726,9 @@ async fn five_hundred_viewers_of_a_live_stream_reach_the_origin_once_per_object(
 #[tokio::test]
 async fn viewers_of_different_classes_get_differently_shaped_masters_from_one_stored_master() {
     let origin = Origin::start().await;
-    let config = format!(
-        r#"
-[[listeners]]
-address = "127.0.0.1:0"
-
-[origins.main]
-address = "{}"
-
-[guests.rendition]
-wasm = "builtin:rendition"
-[guests.rendition.config]
-"class.mobile.max_height" = 540
-
-[[routes]]
-name = "live"
-origin = "main"
-response = ["rendition"]
-transform = ["application/vnd.apple.mpegurl"]
-[routes.cache]
-"#,
-        origin.addr
-    );
+    let guest = "[guests.rendition]\nwasm = \"builtin:rendition\"\n[guests.rendition.config]\n\"class.mobile.max_height\" = 540\n";
+    let route = "response = [\"rendition\"]\ntransform = [\"application/vnd.apple.mpegurl\"]";
+    let config = node_config(origin.addr, route, guest);
     let node = TestNode::new(&config).await;
     let master = "/master.m3u8?h=cache-control:max-age=60&h=content-type:application/vnd.apple.mpegurl&body=master";
     let variants = |r: &Reply| r.text().matches("#EXT-X-STREAM-INF").count();
@@ -801,16 +786,7 @@ async fn the_disk_tier_serves_after_a_restart() {
         "{metrics}"
     );
     // A purge by tag reaches the disk too.
-    let admin = node.running.admin.expect("admin");
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
-    let req = Request::post(format!("http://{admin}/cache/purge?tag=vod"))
-        .body(Full::new(Bytes::new()))
-        .expect("req");
-    assert_eq!(
-        client.request(req).await.expect("purge").status(),
-        StatusCode::OK
-    );
+    assert_eq!(purge(&node, "tag=vod").await, 1);
     drop(node);
     let node = TestNode::new(&node_config(origin.addr, "", &extra)).await;
     get(&node, t, HOST).await;
@@ -820,30 +796,13 @@ async fn the_disk_tier_serves_after_a_restart() {
 #[tokio::test]
 async fn guests_steer_the_key_the_bypass_and_what_is_stored() {
     let origin = Origin::start().await;
-    let config = format!(
-        r#"
-[[listeners]]
-address = "127.0.0.1:0"
-
-[origins.main]
-address = "{}"
-
-[guests.req]
-wasm = "{}"
-[guests.resp]
-wasm = "{}"
-
-[[routes]]
-name = "all"
-origin = "main"
-request = ["req"]
-response = ["resp"]
-[routes.cache]
-"#,
-        origin.addr,
+    let guests = format!(
+        "[guests.req]\nwasm = \"{}\"\n[guests.resp]\nwasm = \"{}\"\n",
         outpost_tests::guest_wasm("cache-request").display(),
         outpost_tests::guest_wasm("cache-response").display(),
     );
+    let route = "request = [\"req\"]\nresponse = [\"resp\"]";
+    let config = node_config(origin.addr, route, &guests);
     let node = TestNode::new(&config).await;
     let cacheable = "h=cache-control:max-age=60";
 

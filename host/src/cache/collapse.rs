@@ -123,8 +123,8 @@ pub async fn wait(mut rx: watch::Receiver<Published>, timeout: std::time::Durati
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn followers_wake_when_the_leader_is_done_and_the_next_one_leads() {
+    /// A flight for one key: its leader and one follower.
+    fn flight() -> (Flights, Lead, watch::Receiver<Published>) {
         let flights = Flights::default();
         let key: Arc<str> = Arc::from("k");
         let Joined::Leader(lead) = flights.join(&key) else {
@@ -133,23 +133,24 @@ mod tests {
         let Joined::Follower(rx) = flights.join(&key) else {
             panic!("the second follows");
         };
+        (flights, lead, rx)
+    }
+
+    #[tokio::test]
+    async fn followers_wake_when_the_leader_is_done_and_the_next_one_leads() {
+        let (flights, lead, rx) = flight();
         let waiting = tokio::spawn(wait(rx, std::time::Duration::from_secs(5)));
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished());
         drop(lead);
         assert!(matches!(waiting.await.expect("join"), Waited::Done));
         assert!(flights.is_empty());
-        assert!(matches!(flights.join(&key), Joined::Leader(_)));
+        assert!(matches!(flights.join(&Arc::from("k")), Joined::Leader(_)));
     }
 
     #[tokio::test]
     async fn a_follower_gives_up_after_its_timeout() {
-        let flights = Flights::default();
-        let key: Arc<str> = Arc::from("k");
-        let _lead = flights.join(&key);
-        let Joined::Follower(rx) = flights.join(&key) else {
-            panic!("the second follows");
-        };
+        let (_flights, _lead, rx) = flight();
         assert!(matches!(
             wait(rx, std::time::Duration::from_millis(10)).await,
             Waited::TimedOut
@@ -158,14 +159,7 @@ mod tests {
 
     #[tokio::test]
     async fn followers_stream_what_the_leader_publishes() {
-        let flights = Flights::default();
-        let key: Arc<str> = Arc::from("k");
-        let Joined::Leader(lead) = flights.join(&key) else {
-            panic!("the first request leads");
-        };
-        let Joined::Follower(rx) = flights.join(&key) else {
-            panic!("the second follows");
-        };
+        let (_flights, lead, rx) = flight();
         let waiting = tokio::spawn(wait(rx, std::time::Duration::from_secs(5)));
         lead.publish(Tee::new(http::StatusCode::OK, http::HeaderMap::new(), 0));
         assert!(matches!(waiting.await.expect("join"), Waited::Streaming(_)));
