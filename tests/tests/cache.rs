@@ -1007,3 +1007,67 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background(
     assert_eq!(fresh.body, first.body);
     assert_eq!(origin.hits(t), 2);
 }
+
+#[tokio::test]
+async fn purges_need_the_admin_token_off_loopback_and_the_token_stays_secret() {
+    let origin = Origin::start().await;
+    // The config puts the admin API on every address (the test binds it to
+    // loopback, but the node judges by the config, as an operator wrote it).
+    let extra = "[node]\nadmin = \"0.0.0.0:0\"\nadmin_token = \"s3cret-token\"\n";
+    let node = TestNode::new(&node_config(origin.addr, "", extra)).await;
+    let t = "/doc?h=cache-control:max-age=60";
+    get(&node, t, &[]).await;
+    let admin = node.running.admin.expect("admin");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let send = |auth: Option<&'static str>, path: &'static str, post: bool| {
+        let client = client.clone();
+        async move {
+            let mut b = if post {
+                Request::post(format!("http://{admin}{path}"))
+            } else {
+                Request::get(format!("http://{admin}{path}"))
+            };
+            if let Some(a) = auth {
+                b = b.header("authorization", a);
+            }
+            let resp = client
+                .request(b.body(Full::new(Bytes::new())).expect("request"))
+                .await
+                .expect("admin answers");
+            let status = resp.status();
+            let body = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .expect("body")
+                .to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let purge = "/cache/purge?prefix=";
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("Bearer s3cret-toke"),
+        Some("s3cret-token"),
+    ] {
+        let (status, _) = send(auth, purge, true).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{auth:?}");
+    }
+    assert!(
+        status_of(&get(&node, t, &[]).await).contains("hit"),
+        "nothing was purged"
+    );
+    let (status, body) = send(Some("Bearer s3cret-token"), purge, true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(origin.hits(t), 1);
+    get(&node, t, &[]).await;
+    assert_eq!(origin.hits(t), 2, "purged with the token");
+    // A GET does not purge; the config the admin API shows hides the token.
+    assert_eq!(
+        send(None, purge, false).await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    let (_, config) = send(None, "/config", false).await;
+    assert!(config.contains("admin_token"), "{config}");
+    assert!(!config.contains("s3cret-token"), "{config}");
+}

@@ -214,14 +214,28 @@ async fn diff(
         Err(code) => return code,
     };
     let mut first = Vec::with_capacity(total);
-    replay::in_process(a, clock_a, entries.iter().cloned(), |d| {
+    let report_a = replay::in_process(a, clock_a, entries.iter().cloned(), |d| {
         first.push(d.clone())
     })
     .await;
     let mut other = Vec::with_capacity(total);
-    replay::in_process(&node_b, &clock_b, entries, |d| other.push(d.clone())).await;
+    let report_b = replay::in_process(&node_b, &clock_b, entries, |d| other.push(d.clone())).await;
     let (diffs, kinds) = replay::diff(&first, &other);
     println!("{} of {total} requests decided differently", diffs.len());
+    // What the change does to the origin's load (a cache rule, a shed rule...).
+    println!(
+        "origin requests: {} → {}{}",
+        report_a.origin_requests,
+        report_b.origin_requests,
+        match (report_a.hit_ratio(), report_b.hit_ratio()) {
+            (None, None) => String::new(),
+            (a, b) => format!(
+                "  (cache hit ratio {:.1}% → {:.1}%)",
+                a.unwrap_or(0.0) * 100.0,
+                b.unwrap_or(0.0) * 100.0
+            ),
+        }
+    );
     for (kind, n) in &kinds {
         println!("  {n:>8}  {kind}");
     }
