@@ -154,7 +154,12 @@ impl Stored {
                 (StatusCode::RANGE_NOT_SATISFIABLE, Bytes::new())
             }
         };
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        if status == StatusCode::NO_CONTENT {
+            // A 204 has no body and no length (RFC 9110 §8.6).
+            headers.remove(header::CONTENT_LENGTH);
+        } else {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
         if self.status == StatusCode::OK {
             headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         }
