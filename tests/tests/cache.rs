@@ -861,9 +861,10 @@ async fn guests_steer_the_key_the_bypass_and_what_is_stored() {
     assert!(status_of(&r).contains("hit"), "{}", status_of(&r));
 }
 
-/// An origin that sends a 200,000-byte object in 10 chunks over a second, and
-/// counts its requests: a raw HTTP/1.1 server, so the pace is the test's.
-async fn slow_origin() -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+/// An origin that sends a 200,000-byte object in 10 chunks over a second (with a
+/// `Content-Length`, or `chunked`), and counts its requests: a raw HTTP/1.1
+/// server, so the pace is the test's.
+async fn slow_origin(chunked: bool) -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -887,15 +888,33 @@ async fn slow_origin() -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle
                     }
                 }
                 c.fetch_add(1, Ordering::SeqCst);
-                let head = "HTTP/1.1 200 OK\r\ncontent-length: 200000\r\ncache-control: max-age=60\r\ncontent-type: video/mp2t\r\nconnection: close\r\n\r\n";
+                let length = if chunked {
+                    "transfer-encoding: chunked"
+                } else {
+                    "content-length: 200000"
+                };
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\n{length}\r\ncache-control: max-age=60\r\ncontent-type: video/mp2t\r\nconnection: close\r\n\r\n"
+                );
                 if s.write_all(head.as_bytes()).await.is_err() {
                     return;
                 }
                 for i in 0..10u8 {
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    if s.write_all(&vec![i; 20_000]).await.is_err() {
+                    let mut chunk = Vec::new();
+                    if chunked {
+                        chunk.extend_from_slice(format!("{:x}\r\n", 20_000).as_bytes());
+                    }
+                    chunk.extend_from_slice(&[i; 20_000]);
+                    if chunked {
+                        chunk.extend_from_slice(b"\r\n");
+                    }
+                    if s.write_all(&chunk).await.is_err() {
                         return;
                     }
+                }
+                if chunked {
+                    let _ = s.write_all(b"0\r\n\r\n").await;
                 }
             });
         }
@@ -905,7 +924,16 @@ async fn slow_origin() -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collapsed_requests_are_served_as_the_leader_streams() {
-    let (origin, count, task) = slow_origin().await;
+    streamed_to_waiters(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collapsed_requests_stream_a_chunked_response_too() {
+    streamed_to_waiters(true).await;
+}
+
+async fn streamed_to_waiters(chunked: bool) {
+    let (origin, count, task) = slow_origin(chunked).await;
     let node = Arc::new(TestNode::new(&node_config(origin, "", "")).await);
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Full<Bytes>>();

@@ -1,7 +1,7 @@
 //! Request collapsing: concurrent misses for one key make one origin request. The
 //! first becomes the leader and fetches. The others wait: as soon as the leader's
-//! response is found storable (and its length known) it is published as a
-//! [`Tee`], and they are served from it as it streams; otherwise they wait until
+//! response is found storable it is published as a [`Tee`], and they are served
+//! from it as it streams; otherwise they wait until
 //! the leader is done and look again: a stored object is a hit, a hit-for-pass
 //! mark sends them to the origin at once, and a failure makes the next of them the
 //! leader.
@@ -161,7 +161,11 @@ mod tests {
     async fn followers_stream_what_the_leader_publishes() {
         let (_flights, lead, rx) = flight();
         let waiting = tokio::spawn(wait(rx, std::time::Duration::from_secs(5)));
-        lead.publish(Tee::new(http::StatusCode::OK, http::HeaderMap::new(), 0));
+        lead.publish(Tee::new(
+            http::StatusCode::OK,
+            http::HeaderMap::new(),
+            Some(0),
+        ));
         assert!(matches!(waiting.await.expect("join"), Waited::Streaming(_)));
     }
 }

@@ -150,12 +150,14 @@ impl FillBody {
     }
 
     fn keep(&mut self, data: &Bytes) {
-        if let Some(t) = &self.tee {
-            t.push(data.clone());
-        }
         let Some(fill) = &self.fill else { return };
         if self.copy.len() + data.len() > fill.cache.max_object_bytes {
-            // Too large: stream the rest uncached; later requests pass for a while.
+            // Too large (its length was not known): stream the rest uncached; later
+            // requests pass for a while. The waiters reading along cannot be given
+            // the rest without keeping it all: their responses end in an error.
+            if let Some(t) = self.tee.take() {
+                t.finish(false);
+            }
             if let Some(fill) = self.fill.take() {
                 fill.cache.mark_pass(&fill.key);
                 fill.cache.metrics.too_large.inc();
@@ -164,6 +166,9 @@ impl FillBody {
             return;
         }
         self.copy.extend_from_slice(data);
+        if let Some(t) = &self.tee {
+            t.push(data.clone());
+        }
     }
 
     fn store(&mut self) {

@@ -18,7 +18,7 @@ use crate::body::{self, Body, BoxError};
 pub struct Tee {
     status: StatusCode,
     headers: HeaderMap,
-    length: u64,
+    length: Option<u64>,
     state: Mutex<State>,
 }
 
@@ -36,8 +36,8 @@ struct LeaderFailed;
 
 impl Tee {
     /// A stream for a response of `status`, `headers` (as stored) and `length`
-    /// bytes.
-    pub fn new(status: StatusCode, headers: HeaderMap, length: u64) -> Arc<Tee> {
+    /// bytes, if known.
+    pub fn new(status: StatusCode, headers: HeaderMap, length: Option<u64>) -> Arc<Tee> {
         Arc::new(Tee {
             status,
             headers,
@@ -89,7 +89,15 @@ impl Tee {
         *h = self.headers.clone();
         h.remove(header::TRANSFER_ENCODING);
         h.insert(header::AGE, HeaderValue::from_static("0"));
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(self.length));
+        match self.length {
+            Some(n) => {
+                h.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+            }
+            // Chunked, as the origin sent it.
+            None => {
+                h.remove(header::CONTENT_LENGTH);
+            }
+        }
         if let Ok(v) = HeaderValue::from_str(cache_status) {
             h.insert("cache-status", v);
         }
@@ -134,7 +142,9 @@ impl HttpBody for TeeBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.tee.length)
+        self.tee
+            .length
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
     }
 }
 
@@ -145,7 +155,7 @@ mod tests {
 
     #[tokio::test]
     async fn waiters_read_every_chunk_from_the_first_as_it_arrives() {
-        let tee = Tee::new(StatusCode::OK, HeaderMap::new(), 6);
+        let tee = Tee::new(StatusCode::OK, HeaderMap::new(), Some(6));
         tee.push(Bytes::from_static(b"ab"));
         let early = tee.respond("outpost; hit");
         let reader = tokio::spawn(async move { early.into_body().collect().await });
@@ -162,7 +172,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_fetch_fails_its_waiters() {
-        let tee = Tee::new(StatusCode::OK, HeaderMap::new(), 10);
+        let tee = Tee::new(StatusCode::OK, HeaderMap::new(), None);
         tee.push(Bytes::from_static(b"ab"));
         tee.finish(false);
         assert!(tee.respond("x").into_body().collect().await.is_err());

@@ -617,16 +617,13 @@ impl Fetch {
             return (with_status(resp, &text), slot);
         }
         let collapsed = if self.collapsed { "; collapsed" } else { "" };
-        // Requests collapsed behind this one are served from it as it streams
-        // (when its length is known: one that turns out too large is not kept).
-        let tee = match (&self.lead, length) {
-            (Some(lead), Some(n)) => {
-                let tee = Tee::new(stored.status, stored.headers.clone(), n as u64);
-                lead.publish(tee.clone());
-                Some(tee)
-            }
-            _ => None,
-        };
+        // Requests collapsed behind this one are served from it as it streams.
+        let tee = self.lead.as_ref().map(|lead| {
+            let length = length.map(|n| n as u64);
+            let tee = Tee::new(stored.status, stored.headers.clone(), length);
+            lead.publish(tee.clone());
+            tee
+        });
         let mut head = http::Response::new(());
         *head.status_mut() = parts.status;
         *head.headers_mut() = parts.headers.clone();
