@@ -161,9 +161,11 @@ mod tests {
     async fn followers_stream_what_the_leader_publishes() {
         let (_flights, lead, rx) = flight();
         let waiting = tokio::spawn(wait(rx, std::time::Duration::from_secs(5)));
+        let headers = http::HeaderMap::new();
         lead.publish(Tee::new(
             http::StatusCode::OK,
-            http::HeaderMap::new(),
+            headers,
+            String::new(),
             Some(0),
         ));
         assert!(matches!(waiting.await.expect("join"), Waited::Streaming(_)));

@@ -193,8 +193,11 @@ impl Disk {
     }
 
     fn write(&self, name: &str, head: &Head, body: &[u8]) -> std::io::Result<u64> {
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let head = serde_json::to_vec(head).map_err(std::io::Error::other)?;
-        let tmp = self.dir.join(format!("{name}.tmp"));
+        // A name of its own per write: two writes of one key never share a file.
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self.dir.join(format!("{name}.{n}.tmp"));
         {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&u32::try_from(head.len()).unwrap_or(u32::MAX).to_le_bytes())?;

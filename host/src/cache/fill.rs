@@ -234,7 +234,11 @@ impl Drop for FillBody {
         }
         // The leader's client went away mid-body. Waiters are reading this fetch:
         // finish it for them (and store it) rather than cut them off.
-        let serving = self.tee.as_ref().is_some_and(|t| !t.is_finished());
+        // (The stream is held here and by the flight; more holders are waiters.)
+        let serving = self
+            .tee
+            .as_ref()
+            .is_some_and(|t| !t.is_finished() && Arc::strong_count(t) > 2);
         if serving
             && self.fill.is_some()
             && let Ok(rt) = tokio::runtime::Handle::try_current()

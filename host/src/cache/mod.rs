@@ -175,15 +175,38 @@ impl Cache {
         let items = usize::try_from(config.memory_bytes / 16_384)
             .unwrap_or(usize::MAX)
             .clamp(64, 1 << 22);
-        Cache {
-            disk,
-            store: Store::with(
+        // quick_cache splits the budget into shards and admits no entry heavier
+        // than one shard: as many shards as fit two of the largest objects each,
+        // from the configuration alone (not the machine's CPUs), so a replay
+        // evicts the same objects anywhere.
+        let fit = config.memory_bytes / (2 * config.max_object_bytes.max(1) as u64);
+        let shards = usize::try_from(fit.clamp(1, 16))
+            .unwrap_or(1)
+            .next_power_of_two();
+        let shards = if shards as u64 > fit.max(1) {
+            (shards / 2).max(1)
+        } else {
+            shards
+        };
+        let options = quick_cache::OptionsBuilder::new()
+            .estimated_items_capacity(items)
+            .weight_capacity(config.memory_bytes.max(1))
+            .shards(shards)
+            .build();
+        let evict = Evict(metrics.evicted.clone());
+        let store = match options {
+            Ok(o) => Store::with_options(o, Weigh, Default::default(), evict),
+            Err(_) => Store::with(
                 items,
                 config.memory_bytes.max(1),
                 Weigh,
                 Default::default(),
-                Evict(metrics.evicted.clone()),
+                evict,
             ),
+        };
+        Cache {
+            disk,
+            store,
             flights: Flights::default(),
             max_object_bytes: config.max_object_bytes,
             config,
@@ -255,6 +278,10 @@ impl Cache {
     pub fn mark_pass(&self, key: &Arc<str>) {
         let until_ns = self.clock.monotonic_ns() + self.config.hit_for_pass.as_nanos() as u64;
         self.store.insert(key.clone(), Entry::Pass { until_ns });
+        // The copy on disk is no longer the object either.
+        if let Some(d) = &self.disk {
+            d.remove(key);
+        }
     }
 
     /// Forget `key` (an unsafe method changed it, or a purge), in both tiers.

@@ -116,6 +116,16 @@ impl RouteRules {
         if resp.status == StatusCode::PARTIAL_CONTENT {
             return Verdict::Pass("partial");
         }
+        // An answer to an authenticated request is one user's, unless the origin
+        // itself says it may be shared (RFC 9111 §3.5); a route's default lifetime
+        // does not say so.
+        if ttl.is_none() && req.headers.contains_key(header::AUTHORIZATION) {
+            let own = directives(resp.headers.get_all(header::CACHE_CONTROL));
+            let shared = ["public", "s-maxage", "must-revalidate"];
+            if !own.iter().any(|(n, _)| shared.contains(&n.as_str())) {
+                return Verdict::Pass("authorization");
+            }
+        }
         let mut view = self.edge_view(resp);
         if let Some(secs) = ttl {
             let h = view.headers_mut();
@@ -132,6 +142,15 @@ impl RouteRules {
         if !policy.is_storable() || policy.time_to_live(now).is_zero() && !has_validator(resp) {
             return Verdict::Pass("uncacheable");
         }
+        // What is kept of the request: its target and the headers the response
+        // varies on, not its cookies or credentials (they would be stored, and
+        // written to disk).
+        let policy = CachePolicy::new_options(
+            &minimal_request(req, &resp.headers),
+            &view,
+            now,
+            CacheOptions::default(),
+        );
         let cc = directives(view.headers().get_all(header::CACHE_CONTROL));
         let secs = |name: &str| {
             cc.iter()
@@ -174,7 +193,7 @@ impl RouteRules {
 
     /// The response as the edge judges it: the targeted directives in place of
     /// `Cache-Control`, the route's lifetimes where the response gives none.
-    fn edge_view(&self, resp: &http::response::Parts) -> http::Response<()> {
+    pub fn edge_view(&self, resp: &http::response::Parts) -> http::Response<()> {
         let mut view = http::Response::new(());
         *view.status_mut() = resp.status;
         if resp.status.is_server_error() && self.error_ttl.is_some() {
@@ -184,6 +203,14 @@ impl RouteRules {
         }
         let h = view.headers_mut();
         *h = resp.headers.clone();
+        // An `Age` past 2^31 seconds is 2^31 (RFC 9111 §1.2.2): larger ones would
+        // overflow the age arithmetic.
+        let age = h
+            .get(header::AGE)
+            .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+        if age.is_some_and(|a| a > 1 << 31) {
+            h.insert(header::AGE, HeaderValue::from(1u64 << 31));
+        }
         let targeted = resp
             .headers
             .get("cdn-cache-control")
@@ -204,7 +231,10 @@ impl RouteRules {
         let ttl = match resp.status.as_u16() {
             404 | 410 => Some(self.negative_ttl),
             500..=599 => self.error_ttl,
-            _ => self.default_ttl,
+            // The statuses that may be cached without an explicit lifetime
+            // (RFC 9110 §15.1); a 302 or 303 never gets the route's default.
+            200 | 203 | 204 | 300 | 301 | 308 | 405 | 414 => self.default_ttl,
+            _ => None,
         };
         if let Some(ttl) = ttl {
             let mut v = cc
@@ -224,6 +254,27 @@ impl RouteRules {
         }
         view
     }
+}
+
+/// `req` reduced to what a stored policy needs: method, target, `Host`, and the
+/// headers `resp` varies on.
+fn minimal_request(req: &http::request::Parts, resp: &HeaderMap) -> http::request::Parts {
+    let mut r = http::Request::new(());
+    *r.method_mut() = req.method.clone();
+    *r.uri_mut() = req.uri.clone();
+    let h = r.headers_mut();
+    let varied = resp
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok());
+    for name in std::iter::once(header::HOST).chain(varied) {
+        for v in req.headers.get_all(&name) {
+            h.append(name.clone(), v.clone());
+        }
+    }
+    r.into_parts().0
 }
 
 /// Whether a response can be revalidated (so storing it with no freshness is

@@ -87,12 +87,32 @@ impl Stored {
     }
 
     /// This copy refreshed by a 304 at `now`: the policy after it, and the 304's
-    /// headers over the stored ones (the edge's targeted fields and `Age` aside).
-    pub fn refreshed(&self, policy: CachePolicy, updated: &HeaderMap, now: SystemTime) -> Stored {
+    /// own end-to-end headers over the stored ones (RFC 9111 §4.3.4), not the
+    /// edge's targeted fields, `Age`, or what describes a body the 304 does not
+    /// carry.
+    pub fn refreshed(
+        &self,
+        policy: CachePolicy,
+        not_modified: &HeaderMap,
+        now: SystemTime,
+    ) -> Stored {
+        const KEPT: [&str; 7] = [
+            "age",
+            "content-length",
+            "content-encoding",
+            "content-type",
+            "content-range",
+            "transfer-encoding",
+            "connection",
+        ];
         let mut headers = self.headers.clone();
-        for (name, value) in updated {
-            if !TARGETED.contains(&name.as_str()) && name != header::AGE {
-                headers.insert(name.clone(), value.clone());
+        for name in not_modified.keys() {
+            if TARGETED.contains(&name.as_str()) || KEPT.contains(&name.as_str()) {
+                continue;
+            }
+            headers.remove(name);
+            for v in not_modified.get_all(name) {
+                headers.append(name.clone(), v.clone());
             }
         }
         Stored {

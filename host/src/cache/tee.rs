@@ -18,6 +18,8 @@ use crate::body::{self, Body, BoxError};
 pub struct Tee {
     status: StatusCode,
     headers: HeaderMap,
+    /// The leader's values of the headers the response varies on.
+    vary_key: String,
     length: Option<u64>,
     state: Mutex<State>,
 }
@@ -37,10 +39,16 @@ struct LeaderFailed;
 impl Tee {
     /// A stream for a response of `status`, `headers` (as stored) and `length`
     /// bytes, if known.
-    pub fn new(status: StatusCode, headers: HeaderMap, length: Option<u64>) -> Arc<Tee> {
+    pub fn new(
+        status: StatusCode,
+        headers: HeaderMap,
+        vary_key: String,
+        length: Option<u64>,
+    ) -> Arc<Tee> {
         Arc::new(Tee {
             status,
             headers,
+            vary_key,
             length,
             state: Mutex::new(State::default()),
         })
@@ -70,6 +78,17 @@ impl Tee {
             std::mem::take(&mut st.wakers)
         };
         wakers.into_iter().for_each(Waker::wake);
+    }
+
+    /// Whether this response answers a request with `req` headers: the same
+    /// values of every header it varies on as the leader's (never with
+    /// `Vary: *`).
+    pub fn serves(&self, req: &HeaderMap) -> bool {
+        let any = self.headers.get_all(header::VARY).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|n| n.trim() == "*"))
+        });
+        !any && super::policy::vary_key(&self.headers, req) == self.vary_key
     }
 
     /// Whether the body has ended or failed.
@@ -155,7 +174,7 @@ mod tests {
 
     #[tokio::test]
     async fn waiters_read_every_chunk_from_the_first_as_it_arrives() {
-        let tee = Tee::new(StatusCode::OK, HeaderMap::new(), Some(6));
+        let tee = Tee::new(StatusCode::OK, HeaderMap::new(), String::new(), Some(6));
         tee.push(Bytes::from_static(b"ab"));
         let early = tee.respond("outpost; hit");
         let reader = tokio::spawn(async move { early.into_body().collect().await });
@@ -170,9 +189,24 @@ mod tests {
         assert_eq!(&late.expect("body").to_bytes()[..], b"abcdef");
     }
 
+    #[test]
+    fn a_waiter_is_served_only_the_leaders_variant() {
+        let mut resp = HeaderMap::new();
+        resp.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+        let mut gzip = HeaderMap::new();
+        gzip.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        let leader = super::super::policy::vary_key(&resp, &gzip);
+        let tee = Tee::new(StatusCode::OK, resp.clone(), leader, None);
+        assert!(tee.serves(&gzip));
+        assert!(!tee.serves(&HeaderMap::new()), "another Accept-Encoding");
+        resp.insert(header::VARY, HeaderValue::from_static("*"));
+        let star = Tee::new(StatusCode::OK, resp, String::new(), None);
+        assert!(!star.serves(&HeaderMap::new()), "Vary: * never matches");
+    }
+
     #[tokio::test]
     async fn a_failed_fetch_fails_its_waiters() {
-        let tee = Tee::new(StatusCode::OK, HeaderMap::new(), None);
+        let tee = Tee::new(StatusCode::OK, HeaderMap::new(), String::new(), None);
         tee.push(Bytes::from_static(b"ab"));
         tee.finish(false);
         assert!(tee.respond("x").into_body().collect().await.is_err());

@@ -318,6 +318,8 @@ async fn follow(
     }
     fetch.collapsed = true;
     match collapse::wait(rx, cache.config.collapse_timeout).await {
+        // Another variant than this request's (`Vary`): look again.
+        Waited::Streaming(tee) if !tee.serves(&req.headers) => Next::Look,
         Waited::Streaming(tee) => {
             note(route, d, "collapsed", || "collapsed streaming".into());
             let status = "outpost; hit; collapsed; detail=streaming";
@@ -338,12 +340,17 @@ fn key_of(
 ) -> (Arc<str>, http::request::Parts) {
     let mut req = request_parts(head);
     let key = match &asked.key {
-        Some(k) => {
-            req.uri = http::Uri::from_static("/");
-            format!("{}#{k}", head.authority.to_ascii_lowercase())
-        }
+        Some(k) => format!("{}#{k}", head.authority.to_ascii_lowercase()),
         None => rules.key(&head.authority, &head.path, &head.query, &req.headers),
     };
+    // The key says which requests are one object (ignored parameters, a guest's
+    // key): the rules compare no URI.
+    req.uri = http::Uri::from_static("/");
+    // A client's own Cache-Control and Pragma are not heeded, as Varnish and
+    // Fastly do: no client can push its requests past the cache to the origin,
+    // or keep a response out of it.
+    req.headers.remove(header::CACHE_CONTROL);
+    req.headers.remove(header::PRAGMA);
     (key.into(), req)
 }
 
@@ -578,7 +585,8 @@ impl Fetch {
         if status == StatusCode::NOT_MODIFIED
             && let Some(stale) = &self.stale
         {
-            return Settled::Answer(self.refreshed(cache, key, stale, req, resp, cache.now()));
+            let now = cache.now();
+            return Settled::Answer(Self::refreshed(cache, rules, key, stale, req, resp, now));
         }
         if !self.fill {
             let fwd = self.fwd;
@@ -620,7 +628,8 @@ impl Fetch {
         // Requests collapsed behind this one are served from it as it streams.
         let tee = self.lead.as_ref().map(|lead| {
             let length = length.map(|n| n as u64);
-            let tee = Tee::new(stored.status, stored.headers.clone(), length);
+            let headers = stored.headers.clone();
+            let tee = Tee::new(stored.status, headers, stored.vary_key.clone(), length);
             lead.publish(tee.clone());
             tee
         });
@@ -650,8 +659,8 @@ impl Fetch {
     /// The origin said the stale copy still holds: store it with the 304's headers
     /// and answer from it.
     fn refreshed(
-        &self,
         cache: &Arc<Cache>,
+        rules: &crate::cache::RouteRules,
         key: Arc<str>,
         stale: &Stored,
         req: &http::request::Parts,
@@ -659,19 +668,32 @@ impl Fetch {
         now: std::time::SystemTime,
     ) -> Response<Body> {
         let (parts, _) = resp.into_parts();
-        let AfterResponse::NotModified(policy, updated) =
-            stale.policy.after_response(req, &parts, now)
-        else {
-            // A 304 that matches nothing stored: the client's own validators.
-            return with_status(
-                Response::from_parts(parts, body::empty()),
-                "outpost; fwd=stale; fwd-status=304",
-            );
+        let Some(fresh) = refresh_from(rules, stale, req, &parts, now) else {
+            // A 304 that matches nothing stored: the stale copy is what there is.
+            return stale.respond(req, now, "outpost; hit; fwd=stale; detail=unmatched-304");
         };
-        let fresh = stale.refreshed(policy, &updated.headers, now);
         let answer = fresh.respond(req, now, "outpost; fwd=stale; fwd-status=304; stored");
         cache.insert(key, fresh);
         answer
+    }
+}
+
+/// `stale`, refreshed by the origin's 304 `not_modified`, judged as the edge
+/// judges (the targeted directives in place of `Cache-Control`); none when the 304
+/// does not match it.
+pub(super) fn refresh_from(
+    rules: &crate::cache::RouteRules,
+    stale: &Stored,
+    req: &http::request::Parts,
+    not_modified: &http::response::Parts,
+    now: std::time::SystemTime,
+) -> Option<Stored> {
+    let view = rules.edge_view(not_modified);
+    match stale.policy.after_response(req, &view, now) {
+        AfterResponse::NotModified(policy, _) => {
+            Some(stale.refreshed(policy, &not_modified.headers, now))
+        }
+        AfterResponse::Modified(..) => None,
     }
 }
 

@@ -67,6 +67,11 @@ impl Exchange<'_> {
         {
             permit.origin_took(latency);
         }
+        // Only a guest steers the cache: an origin's fields of that name go.
+        let mut resp = resp;
+        for f in outpost_common::cache::FIELDS {
+            resp.headers_mut().remove(f);
+        }
         let status = resp.status();
         permit.record(
             status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS,

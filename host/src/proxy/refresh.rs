@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http_body_util::BodyExt;
-use http_cache_semantics::AfterResponse;
 
 use super::origin::origin_request;
 use crate::body;
@@ -76,12 +75,15 @@ impl Refresh {
         let now = self.cache.now();
         let (parts, body) = resp.into_parts();
         if status == http::StatusCode::NOT_MODIFIED {
-            if let AfterResponse::NotModified(policy, updated) =
-                self.stale.policy.after_response(&self.req, &parts, now)
-            {
-                let fresh = self.stale.refreshed(policy, &updated.headers, now);
+            let fresh =
+                super::cache::refresh_from(&self.rules, &self.stale, &self.req, &parts, now);
+            if let Some(fresh) = fresh {
                 self.cache.insert(self.key.clone(), fresh);
             }
+            return;
+        }
+        // An origin error does not replace a copy that may stand in for it.
+        if status.is_server_error() && self.stale.may_serve_on_error(now) {
             return;
         }
         match self.rules.judge_for(&self.req, &parts, now, self.ttl) {
@@ -92,7 +94,8 @@ impl Refresh {
                 s.body = whole;
                 self.cache.insert(self.key.clone(), *s);
             }
-            Verdict::Pass(_) => {}
+            // Not to be stored any more: the stale copy goes too.
+            Verdict::Pass(_) => self.cache.mark_pass(&self.key),
         }
     }
 }
