@@ -1165,3 +1165,22 @@ async fn odd_and_hostile_exchanges_neither_break_nor_poison_the_cache() {
     assert!(first.header("outpost-cache").is_none());
     assert!(status_of(&get(&node, o, &[]).await).starts_with("outpost; hit"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_share_a_revalidation_of_a_copy_with_no_lifetime() {
+    let origin = Origin::start().await;
+    let node = Arc::new(TestNode::new(&node_config(origin.addr, "", "")).await);
+    // A live playlist as many packagers send it: always revalidate, with an ETag.
+    let t = "/live.m3u8?h=cache-control:no-cache&etag=p1&delay=300";
+    get(&node, t, &[]).await;
+    let start = Instant::now();
+    let replies = fan_out(&node, t, 50).await;
+    assert!(replies.iter().all(|(s, _)| *s == 200));
+    // One revalidation for all 50, not one after another.
+    assert_eq!(origin.hits(t), 2);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}

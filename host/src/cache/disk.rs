@@ -58,6 +58,7 @@ struct Head {
     vary_key: String,
     tags: Vec<String>,
     lifetime_ms: u64,
+    stored_at: std::time::SystemTime,
     stale_while_revalidate_ms: u64,
     stale_if_error_ms: u64,
 }
@@ -161,6 +162,7 @@ impl Disk {
             vary_key: s.vary_key.clone(),
             tags: s.tags.clone(),
             lifetime_ms: ms(s.lifetime),
+            stored_at: s.stored_at,
             stale_while_revalidate_ms: ms(s.stale_while_revalidate),
             stale_if_error_ms: ms(s.stale_if_error),
         };
@@ -328,6 +330,7 @@ fn stored(head: Head, body: Bytes) -> Stored {
         headers,
         body,
         lifetime: Duration::from_millis(head.lifetime_ms),
+        stored_at: head.stored_at,
         vary_key: head.vary_key,
         tags: head.tags,
         stale_while_revalidate: Duration::from_millis(head.stale_while_revalidate_ms),
@@ -358,6 +361,7 @@ mod tests {
             headers: resp.headers,
             body: Bytes::from_static(body),
             lifetime: Duration::from_secs(60),
+            stored_at: std::time::SystemTime::now(),
             vary_key: String::new(),
             tags: vec!["t".into()],
             stale_while_revalidate: Duration::ZERO,

@@ -180,6 +180,7 @@ impl RouteRules {
             .collect();
         Verdict::Store(Box::new(Stored {
             lifetime: policy.age(now) + policy.time_to_live(now),
+            stored_at: now,
             vary_key: vary_key(&resp.headers, &req.headers),
             policy,
             status: resp.status,

@@ -35,6 +35,8 @@ pub struct Stored {
     pub tags: Vec<String>,
     /// Its freshness lifetime, from the policy when it was stored.
     pub lifetime: Duration,
+    /// When it was stored (or last refreshed by a 304).
+    pub stored_at: SystemTime,
     /// How long past its freshness it may be served while it is refetched
     /// (`stale-while-revalidate`).
     pub stale_while_revalidate: Duration,
@@ -117,6 +119,7 @@ impl Stored {
         }
         Stored {
             lifetime: policy.age(now) + policy.time_to_live(now),
+            stored_at: now,
             policy,
             status: self.status,
             headers,

@@ -63,6 +63,9 @@ pub(super) struct Fetch {
     stale: Option<Arc<Stored>>,
     /// Whether this request waited for another's fetch.
     collapsed: bool,
+    /// When it began waiting for another's fetch: a copy stored since then is
+    /// that fetch's, fresh enough for it even if its lifetime is zero.
+    waited_since: Option<std::time::SystemTime>,
     /// Why the cache did not answer (`Cache-Status`'s `fwd`).
     fwd: &'static str,
     /// An unsafe method: the keys its success invalidates.
@@ -317,6 +320,7 @@ async fn follow(
         return Next::Answer(s.respond(req, now, status));
     }
     fetch.collapsed = true;
+    fetch.waited_since.get_or_insert(now);
     match collapse::wait(rx, cache.config.collapse_timeout).await {
         // Another variant than this request's (`Vary`): look again.
         Waited::Streaming(tee) if !tee.serves(&req.headers) => Next::Look,
@@ -396,6 +400,14 @@ fn fresh_variant(
     for s in variants {
         match s.policy.before_request(req, now) {
             BeforeRequest::Fresh(_) => return Some(s.clone()),
+            // The fetch this request waited for stored it: its answer, however
+            // short its lifetime (a `no-cache` playlist is not revalidated once
+            // per waiter, one after another).
+            BeforeRequest::Stale { matches: true, .. }
+                if fetch.waited_since.is_some_and(|t| s.stored_at >= t) =>
+            {
+                return Some(s.clone());
+            }
             BeforeRequest::Stale { matches: true, .. } => {
                 fetch.fwd = "stale";
                 fetch.stale = Some(s.clone());
