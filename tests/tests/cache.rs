@@ -865,6 +865,14 @@ async fn guests_steer_the_key_the_bypass_and_what_is_stored() {
 /// `Content-Length`, or `chunked`), and counts its requests: a raw HTTP/1.1
 /// server, so the pace is the test's.
 async fn slow_origin(chunked: bool) -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    slow_origin_sized(chunked, 20_000).await
+}
+
+/// [`slow_origin`] with chunks of `chunk` bytes.
+async fn slow_origin_sized(
+    chunked: bool,
+    chunk: usize,
+) -> (SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -889,9 +897,9 @@ async fn slow_origin(chunked: bool) -> (SocketAddr, Arc<AtomicUsize>, tokio::tas
                 }
                 c.fetch_add(1, Ordering::SeqCst);
                 let length = if chunked {
-                    "transfer-encoding: chunked"
+                    "transfer-encoding: chunked".to_string()
                 } else {
-                    "content-length: 200000"
+                    format!("content-length: {}", chunk * 10)
                 };
                 let head = format!(
                     "HTTP/1.1 200 OK\r\n{length}\r\ncache-control: max-age=60\r\ncontent-type: video/mp2t\r\nconnection: close\r\n\r\n"
@@ -901,11 +909,12 @@ async fn slow_origin(chunked: bool) -> (SocketAddr, Arc<AtomicUsize>, tokio::tas
                 }
                 for i in 0..10u8 {
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    let size = chunk;
                     let mut chunk = Vec::new();
                     if chunked {
-                        chunk.extend_from_slice(format!("{:x}\r\n", 20_000).as_bytes());
+                        chunk.extend_from_slice(format!("{size:x}\r\n").as_bytes());
                     }
-                    chunk.extend_from_slice(&[i; 20_000]);
+                    chunk.extend_from_slice(&vec![i; size]);
                     if chunked {
                         chunk.extend_from_slice(b"\r\n");
                     }
@@ -1183,4 +1192,60 @@ async fn waiters_share_a_revalidation_of_a_copy_with_no_lifetime() {
         "{:?}",
         start.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_first_viewer_holds_up_neither_the_others_nor_the_fill() {
+    // 30 MB: more than the sockets between the node and a viewer buffer.
+    let (origin, count, task) = slow_origin_sized(false, 3_000_000).await;
+    let extra = "[cache]\nmemory_mib = 256\nmax_object_mib = 64\n";
+    let node = Arc::new(TestNode::new(&node_config(origin, "", extra)).await);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let uri = format!("http://{}/live/seg-1.ts", node.addr);
+    let get_head = |client: hyper_util::client::legacy::Client<_, Full<Bytes>>, uri: String| async move {
+        client
+            .request(
+                Request::get(uri)
+                    .body(Full::new(Bytes::new()))
+                    .expect("req"),
+            )
+            .await
+            .expect("response")
+    };
+    // The first viewer takes the head and then reads nothing for 3 s.
+    let stalled = get_head(client.clone(), uri.clone()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let start = Instant::now();
+    let mut others = Vec::new();
+    for _ in 0..10 {
+        let (client, uri) = (client.clone(), uri.clone());
+        others.push(tokio::spawn(async move {
+            let resp = get_head(client, uri).await;
+            http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .expect("body")
+                .to_bytes()
+                .len()
+        }));
+    }
+    for o in others {
+        assert_eq!(o.await.expect("viewer"), 30_000_000);
+    }
+    // At the origin's pace (1 s), not the stalled viewer's.
+    assert!(
+        start.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        start.elapsed()
+    );
+    // Stored, though the first viewer has not read it.
+    let r = get(&node, "/live/seg-1.ts", &[]).await;
+    assert!(
+        status_of(&r).starts_with("outpost; hit"),
+        "{}",
+        status_of(&r)
+    );
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    drop(stalled);
+    task.abort();
 }

@@ -172,13 +172,23 @@ impl FillBody {
     }
 
     fn store(&mut self) {
-        if let Some(t) = &self.tee {
-            t.finish(true);
-        }
+        // Stored first, then the readers told the body is whole: whoever read it
+        // to its end finds it stored.
         if let Some(fill) = self.fill.take() {
             let body = std::mem::take(&mut self.copy).freeze();
             self.slot.whole(fill, body);
         }
+        if let Some(t) = &self.tee {
+            t.finish(true);
+        }
+    }
+
+    /// Read the origin's body to its end in a task of its own, as fast as the
+    /// origin sends it, into the tee: every reader, the first client included,
+    /// reads from the tee at its own pace, and a slow one holds up nobody else
+    /// (nor the origin connection).
+    pub fn fetch_apart(self) {
+        tokio::spawn(drain(self));
     }
 
     fn failed(&mut self) {

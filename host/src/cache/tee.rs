@@ -96,13 +96,18 @@ impl Tee {
         self.lock().end.is_some()
     }
 
+    /// The body from its first chunk, for any reader.
+    pub fn body(self: &Arc<Tee>) -> Body {
+        body::boxed(TeeBody {
+            tee: self.clone(),
+            next: 0,
+        })
+    }
+
     /// A waiter's response: the leader's status and headers, `Age: 0`, the
     /// `Cache-Status` given, and the body from its first chunk.
     pub fn respond(self: &Arc<Tee>, cache_status: &str) -> Response<Body> {
-        let mut resp = Response::new(body::boxed(TeeBody {
-            tee: self.clone(),
-            next: 0,
-        }));
+        let mut resp = Response::new(self.body());
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
         *h = self.headers.clone();

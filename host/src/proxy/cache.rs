@@ -662,7 +662,17 @@ impl Fetch {
                 now,
             ),
         };
-        let body = body::boxed(FillBody::new(body, fill, slot.clone(), tee));
+        // With its length known (so it will be kept whole), the origin's body is
+        // read apart and this client reads along like any waiter. Not in a replay,
+        // where requests run strictly in order.
+        let apart = length.is_some() && !fill.cache.clock.is_virtual();
+        let body = match (tee, apart) {
+            (Some(tee), true) => {
+                FillBody::new(body, fill, slot.clone(), Some(tee.clone())).fetch_apart();
+                tee.body()
+            }
+            (tee, _) => body::boxed(FillBody::new(body, fill, slot.clone(), tee)),
+        };
         let resp = Response::from_parts(parts, body);
         let status = format!("outpost; fwd={fwd}; fwd-status={status}; stored{collapsed}");
         (with_status(resp, &status), slot)
