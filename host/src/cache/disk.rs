@@ -32,6 +32,17 @@ pub struct Disk {
     dir: PathBuf,
     budget: u64,
     index: Mutex<Index>,
+    /// Counts removals: a write queued before a removal of its key (or a purge
+    /// by prefix or tag) is not committed after it, so nothing purged comes back.
+    epoch: std::sync::atomic::AtomicU64,
+    /// The epoch of each file's last removal, and of the last purge by pattern.
+    removed: Mutex<Removed>,
+}
+
+#[derive(Default)]
+struct Removed {
+    files: HashMap<String, u64>,
+    any: u64,
 }
 
 #[derive(Default)]
@@ -124,6 +135,8 @@ impl Disk {
             dir: dir.to_path_buf(),
             budget,
             index: Mutex::new(index),
+            epoch: std::sync::atomic::AtomicU64::new(0),
+            removed: Mutex::new(Removed::default()),
         };
         disk.evict();
         Ok(disk)
@@ -148,8 +161,19 @@ impl Disk {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Write `s` under `key` (blocking: call off the request path).
-    pub fn store(&self, key: &str, s: &Stored) {
+    /// A ticket for a write about to be queued: [`store`](Self::store) commits it
+    /// only if nothing removed its key since.
+    pub fn ticket(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn removed(&self) -> std::sync::MutexGuard<'_, Removed> {
+        self.removed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write `s` under `key` (blocking: call off the request path), unless its key
+    /// was removed after `ticket` was taken.
+    pub fn store(&self, key: &str, s: &Stored, ticket: u64) {
         let head = Head {
             key: key.to_string(),
             status: s.status.as_u16(),
@@ -167,8 +191,9 @@ impl Disk {
             stale_if_error_ms: ms(s.stale_if_error),
         };
         let name = file_name(key);
-        let size = match self.write(&name, &head, &s.body) {
-            Ok(size) => size,
+        let size = match self.write(&name, &head, &s.body, ticket) {
+            Ok(Some(size)) => size,
+            Ok(None) => return,
             Err(e) => {
                 tracing::warn!(dir = %self.dir.display(), "cache: writing to disk: {e}");
                 return;
@@ -194,7 +219,13 @@ impl Disk {
         self.evict();
     }
 
-    fn write(&self, name: &str, head: &Head, body: &[u8]) -> std::io::Result<u64> {
+    fn write(
+        &self,
+        name: &str,
+        head: &Head,
+        body: &[u8],
+        ticket: u64,
+    ) -> std::io::Result<Option<u64>> {
         static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let head = serde_json::to_vec(head).map_err(std::io::Error::other)?;
         // A name of its own per write: two writes of one key never share a file.
@@ -206,8 +237,15 @@ impl Disk {
             f.write_all(&head)?;
             f.write_all(body)?;
         }
+        // Committed under the lock removals take: a removal is before it or after.
+        let removed = self.removed();
+        if removed.any > ticket || removed.files.get(name).is_some_and(|e| *e > ticket) {
+            drop(removed);
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(None);
+        }
         std::fs::rename(&tmp, self.dir.join(name))?;
-        Ok((4 + head.len() + body.len()) as u64)
+        Ok(Some((4 + head.len() + body.len()) as u64))
     }
 
     /// The object stored under `key`, if any (blocking: call off the request path).
@@ -247,6 +285,15 @@ impl Disk {
     }
 
     fn remove_file(&self, name: &str) -> bool {
+        let mut removed = self.removed();
+        let e = self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if removed.files.len() >= 65_536 {
+            // Bounded: forget the names, and count it as a purge of everything
+            // (writes queued before now are dropped; they are in memory still).
+            removed.files.clear();
+            removed.any = e;
+        }
+        removed.files.insert(name.to_string(), e);
         let meta = {
             let mut ix = self.lock();
             let m = ix.files.remove(name);
@@ -263,6 +310,11 @@ impl Disk {
 
     /// Forget the keys for which `doomed(key, tags)`; how many.
     pub fn purge_where(&self, doomed: impl Fn(&str, &[String]) -> bool) -> usize {
+        // Writes queued before a purge by pattern are not committed after it.
+        {
+            let mut removed = self.removed();
+            removed.any = self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        }
         let names: Vec<String> = self
             .lock()
             .files
@@ -373,8 +425,8 @@ mod tests {
     fn objects_survive_reopening_and_the_budget_evicts_the_least_used() {
         let dir = tempfile::tempdir().expect("dir");
         let disk = Disk::open(dir.path(), 10_000).expect("open");
-        disk.store("a/1", &object(b"one"));
-        disk.store("a/2", &object(b"two"));
+        disk.store("a/1", &object(b"one"), disk.ticket());
+        disk.store("a/2", &object(b"two"), disk.ticket());
         drop(disk);
         // A torn write and a corrupt file are cleaned up on open.
         std::fs::write(dir.path().join("junk.tmp"), b"x").expect("tmp");
@@ -396,7 +448,7 @@ mod tests {
         let per = disk.bytes() / 2;
         let small = Disk::open(dir.path(), per * 2 + per / 2).expect("small");
         small.load("a/1");
-        small.store("b/1", &object(b"one"));
+        small.store("b/1", &object(b"one"), small.ticket());
         assert!(small.load("a/2").is_none());
         assert!(small.load("a/1").is_some());
         assert_eq!(
@@ -404,5 +456,31 @@ mod tests {
             2
         );
         assert!(small.is_empty());
+    }
+
+    #[test]
+    fn a_write_queued_before_a_purge_does_not_bring_the_object_back() {
+        let dir = tempfile::tempdir().expect("dir");
+        let disk = Disk::open(dir.path(), 1 << 20).expect("open");
+        // Queued, then its key purged, then committed: not stored.
+        let ticket = disk.ticket();
+        disk.remove("k");
+        disk.store("k", &object(b"old"), ticket);
+        assert!(disk.load("k").is_none());
+        // The same for a purge by pattern.
+        let ticket = disk.ticket();
+        disk.purge_where(|k, _| k.starts_with('p'));
+        disk.store("p/1", &object(b"old"), ticket);
+        assert!(disk.load("p/1").is_none());
+        // A write queued after the purge is stored.
+        disk.store("k", &object(b"new"), disk.ticket());
+        assert_eq!(&disk.load("k").expect("stored").body[..], b"new");
+        // No temporary file is left behind.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
     }
 }

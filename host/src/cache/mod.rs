@@ -251,7 +251,8 @@ impl Cache {
         self.metrics.stored.inc();
         self.remember(key.clone(), s.clone());
         if let Some(disk) = self.disk.clone() {
-            let write = move || disk.store(&key, &s);
+            let ticket = disk.ticket();
+            let write = move || disk.store(&key, &s, ticket);
             match tokio::runtime::Handle::try_current() {
                 Ok(rt) => drop(rt.spawn_blocking(write)),
                 Err(_) => write(),
