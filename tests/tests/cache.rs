@@ -540,11 +540,19 @@ async fn stale_copies_are_served_instead_of_shedding() {
     );
 }
 
+/// A plain HTTP client, for what [`TestNode`]'s own does not do (streaming,
+/// the admin API).
+fn raw_client() -> hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+> {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
 /// `POST /cache/purge?QUERY` on the node's admin API: how many keys it purged.
 async fn purge(node: &TestNode, query: &str) -> u64 {
     let admin = node.running.admin.expect("admin");
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
+    let client = raw_client();
     let req = Request::post(format!("http://{admin}/cache/purge?{query}"))
         .body(Full::new(Bytes::new()))
         .expect("request");
@@ -944,8 +952,7 @@ async fn collapsed_requests_stream_a_chunked_response_too() {
 async fn streamed_to_waiters(chunked: bool) {
     let (origin, count, task) = slow_origin(chunked).await;
     let node = Arc::new(TestNode::new(&node_config(origin, "", "")).await);
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
+    let client = raw_client();
     let mut viewers = Vec::new();
     for i in 0..30u64 {
         let (node, client) = (node.clone(), client.clone());
@@ -1056,8 +1063,7 @@ async fn purges_need_the_admin_token_off_loopback_and_the_token_stays_secret() {
     let t = "/doc?h=cache-control:max-age=60";
     get(&node, t, &[]).await;
     let admin = node.running.admin.expect("admin");
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
+    let client = raw_client();
     let send = |auth: Option<&'static str>, path: &'static str, post: bool| {
         let client = client.clone();
         async move {
@@ -1200,8 +1206,7 @@ async fn a_slow_first_viewer_holds_up_neither_the_others_nor_the_fill() {
     let (origin, count, task) = slow_origin_sized(false, 3_000_000).await;
     let extra = "[cache]\nmemory_mib = 256\nmax_object_mib = 64\n";
     let node = Arc::new(TestNode::new(&node_config(origin, "", extra)).await);
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
+    let client = raw_client();
     let uri = format!("http://{}/live/seg-1.ts", node.addr);
     let get_head = |client: hyper_util::client::legacy::Client<_, Full<Bytes>>, uri: String| async move {
         client

@@ -37,14 +37,9 @@ pub struct Fill {
     pub stored: Stored,
     /// The flight this fill leads (none: it was not collapsed).
     pub lead: Option<Lead>,
-    /// What a guest's lifetime is judged with: the route's rules, the request, the
-    /// origin's response head, and when it came.
-    pub rejudge: (
-        Arc<RouteRules>,
-        http::request::Parts,
-        http::response::Parts,
-        SystemTime,
-    ),
+    /// What a guest's lifetime is judged with: the route's rules, the request, and
+    /// when the response came (its head is the stored one's).
+    pub rejudge: (Arc<RouteRules>, http::request::Parts, SystemTime),
 }
 
 /// What the response guests decided about storing.
@@ -110,9 +105,19 @@ fn store(mut fill: Fill, body: bytes::Bytes, steer: Steer) {
             return;
         }
         Steer::Ttl(secs) => {
-            let (rules, req, resp, at) = &fill.rejudge;
-            match rules.judge_for(req, resp, *at, Some(secs)) {
-                Verdict::Store(s) => fill.stored = *s,
+            // Judged again from the stored head: the guest's lifetime replaces the
+            // freshness fields, the only ones the stored head lacks (the edge's
+            // targeted fields) among them; the origin's tags are kept.
+            let (rules, req, at) = &fill.rejudge;
+            let mut head = http::Response::new(());
+            *head.status_mut() = fill.stored.status;
+            *head.headers_mut() = fill.stored.headers.clone();
+            match rules.judge_for(req, &head.into_parts().0, *at, Some(secs)) {
+                Verdict::Store(s) => {
+                    let tags = std::mem::take(&mut fill.stored.tags);
+                    fill.stored = *s;
+                    fill.stored.tags = tags;
+                }
                 Verdict::Pass(_) => {
                     fill.cache.mark_pass(&fill.key);
                     return;
@@ -127,6 +132,8 @@ fn store(mut fill: Fill, body: bytes::Bytes, steer: Steer) {
 /// A body that keeps a copy of what it streams and stores it at the end.
 pub struct FillBody {
     inner: Body,
+    /// Bytes kept so far (in `copy`, or in the tee).
+    kept: usize,
     copy: BytesMut,
     fill: Option<Fill>,
     slot: Slot,
@@ -138,10 +145,16 @@ impl FillBody {
     /// Stream `inner`, storing it through `fill` at the end, once `slot` has the
     /// guests' decision; every chunk also goes to `tee`, for the waiters.
     pub fn new(inner: Body, fill: Fill, slot: Slot, tee: Option<Arc<Tee>>) -> FillBody {
+        // With a tee, its chunks are the copy: the body is not held twice.
         let hint = inner.size_hint().exact().unwrap_or(0) as usize;
-        let cap = hint.min(fill.cache.max_object_bytes);
+        let cap = if tee.is_some() {
+            0
+        } else {
+            hint.min(fill.cache.max_object_bytes)
+        };
         FillBody {
             inner,
+            kept: 0,
             copy: BytesMut::with_capacity(cap),
             fill: Some(fill),
             slot,
@@ -151,7 +164,7 @@ impl FillBody {
 
     fn keep(&mut self, data: &Bytes) {
         let Some(fill) = &self.fill else { return };
-        if self.copy.len() + data.len() > fill.cache.max_object_bytes {
+        if self.kept + data.len() > fill.cache.max_object_bytes {
             // Too large (its length was not known): stream the rest uncached; later
             // requests pass for a while. The waiters reading along cannot be given
             // the rest without keeping it all: their responses end in an error.
@@ -165,9 +178,10 @@ impl FillBody {
             self.copy = BytesMut::new();
             return;
         }
-        self.copy.extend_from_slice(data);
-        if let Some(t) = &self.tee {
-            t.push(data.clone());
+        self.kept += data.len();
+        match &self.tee {
+            Some(t) => t.push(data.clone()),
+            None => self.copy.extend_from_slice(data),
         }
     }
 
@@ -175,7 +189,10 @@ impl FillBody {
         // Stored first, then the readers told the body is whole: whoever read it
         // to its end finds it stored.
         if let Some(fill) = self.fill.take() {
-            let body = std::mem::take(&mut self.copy).freeze();
+            let body = match &self.tee {
+                Some(t) => t.whole(),
+                None => std::mem::take(&mut self.copy).freeze(),
+            };
             self.slot.whole(fill, body);
         }
         if let Some(t) = &self.tee {
@@ -255,6 +272,7 @@ impl Drop for FillBody {
         {
             let rest = FillBody {
                 inner: std::mem::replace(&mut self.inner, crate::body::empty()),
+                kept: self.kept,
                 copy: std::mem::take(&mut self.copy),
                 fill: self.fill.take(),
                 slot: self.slot.clone(),

@@ -96,6 +96,15 @@ impl Tee {
         self.lock().end.is_some()
     }
 
+    /// Everything pushed so far, in one piece (the stored copy of a whole body).
+    pub fn whole(&self) -> Bytes {
+        let st = self.lock();
+        match st.chunks.as_slice() {
+            [one] => one.clone(),
+            chunks => Bytes::from(chunks.concat()),
+        }
+    }
+
     /// The body from its first chunk, for any reader.
     pub fn body(self: &Arc<Tee>) -> Body {
         body::boxed(TeeBody {

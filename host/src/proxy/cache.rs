@@ -645,22 +645,15 @@ impl Fetch {
             lead.publish(tee.clone());
             tee
         });
-        let mut head = http::Response::new(());
-        *head.status_mut() = parts.status;
-        *head.headers_mut() = parts.headers.clone();
+        let req = self
+            .req
+            .unwrap_or_else(|| http::Request::new(()).into_parts().0);
         let fill = Fill {
             cache,
             key,
             stored,
             lead: self.lead,
-            rejudge: (
-                rules,
-                self.req
-                    .clone()
-                    .unwrap_or_else(|| http::Request::new(()).into_parts().0),
-                head.into_parts().0,
-                now,
-            ),
+            rejudge: (rules, req, now),
         };
         // With its length known (so it will be kept whole), the origin's body is
         // read apart and this client reads along like any waiter. Not in a replay,

@@ -46,8 +46,6 @@ pub enum Phase {
     Admit,
     /// Rewrite the request or answer at the edge.
     Request,
-    /// Answer from the edge cache, or fetch and store.
-    Cache,
     /// Forward to the origin.
     Origin,
     /// Rewrite the response.
