@@ -10,7 +10,7 @@
 #                     also: nginx-cache (proxy_cache), varnish (its default VCL, malloc
 #                     storage), outpost-cache and outpost-chain-cache (the same two
 #                     Outposts with the edge cache on): every request after the first a hit
-#   OUTPOST=/work/main/target/release/outpost          (copied to a temp dir first)
+#   OUTPOST=<repo>/target/release/outpost             (copied to a temp dir first)
 #   PIN=1             servers under test on CPU 0, origin + wrk on CPU 1 (needs ≥ 2 CPUs)
 #   TRANSFORM=0       1: the rendition guest also gets the playlist body
 #   UA="..."          User-Agent sent by wrk           REQ_PATH="/live/a/./b//index.m3u8?..."
@@ -27,7 +27,7 @@ ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-64}
 WARMUP=${WARMUP:-1}
 TRANSFORM=${TRANSFORM:-0}
-OUTPOST=${OUTPOST:-/work/main/target/release/outpost}
+OUTPOST=${OUTPOST:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/target/release/outpost}
 SYSTEMS=${SYSTEMS:-nginx-proxy nginx-lua outpost-bare outpost-chain outpost-chain-reuse}
 UA=${UA:-Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1}
 REQ_PATH=${REQ_PATH:-/live/a/./b//index.m3u8?utm_source=x&id=7}

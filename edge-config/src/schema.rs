@@ -618,7 +618,8 @@ pub struct RouteCache {
     #[serde(default = "default_stale_if_error")]
     pub stale_if_error: Spanned<Millis>,
     /// Query parameters left out of the key; a trailing `*` matches a prefix
-    /// (`utm_*`), `"*"` alone drops the whole query.
+    /// (`utm_*`), `"*"` alone drops the whole query. A player's `CMCD` parameter
+    /// is always left out.
     #[serde(default)]
     pub ignore_query: Vec<String>,
     /// Request headers whose values are part of the key.

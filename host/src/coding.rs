@@ -238,7 +238,39 @@ pub fn negotiate(accept: Option<&[u8]>) -> Option<Coding> {
 /// [`negotiate`], with `first` (the coding the body already has) first among equals:
 /// no re-encoding when the client takes it as gladly as any other.
 pub fn negotiate_preferring(accept: Option<&[u8]>, first: Option<Coding>) -> Option<Coding> {
-    let accept = std::str::from_utf8(accept?).ok()?;
+    let weight = weights(std::str::from_utf8(accept?).ok()?);
+    first
+        .into_iter()
+        .chain(PREFERENCE)
+        .map(|c| (c, weight(c)))
+        .filter(|(_, q)| *q > 0.0)
+        // The first of the highest weight.
+        .fold(None, |best: Option<(Coding, f32)>, (c, q)| match best {
+            Some((_, bq)) if bq >= q => best,
+            _ => Some((c, q)),
+        })
+        .map(|(c, _)| c)
+}
+
+/// `Accept-Encoding` reduced to what the node and an origin act on: the codings the
+/// node knows that the client accepts (a weight above zero, by name or through
+/// `*`), in one fixed order, as `gzip, deflate, br, zstd` (Firefox's spelling)
+/// or a subset of it. Clients that accept the same codings then share one stored
+/// variant of a response that varies on `Accept-Encoding`, however their browsers
+/// spell the header (Varnish normalises it the same way). None: the client accepts
+/// none of them (identity only), or the header is not text.
+pub fn canonical_accept(accept: &[u8]) -> Option<String> {
+    let weight = weights(std::str::from_utf8(accept).ok()?);
+    let kept: Vec<&str> = [Coding::Gzip, Coding::Deflate, Coding::Br, Coding::Zstd]
+        .into_iter()
+        .filter(|&c| weight(c) > 0.0)
+        .map(Coding::token)
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(", "))
+}
+
+/// The weight an `Accept-Encoding` value gives each coding (0: not acceptable).
+fn weights(accept: &str) -> impl Fn(Coding) -> f32 {
     let mut weights: Vec<(Coding, f32)> = Vec::new();
     let mut star: Option<f32> = None;
     for item in accept.split(',') {
@@ -261,25 +293,14 @@ pub fn negotiate_preferring(accept: Option<&[u8]>, first: Option<Coding>) -> Opt
             weights.push((c, q));
         }
     }
-    let weight = |c: Coding| {
+    move |c: Coding| {
         weights
             .iter()
             .find(|(w, _)| *w == c)
             .map(|(_, q)| *q)
             .or(star)
             .unwrap_or(0.0)
-    };
-    first
-        .into_iter()
-        .chain(PREFERENCE)
-        .map(|c| (c, weight(c)))
-        .filter(|(_, q)| *q > 0.0)
-        // The first of the highest weight.
-        .fold(None, |best: Option<(Coding, f32)>, (c, q)| match best {
-            Some((_, bq)) if bq >= q => best,
-            _ => Some((c, q)),
-        })
-        .map(|(c, _)| c)
+    }
 }
 
 /// The weak form of an entity tag (`W/"…"`): the bytes changed, so a strong
@@ -361,6 +382,22 @@ mod tests {
         assert_eq!(p("gzip, deflate, br"), Some(Coding::Gzip), "no re-encoding");
         assert_eq!(p("gzip;q=0.5, br"), Some(Coding::Br), "weights first");
         assert_eq!(p("identity"), None);
+    }
+
+    #[test]
+    fn accept_encoding_spellings_of_one_set_are_one_value() {
+        let canon = |a: &str| canonical_accept(a.as_bytes());
+        let all = Some("gzip, deflate, br, zstd".to_string());
+        assert_eq!(canon("gzip, deflate, br, zstd"), all);
+        assert_eq!(canon("zstd,br , GZIP;q=0.9, deflate"), all);
+        assert_eq!(canon("*"), all);
+        assert_eq!(canon("gzip, deflate, br"), Some("gzip, deflate, br".into()));
+        assert_eq!(canon("x-gzip"), Some("gzip".into()));
+        assert_eq!(canon("*;q=0.5, br;q=0"), Some("gzip, deflate, zstd".into()));
+        assert_eq!(canon("identity"), None);
+        assert_eq!(canon("gzip;q=0"), None);
+        assert_eq!(canon(""), None);
+        assert_eq!(canonical_accept(b"gzip\xff"), None);
     }
 
     #[test]

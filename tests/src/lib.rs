@@ -239,6 +239,11 @@ async fn static_handle(
     }
 }
 
+/// Whether `needle` occurs in `haystack`.
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// Field `n` (after the name) of the `name:` line of this process's
 /// `/proc/self/status` (Linux), e.g. `("VmHWM", 0)` for the peak RSS in KiB.
 pub fn proc_status(name: &str, n: usize) -> Option<String> {
@@ -306,7 +311,7 @@ impl StaticOrigin {
 
     /// Like nginx with `gzip on` for playlists: manifests (HLS, DASH) are sent in
     /// `coding` to a client whose `Accept-Encoding` names it, with `Vary:
-    /// Accept-Encoding`; everything else as is.
+    /// Accept-Encoding`; everything else as is, without `Vary`.
     pub async fn start_compressing(
         root: impl Into<PathBuf>,
         coding: Option<&'static str>,
@@ -343,12 +348,10 @@ impl StaticOrigin {
                         .flat_map(|v| v.split(','))
                         .any(|t| t.split(';').next().unwrap_or("").trim() == c)
                 };
-                let compress = coding.filter(|c| {
-                    status == 200
-                        && (ctype == "application/vnd.apple.mpegurl"
-                            || ctype == "application/dash+xml")
-                        && accepts(c)
-                });
+                let manifest =
+                    ctype == "application/vnd.apple.mpegurl" || ctype == "application/dash+xml";
+                let compress = coding.filter(|c| status == 200 && manifest && accepts(c));
+                let plain = body.clone();
                 let body = match compress {
                     Some(c) => Bytes::from(encode_as(c, &body)),
                     None => body,
@@ -357,7 +360,8 @@ impl StaticOrigin {
                 let mut r = Response::new(Full::new(if head { Bytes::new() } else { body }));
                 *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
                 let h = r.headers_mut();
-                if coding.is_some() {
+                // As nginx's `gzip_vary`: only the types it compresses vary.
+                if coding.is_some() && manifest {
                     h.insert(
                         http::header::VARY,
                         http::HeaderValue::from_static("Accept-Encoding"),
@@ -374,12 +378,18 @@ impl StaticOrigin {
                     http::HeaderValue::from_static(ctype),
                 );
                 h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
-                // Files may be cached for a minute, as a static origin says; the
-                // page's reports and errors never.
-                let cc = if status == 200 && req.uri().path() != "/report" {
-                    "public, max-age=60"
-                } else {
+                // Files may be cached for a minute, as a static origin says, but a
+                // live media playlist (segments listed, no end) for one second, as
+                // live packagers say; the page's reports and errors never.
+                let live = ctype == "application/vnd.apple.mpegurl"
+                    && contains_bytes(&plain, b"#EXTINF")
+                    && !contains_bytes(&plain, b"#EXT-X-ENDLIST");
+                let cc = if status != 200 || req.uri().path() == "/report" {
                     "no-store"
+                } else if live {
+                    "public, max-age=1"
+                } else {
+                    "public, max-age=60"
                 };
                 h.insert(
                     http::header::CACHE_CONTROL,

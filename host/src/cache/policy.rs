@@ -49,8 +49,8 @@ pub enum Verdict {
 }
 
 impl RouteRules {
-    /// The key of a request: host, path, the query without the ignored parameters,
-    /// and the key headers' values.
+    /// The key of a request: host, path, the query without the ignored parameters
+    /// (and without `CMCD`), and the key headers' values.
     pub fn key(&self, authority: &str, path: &str, query: &str, headers: &HeaderMap) -> String {
         let mut key = String::with_capacity(authority.len() + path.len() + query.len() + 2);
         for c in authority.trim_end_matches('.').chars() {
@@ -76,11 +76,15 @@ impl RouteRules {
         key
     }
 
+    /// Whether the query parameter `name` is left out of the key: a configured one,
+    /// or `CMCD`, a player's per-request data (CTA-5004 asks CDNs to keep it out
+    /// of their keys; every segment request of every viewer carries a different one).
     fn ignored(&self, name: &str) -> bool {
-        self.ignore_query.iter().any(|p| match p.strip_suffix('*') {
-            Some(prefix) => name.starts_with(prefix),
-            None => name == p,
-        })
+        name == "CMCD"
+            || self.ignore_query.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => name == p,
+            })
     }
 
     /// Judge the origin's response `resp` to `req`, received at `now`.
@@ -461,5 +465,16 @@ mod tests {
             ..RouteRules::default()
         };
         assert_eq!(all.key("a", "/p", "x=1", &HeaderMap::new()), "a/p");
+        // A player's CMCD never splits the key, whatever else is configured.
+        let none = RouteRules::default();
+        assert_eq!(
+            none.key(
+                "a",
+                "/s.ts",
+                "CMCD=bl%3D0%2Cbr%3D400&v=2",
+                &HeaderMap::new()
+            ),
+            "a/s.ts?v=2"
+        );
     }
 }

@@ -112,6 +112,30 @@ fn asked(head: &mut RequestHead) -> Asked {
     a
 }
 
+/// On a caching route, one spelling of `Accept-Encoding` for each set of codings
+/// ([`crate::coding::canonical_accept`]), before the key, the stored variants and
+/// the origin see it: browsers that accept the same codings share a variant.
+fn canonical_accept_encoding(head: &mut RequestHead) {
+    let mut joined: Option<Vec<u8>> = None;
+    head.headers.retain(|h| {
+        if !h.name.eq_ignore_ascii_case("accept-encoding") {
+            return true;
+        }
+        let j = joined.get_or_insert_with(Vec::new);
+        if !j.is_empty() {
+            j.extend_from_slice(b", ");
+        }
+        j.extend_from_slice(&h.value);
+        false
+    });
+    if let Some(v) = joined.as_deref().and_then(crate::coding::canonical_accept) {
+        head.headers.push(crate::contract::types::Header {
+            name: "accept-encoding".into(),
+            value: v.into_bytes(),
+        });
+    }
+}
+
 /// The response guests' decision about storing, taken out of the response (the
 /// client never sees it), and handed to the fill's `slot`.
 pub(super) fn steer(resp: &mut Response<Body>, slot: Option<Slot>) {
@@ -158,6 +182,7 @@ pub(super) async fn lookup(
     let (Some(rules), Some(cache)) = (&route.cache, &node.cache) else {
         return Looked::Fetch(Fetch::default());
     };
+    canonical_accept_encoding(head);
     let (key, req) = key_of(rules, head, &asked);
     let method = req.method.clone();
     if asked.bypass || method != Method::GET && method != Method::HEAD {
