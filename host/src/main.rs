@@ -8,6 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc rather than glibc's allocator: a request's many small, short-lived
+/// allocations (header maps, strings, futures) are served from per-thread pages
+/// (benches/README.md, "The host's own path").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Outpost: WebAssembly edge functions for CDN nodes.
 #[derive(Parser)]
 #[command(version, about)]

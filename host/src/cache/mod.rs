@@ -32,6 +32,28 @@ use quick_cache::Weighter;
 use crate::clock::Clock;
 use crate::metrics::{Counter, Gauge, Registry};
 
+/// `Cache-Status` (RFC 9211), as a header name: inserting by a string parses it
+/// on every response.
+pub static CACHE_STATUS: http::HeaderName = http::HeaderName::from_static("cache-status");
+
+/// The fields a guest steers the cache with ([`outpost_common::cache`]), as header
+/// names.
+pub static GUEST_FIELDS: [http::HeaderName; 3] = [
+    http::HeaderName::from_static(outpost_common::cache::KEY),
+    http::HeaderName::from_static(outpost_common::cache::TTL),
+    http::HeaderName::from_static(outpost_common::cache::CONTROL),
+];
+
+/// Remove the guests' cache fields from `h` (a client's or an origin's never
+/// count); most messages have none, so the names are looked for once first.
+pub fn strip_guest_fields(h: &mut http::HeaderMap) {
+    if h.keys().any(|k| GUEST_FIELDS.contains(k)) {
+        for f in &GUEST_FIELDS {
+            h.remove(f);
+        }
+    }
+}
+
 pub use collapse::{Flights, Joined, Lead, Waited};
 pub use fill::{Fill, FillBody, Slot, Steer};
 pub use policy::{RouteRules, Verdict};

@@ -77,9 +77,17 @@ impl Stored {
         self.age(now).saturating_sub(self.lifetime)
     }
 
-    /// Its freshness at `now`.
+    /// How long it stays fresh from `now` (zero once stale). The policy's own
+    /// `time_to_live` parses the freshness fields again at every call; `lifetime`
+    /// is what they said when the copy was stored, and its age grows with the clock.
+    pub fn ttl(&self, now: SystemTime) -> Duration {
+        self.lifetime.saturating_sub(self.age(now))
+    }
+
+    /// Its freshness at `now`: fresh while younger than its lifetime (the policy's
+    /// `is_stale`, without parsing `Cache-Control`, `Expires` and `Date` again).
     pub fn freshness(&self, now: SystemTime) -> Freshness {
-        if !self.policy.is_stale(now) {
+        if self.age(now) < self.lifetime {
             Freshness::Fresh
         } else if self.staleness(now) < self.stale_while_revalidate {
             Freshness::Revalidating
@@ -131,6 +139,31 @@ impl Stored {
         }
     }
 
+    /// Whether it answers `req` as it is at `now`, decided without the policy's
+    /// `before_request` (which copies the stored headers and parses the freshness
+    /// fields on every call): it is fresh, and the request's values of the fields it
+    /// varies on are the stored request's (never under `Vary: *`). Only for a
+    /// request without `Cache-Control` or `Pragma` (the node does not heed a
+    /// client's), the URI and method already matched by the key; false sends the
+    /// request through the policy.
+    pub fn fresh_for(&self, req: &HeaderMap, now: SystemTime) -> bool {
+        if self.freshness(now) != Freshness::Fresh {
+            return false;
+        }
+        let mut vary = self
+            .headers
+            .get_all(header::VARY)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .peekable();
+        if vary.peek().is_none() {
+            return self.vary_key.is_empty();
+        }
+        !vary.any(|n| n.trim() == "*")
+            && super::policy::vary_key(&self.headers, req) == self.vary_key
+    }
+
     /// Whether it may stand in for a failed or shed request at `now`.
     pub fn may_serve_on_error(&self, now: SystemTime) -> bool {
         self.staleness(now) <= self.stale_if_error
@@ -149,7 +182,7 @@ impl Stored {
         let age = self.age(now).as_secs();
         headers.insert(header::AGE, HeaderValue::from(age));
         if let Ok(v) = HeaderValue::from_str(status) {
-            headers.insert("cache-status", v);
+            headers.insert(&super::CACHE_STATUS, v);
         }
         headers.remove(header::TRANSFER_ENCODING);
         if self.status == StatusCode::OK && not_modified(req, &self.headers) {

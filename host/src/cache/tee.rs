@@ -132,7 +132,7 @@ impl Tee {
             }
         }
         if let Ok(v) = HeaderValue::from_str(cache_status) {
-            h.insert("cache-status", v);
+            h.insert(&super::CACHE_STATUS, v);
         }
         resp
     }

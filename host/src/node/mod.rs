@@ -184,12 +184,29 @@ impl Node {
         let n = self
             .next_request_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("{n:016x}")
+        hex16(n)
     }
 
     /// The first route matching `host` (lower-case, no port) and `path`.
     pub fn route(&self, host: &str, path: &str) -> Option<&RouteEntry> {
         self.routes.iter().find(|r| r.matches(host, path))
+    }
+}
+
+/// `n` as sixteen hex digits, written without the formatting machinery (every
+/// request pays for it).
+fn hex16(n: u64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    (0..16)
+        .rev()
+        .map(|i| char::from(HEX[(n >> (i * 4)) as usize & 0xf]))
+        .collect()
+}
+
+#[test]
+fn request_ids_are_sixteen_hex_digits() {
+    for n in [0, 1, 0xabc, u64::MAX, 0x0123_4567_89ab_cdef] {
+        assert_eq!(hex16(n), format!("{n:016x}"));
     }
 }
 

@@ -13,6 +13,7 @@ use http_cache_semantics::{AfterResponse, BeforeRequest};
 
 use crate::body::{self, Body};
 use crate::cache::collapse;
+use crate::cache::{CACHE_STATUS, GUEST_FIELDS};
 use crate::cache::{
     Cache, Entry, Fill, FillBody, Freshness, Joined, Lead, Slot, Steer, Stored, Tee, Verdict,
     Waited,
@@ -139,11 +140,18 @@ fn canonical_accept_encoding(head: &mut RequestHead) {
 /// The response guests' decision about storing, taken out of the response (the
 /// client never sees it), and handed to the fill's `slot`.
 pub(super) fn steer(resp: &mut Response<Body>, slot: Option<Slot>) {
-    use outpost_common::cache::{CONTROL, NO_STORE, TTL};
+    use outpost_common::cache::NO_STORE;
     let h = resp.headers_mut();
-    let ttl = h.remove(TTL);
-    let control = h.remove(CONTROL);
-    h.remove(outpost_common::cache::KEY);
+    if !h.keys().any(|k| GUEST_FIELDS.contains(k)) {
+        if let Some(slot) = slot {
+            slot.decide(Steer::Keep);
+        }
+        return;
+    }
+    let [key, ttl, control] = &GUEST_FIELDS;
+    let ttl = h.remove(ttl);
+    let control = h.remove(control);
+    h.remove(key);
     let Some(slot) = slot else { return };
     let no_store = control.is_some_and(|v| {
         v.as_bytes()
@@ -159,12 +167,12 @@ pub(super) fn steer(resp: &mut Response<Body>, slot: Option<Slot>) {
     if decision != Steer::Keep
         && let Some(v) = resp
             .headers()
-            .get("cache-status")
+            .get(&CACHE_STATUS)
             .and_then(|v| v.to_str().ok())
     {
         let v = v.replace("; stored", "; detail=guest");
         if let Ok(v) = HeaderValue::from_str(&v) {
-            resp.headers_mut().insert("cache-status", v);
+            resp.headers_mut().insert(&CACHE_STATUS, v);
         }
     }
     slot.decide(decision);
@@ -423,6 +431,11 @@ fn fresh_variant(
         req
     };
     for s in variants {
+        // The common hit decided from what was fixed at storing; anything else
+        // (stale, another variant) by the policy.
+        if s.fresh_for(&req.headers, now) {
+            return Some(s.clone());
+        }
         match s.policy.before_request(req, now) {
             BeforeRequest::Fresh(_) => return Some(s.clone()),
             // The fetch this request waited for stored it: its answer, however
@@ -447,7 +460,7 @@ fn fresh_variant(
 /// `Cache-Status` of a hit: its remaining freshness, and whether it waited for
 /// another request's fetch.
 fn hit_status(s: &Stored, now: std::time::SystemTime, collapsed: bool) -> String {
-    let ttl = s.policy.time_to_live(now).as_secs();
+    let ttl = s.ttl(now).as_secs();
     if collapsed {
         format!("outpost; hit; ttl={ttl}; collapsed")
     } else {
@@ -786,7 +799,7 @@ fn with_status(mut resp: Response<Body>, status: &str) -> Response<Body> {
         resp.headers_mut().remove(h);
     }
     if let Ok(v) = HeaderValue::from_str(status) {
-        resp.headers_mut().insert("cache-status", v);
+        resp.headers_mut().insert(&CACHE_STATUS, v);
     }
     resp
 }

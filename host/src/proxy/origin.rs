@@ -69,9 +69,7 @@ impl Exchange<'_> {
         }
         // Only a guest steers the cache: an origin's fields of that name go.
         let mut resp = resp;
-        for f in outpost_common::cache::FIELDS {
-            resp.headers_mut().remove(f);
-        }
+        crate::cache::strip_guest_fields(resp.headers_mut());
         let status = resp.status();
         permit.record(
             status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS,
