@@ -9,7 +9,9 @@
 #   SYSTEMS="nginx-proxy nginx-lua outpost-bare outpost-chain outpost-chain-reuse"
 #                     also: nginx-cache (proxy_cache), varnish (its default VCL, malloc
 #                     storage), outpost-cache and outpost-chain-cache (the same two
-#                     Outposts with the edge cache on): every request after the first a hit
+#                     Outposts with the edge cache on): every request after the first a hit;
+#                     outpost-routes: no guests, behind ROUTES=10000 host routes (its
+#                     own the last)
 #   OUTPOST=<repo>/target/release/outpost             (copied to a temp dir first)
 #   PIN=1             servers under test on CPU 0, origin + wrk on CPU 1 (needs ≥ 2 CPUs)
 #   TRANSFORM=0       1: the rendition guest also gets the playlist body
@@ -165,8 +167,8 @@ launch_nginx() { # name cpu-prefix...
   for _ in $(seq 1 50); do [[ -s $p/nginx.pid ]] && break; sleep 0.1; done
   MAINPID[$name]=$(cat "$p/nginx.pid")
 }
-start_outpost() { # name template port reuse [cache]
-  local name=$1 tpl=$2 port=$3 reuse=$4 cache=${5:-}
+start_outpost() { # name template port reuse [cache] [routes]
+  local name=$1 tpl=$2 port=$3 reuse=$4 cache=${5:-} routes=${6:-}
   local d=$TMP/$name transform=""
   mkdir -p "$d"
   [[ $TRANSFORM == 1 ]] && transform='"application/vnd.apple.mpegurl"'
@@ -175,6 +177,16 @@ start_outpost() { # name template port reuse [cache]
   # The edge cache on the (last) route; the origin sends no Cache-Control, so the
   # route's default TTL, as proxy_cache_valid does for nginx.
   [[ -n $cache ]] && printf '\n[routes.cache]\ndefault_ttl = "10m"\n' >>"$d/outpost.toml"
+  # A multi-tenant POP: $routes - 1 routes for other customers' host names first,
+  # then the benchmark's route for its own host, the last in the configured order.
+  if [[ -n $routes ]]; then
+    awk -v n="$routes" '
+      /^\[\[routes\]\]/ && !done {
+        for (i = 1; i < n; i++)
+          printf "[[routes]]\nname = \"tenant%d\"\nhost = \"c%d.cdn.test\"\npath_prefix = \"/\"\norigin = \"main\"\n\n", i, i
+        print; print "host = \"127.0.0.1\""; done = 1; next }
+      { print }' "$d/outpost.toml" >"$d/outpost.routes.toml" && mv "$d/outpost.routes.toml" "$d/outpost.toml"
+  fi
   "$OUTPOST_BIN" check "$d/outpost.toml" >"$d/check.log" 2>&1 \
     || { cat "$d/check.log" >&2; die "$name: outpost check failed"; }
   ( cd "$d" && exec "${SUT_CPU[@]}" "$OUTPOST_BIN" serve --config "$d/outpost.toml" --no-cache ) \
@@ -222,6 +234,7 @@ for sys in $SYSTEMS; do
     nginx-lua)   start_nginx "$sys" lua.nginx.conf "${PORT[$sys]}" "ORIGIN_PORT=$ORIGIN_PORT" "LOAD_MODULES=$LOAD_MODULES"
                  launch_nginx "$sys" "${SUT_CPU[@]}" ;;
     outpost-bare)        start_outpost "$sys" outpost-bare.toml "${PORT[$sys]}" 0 ;;
+    outpost-routes)      start_outpost "$sys" outpost-bare.toml "${PORT[$sys]}" 0 "" "${ROUTES:-10000}" ;;
     outpost-chain)       start_outpost "$sys" outpost-chain.toml "${PORT[$sys]}" 0 ;;
     outpost-chain-reuse) start_outpost "$sys" outpost-chain.toml "${PORT[$sys]}" 64 ;;
     nginx-cache) start_nginx "$sys" cache.nginx.conf "${PORT[$sys]}" "ORIGIN_PORT=$ORIGIN_PORT"
@@ -338,6 +351,7 @@ label() {
     nginx-proxy) echo "nginx proxy_pass" ;;
     nginx-lua) echo "nginx + Lua rewrite" ;;
     outpost-bare) echo "Outpost, no guests" ;;
+    outpost-routes) echo "Outpost, ${ROUTES:-10000} host routes" ;;
     outpost-chain) echo "Outpost, chain" ;;
     outpost-chain-reuse) echo "Outpost, chain, reuse 64" ;;
     nginx-cache) echo "nginx proxy_cache hit" ;;
@@ -374,6 +388,7 @@ for a in outpost-chain outpost-chain-reuse; do
   done
 done
 [[ " $SYSTEMS " == *" outpost-bare "* && " $SYSTEMS " == *" nginx-proxy "* ]] && ratio_line outpost-bare nginx-proxy
+[[ " $SYSTEMS " == *" outpost-routes "* && " $SYSTEMS " == *" outpost-bare "* ]] && ratio_line outpost-routes outpost-bare
 for a in outpost-cache outpost-chain-cache; do
   for b in nginx-cache varnish; do
     [[ " $SYSTEMS " == *" $a "* && " $SYSTEMS " == *" $b "* ]] && ratio_line "$a" "$b"

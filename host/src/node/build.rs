@@ -61,6 +61,11 @@ impl Node {
             recorder,
             cache,
             runtime,
+            route_index: super::routing::RouteIndex::new(
+                routes
+                    .iter()
+                    .map(|r| (r.host.as_deref(), r.prefix.as_str())),
+            ),
             routes,
             origins,
             guests,

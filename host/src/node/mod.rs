@@ -4,6 +4,7 @@
 
 mod build;
 mod metrics;
+mod routing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -76,23 +77,6 @@ pub struct RouteEntry {
     pub metrics: RouteMetrics,
 }
 
-impl RouteEntry {
-    fn matches(&self, host: &str, path: &str) -> bool {
-        if !path.starts_with(&self.prefix) {
-            return false;
-        }
-        match &self.host {
-            None => true,
-            Some(pattern) => match pattern.strip_prefix("*.") {
-                Some(suffix) => host
-                    .strip_suffix(suffix)
-                    .is_some_and(|rest| rest.ends_with('.')),
-                None => host == pattern,
-            },
-        }
-    }
-}
-
 /// Options that are not in the config file.
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
@@ -150,6 +134,8 @@ pub struct Node {
     pub runtime: Runtime,
     /// Routes, in match order.
     pub routes: Vec<RouteEntry>,
+    /// The routes indexed by host.
+    route_index: routing::RouteIndex,
     /// Origins by name.
     pub origins: HashMap<String, Arc<OriginEntry>>,
     /// Guests by name.
@@ -189,7 +175,8 @@ impl Node {
 
     /// The first route matching `host` (lower-case, no port) and `path`.
     pub fn route(&self, host: &str, path: &str) -> Option<&RouteEntry> {
-        self.routes.iter().find(|r| r.matches(host, path))
+        let i = self.route_index.find(host, path)?;
+        self.routes.get(i)
     }
 }
 
