@@ -18,9 +18,9 @@ CONNS=${CONNS:-10000}
 INFLIGHT=${INFLIGHT:-64}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OUTPOST=${OUTPOST:-$ROOT/target/release/outpost}
-SPIN=${SPIN:-$ROOT/guests/target/wasm32-wasip2/release/spin.wasm}
+SPIN=${SPIN:-$ROOT/target/wasm-guests/wasm32-wasip2/release/spin.wasm}
 [[ -x $OUTPOST ]] || { echo "build it first: cargo build --release" >&2; exit 1; }
-[[ -f $SPIN ]] || { echo "$SPIN missing: cargo build --release (host/build.rs builds the guests)" >&2; exit 1; }
+[[ -f $SPIN ]] || { echo "$SPIN missing: cargo test --no-run (test-guests/build.rs builds the test guests)" >&2; exit 1; }
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 TMP=$(mktemp -d)
 PIDS=()

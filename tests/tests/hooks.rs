@@ -199,3 +199,63 @@ async fn h2c_clients_are_served() {
     assert_eq!(echo["path"], "/h2/path");
     assert_eq!(echo["query"], "");
 }
+
+/// One crate exporting the admit, request and response hooks and one check
+/// (`guests/fixtures/multi-hook`): it builds for wasm, the node finds all three
+/// hooks in the one component, each runs in its phase, and the check runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_crate_exports_every_hook_and_one_check() {
+    let origin = TestOrigin::start().await;
+    let route = "admit = \"m\"\nrequest = [\"m\"]\nresponse = [\"m\"]";
+    let node = TestNode::new(&config(
+        origin.addr,
+        &[("m", "multi-hook", "[guests.m.config]\ntag = \"edge-7\"")],
+        route,
+    ))
+    .await;
+    let r = node.get("/a").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["headers"]["x-multi-request"], "edge-7");
+    assert_eq!(r.header("x-multi-response"), Some("1"));
+    let rejected = node
+        .send(
+            Request::get("/a")
+                .header("x-multi", "reject")
+                .body(Full::new(Bytes::new()))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(rejected.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        origin.hits(),
+        1,
+        "the rejected request never reached the origin"
+    );
+
+    // The one check the crate exports refuses what it should, at load.
+    let toml = config(
+        origin.addr,
+        &[("m", "multi-hook", "[guests.m.config]\ntag = \"\"")],
+        route,
+    );
+    let config = edge_config::Config::from_source(edge_config::Source {
+        name: "multi.toml".into(),
+        base_dir: ".".into(),
+        text: toml,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let opts = outpost::node::BuildOptions {
+        no_cache: true,
+        ..Default::default()
+    };
+    let errors: Vec<String> = match outpost::node::Node::build(config, &opts).await {
+        Ok(_) => panic!("an empty tag should be refused by the guest's check"),
+        Err(errs) => errs.iter().map(ToString::to_string).collect(),
+    };
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("tag") && e.contains("must not be empty")),
+        "{errors:?}"
+    );
+}

@@ -101,6 +101,56 @@ impl ConfigCheck for NoCheck {
     }
 }
 
+/// Export `C: ConfigCheck` as this component's `outpost:edge/config-check`: the
+/// load-time configuration check. Once per crate, whatever hooks it exports (the
+/// `check:` form of a hook's export macro does the same):
+///
+/// ```ignore
+/// outpost_guest::export_admit!(Shed);
+/// outpost_guest::export_request!(Rewrite);
+/// outpost_guest::export_check!(Both);
+/// ```
+///
+/// Off wasm32 it only checks the trait bound.
+#[macro_export]
+macro_rules! export_check {
+    ($c:ty) => {
+        const _: fn() = $crate::__private::assert_check::<$c>;
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        type __OutpostCheck = $c;
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[allow(unsafe_code, missing_docs, unused, clippy::all)]
+        mod __outpost_check_export {
+            $crate::__outpost_generate!(
+                world: "check",
+                with: {
+                    "outpost:edge/host@0.1.0": ::outpost_guest::__private::wit::host,
+                },
+                runtime_path: "::outpost_guest::__private::wit_bindgen::rt",
+                generate_all,
+            );
+            struct Check;
+            impl exports::outpost::edge::config_check::Guest for Check {
+                fn check(
+                    context: exports::outpost::edge::config_check::CheckContext,
+                ) -> ::std::vec::Vec<exports::outpost::edge::config_check::ConfigProblem> {
+                    ::outpost_guest::__private::run_check::<super::__OutpostCheck, _>(
+                        context.origins,
+                        |p| exports::outpost::edge::config_check::ConfigProblem {
+                            key: p.key,
+                            item: p.item,
+                            message: p.message,
+                        },
+                    )
+                }
+            }
+            export!(Check);
+        }
+    };
+}
+
 // `__outpost_generate!`: `wit_bindgen::generate!` with the WIT package inlined
 // (written by build.rs from ../../wit/outpost.wit).
 include!(concat!(env!("OUT_DIR"), "/wit_macro.rs"));
@@ -167,20 +217,19 @@ pub mod __private {
 /// Export `T: AdmitHook` as this component's `outpost:edge/admit-hook`.
 ///
 /// Use once per crate, at item level; `, check: C` also exports `C: ConfigCheck` as
-/// the load-time configuration check (without it, every configuration passes).
-/// Off wasm32 it only checks the trait bounds.
+/// the load-time configuration check (without one, every configuration passes), as
+/// [`export_check!`] does. A crate exporting several hooks exports its check once:
+/// with one of them, or with `export_check!`. Off wasm32 it only checks the trait
+/// bounds.
 #[cfg(feature = "admit")]
 #[macro_export]
 macro_rules! export_admit {
-    ($t:ty) => {
-        $crate::export_admit!($t, check: $crate::NoCheck);
-    };
     ($t:ty, check: $c:ty) => {
+        $crate::export_admit!($t);
+        $crate::export_check!($c);
+    };
+    ($t:ty) => {
         const _: fn() = $crate::__private::assert_admit::<$t>;
-        const _: fn() = $crate::__private::assert_check::<$c>;
-        #[cfg(target_arch = "wasm32")]
-        #[doc(hidden)]
-        type __OutpostAdmitCheck = $c;
         #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         type __OutpostAdmitGlue = $crate::__private::Glue<$t>;
@@ -205,20 +254,6 @@ macro_rules! export_admit {
                     Glue::run_admit(req)
                 }
             }
-            impl exports::outpost::edge::config_check::Guest for Glue {
-                fn check(
-                    context: exports::outpost::edge::config_check::CheckContext,
-                ) -> ::std::vec::Vec<exports::outpost::edge::config_check::ConfigProblem> {
-                    ::outpost_guest::__private::run_check::<super::__OutpostAdmitCheck, _>(
-                        context.origins,
-                        |p| exports::outpost::edge::config_check::ConfigProblem {
-                            key: p.key,
-                            item: p.item,
-                            message: p.message,
-                        },
-                    )
-                }
-            }
             export!(Glue);
         }
     };
@@ -227,20 +262,19 @@ macro_rules! export_admit {
 /// Export `T: RequestHook` as this component's `outpost:edge/request-hook`.
 ///
 /// Use once per crate, at item level; `, check: C` also exports `C: ConfigCheck` as
-/// the load-time configuration check (without it, every configuration passes).
-/// Off wasm32 it only checks the trait bounds.
+/// the load-time configuration check (without one, every configuration passes), as
+/// [`export_check!`] does. A crate exporting several hooks exports its check once:
+/// with one of them, or with `export_check!`. Off wasm32 it only checks the trait
+/// bounds.
 #[cfg(feature = "request")]
 #[macro_export]
 macro_rules! export_request {
-    ($t:ty) => {
-        $crate::export_request!($t, check: $crate::NoCheck);
-    };
     ($t:ty, check: $c:ty) => {
+        $crate::export_request!($t);
+        $crate::export_check!($c);
+    };
+    ($t:ty) => {
         const _: fn() = $crate::__private::assert_request::<$t>;
-        const _: fn() = $crate::__private::assert_check::<$c>;
-        #[cfg(target_arch = "wasm32")]
-        #[doc(hidden)]
-        type __OutpostRequestCheck = $c;
         #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         type __OutpostRequestGlue = $crate::__private::Glue<$t>;
@@ -265,20 +299,6 @@ macro_rules! export_request {
                     Glue::run_request(req)
                 }
             }
-            impl exports::outpost::edge::config_check::Guest for Glue {
-                fn check(
-                    context: exports::outpost::edge::config_check::CheckContext,
-                ) -> ::std::vec::Vec<exports::outpost::edge::config_check::ConfigProblem> {
-                    ::outpost_guest::__private::run_check::<super::__OutpostRequestCheck, _>(
-                        context.origins,
-                        |p| exports::outpost::edge::config_check::ConfigProblem {
-                            key: p.key,
-                            item: p.item,
-                            message: p.message,
-                        },
-                    )
-                }
-            }
             export!(Glue);
         }
     };
@@ -287,20 +307,19 @@ macro_rules! export_request {
 /// Export `T: ResponseHook` as this component's `outpost:edge/response-hook`.
 ///
 /// Use once per crate, at item level; `, check: C` also exports `C: ConfigCheck` as
-/// the load-time configuration check (without it, every configuration passes).
-/// Off wasm32 it only checks the trait bounds.
+/// the load-time configuration check (without one, every configuration passes), as
+/// [`export_check!`] does. A crate exporting several hooks exports its check once:
+/// with one of them, or with `export_check!`. Off wasm32 it only checks the trait
+/// bounds.
 #[cfg(feature = "response")]
 #[macro_export]
 macro_rules! export_response {
-    ($t:ty) => {
-        $crate::export_response!($t, check: $crate::NoCheck);
-    };
     ($t:ty, check: $c:ty) => {
+        $crate::export_response!($t);
+        $crate::export_check!($c);
+    };
+    ($t:ty) => {
         const _: fn() = $crate::__private::assert_response::<$t>;
-        const _: fn() = $crate::__private::assert_check::<$c>;
-        #[cfg(target_arch = "wasm32")]
-        #[doc(hidden)]
-        type __OutpostResponseCheck = $c;
         #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         type __OutpostResponseGlue = $crate::__private::Glue<$t>;
@@ -325,20 +344,6 @@ macro_rules! export_response {
                     body: Option<Vec<u8>>,
                 ) -> ::outpost_guest::__private::wit::types::ResponseEdit {
                     Glue::run_response(req, resp, body)
-                }
-            }
-            impl exports::outpost::edge::config_check::Guest for Glue {
-                fn check(
-                    context: exports::outpost::edge::config_check::CheckContext,
-                ) -> ::std::vec::Vec<exports::outpost::edge::config_check::ConfigProblem> {
-                    ::outpost_guest::__private::run_check::<super::__OutpostResponseCheck, _>(
-                        context.origins,
-                        |p| exports::outpost::edge::config_check::ConfigProblem {
-                            key: p.key,
-                            item: p.item,
-                            message: p.message,
-                        },
-                    )
                 }
             }
             export!(Glue);
