@@ -156,7 +156,7 @@ fn bench(c: &mut Criterion) {
         cpu: Duration::from_millis(50),
         reuse: 0,
     };
-    let load = |name: &str, cfg: &[(&str, &str)]| {
+    let load_plain = |name: &str, cfg: &[(&str, &str)]| {
         let cfg: BTreeMap<String, String> = cfg
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -164,6 +164,13 @@ fn bench(c: &mut Criterion) {
         runtime
             .load(name, &wasm(name), limits, cfg, None, Default::default())
             .expect("guest loads")
+    };
+    // As the node loads a guest: pre-initialized when it exports `init`.
+    let load = |name: &str, cfg: &[(&str, &str)]| {
+        let plain = load_plain(name, cfg);
+        rt.block_on(runtime.pre_initialize(&plain, &wasm(name), None))
+            .expect("pre-initializes")
+            .unwrap_or(plain)
     };
     let noop_admit = load("noop-admit", &[]);
     let noop_request = load("noop-request", &[]);
@@ -201,21 +208,21 @@ fn bench(c: &mut Criterion) {
         "header set x-edge main",
     ]
     .join("\n");
-    let rewrite20 = load(
-        "rewrite",
-        &[
-            ("strip_query", "utm_*,fbclid,gclid"),
-            ("sort_query", "true"),
-            ("secret.media", "0123456789abcdef0123456789abcdef"),
-            ("rules", &rules20),
-        ],
-    );
+    let rewrite20_config = [
+        ("strip_query", "utm_*,fbclid,gclid"),
+        ("sort_query", "true"),
+        ("secret.media", "0123456789abcdef0123456789abcdef"),
+        ("rules", rules20.as_str()),
+    ];
+    let rewrite20 = load("rewrite", &rewrite20_config);
+    let rewrite20_plain = load_plain("rewrite", &rewrite20_config);
     let origins = ["main", "beta", "eu", "media"].map(String::from).to_vec();
     let problems = rt
         .block_on(rewrite20.check_config(&runtime, origins))
         .expect("check runs");
     assert!(problems.is_empty(), "the 20 rules are valid: {problems:?}");
     let rendition = load("rendition", &[("max_bandwidth", "4000000")]);
+    let rendition_plain = load_plain("rendition", &[("max_bandwidth", "4000000")]);
     let body10 = master10();
     let mpd = dash_mpd();
     let dash_head = ResponseHead {
@@ -340,6 +347,26 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(noop_request.request_reused(&runtime, ls.clone(), black_box(&req), 100))
                 .expect("ok")
+        })
+    });
+    // What pre-initialization (`init` run once at load, snapshotted) saves: the
+    // same guests without the snapshot parse their configuration per request.
+    g.bench_function("request/rewrite-20-rules/not-pre-initialized", |b| {
+        b.iter(|| {
+            rt.block_on(rewrite20_plain.request(&runtime, ls.clone(), black_box(&req)))
+                .expect("ok")
+        })
+    });
+    g.bench_function("response/rendition-10-variants/not-pre-initialized", |b| {
+        b.iter(|| {
+            rt.block_on(rendition_plain.response(
+                &runtime,
+                ls.clone(),
+                &req,
+                &resp_head,
+                Some(black_box(&body10)),
+            ))
+            .expect("ok")
         })
     });
     g.bench_function("request/rewrite/reused-x100", |b| {

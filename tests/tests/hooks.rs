@@ -259,3 +259,138 @@ async fn one_crate_exports_every_hook_and_one_check() {
         "{errors:?}"
     );
 }
+
+/// Build a node from `toml`, or its errors.
+async fn build(toml: String) -> Result<outpost::node::Node, Vec<String>> {
+    let config = edge_config::Config::from_source(edge_config::Source {
+        name: "edge.toml".into(),
+        base_dir: ".".into(),
+        text: toml,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let opts = outpost::node::BuildOptions {
+        no_cache: true,
+        ..Default::default()
+    };
+    outpost::node::Node::build(config, &opts)
+        .await
+        .map_err(|errs| errs.iter().map(ToString::to_string).collect())
+}
+
+/// A guest exporting `init` (`guests/fixtures/pre-init`) is pre-initialized at
+/// load: every request's fresh instance starts from the snapshot taken after
+/// `init` ran once, with that guest's own configuration; a trap in `init`
+/// refuses the guest at load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_work_runs_once_at_load_and_every_fresh_instance_starts_after_it() {
+    let origin = TestOrigin::start().await;
+    let guests = [
+        ("a", "pre-init", "[guests.a.config]\nmark = \"41\""),
+        ("b", "pre-init", "[guests.b.config]\nmark = \"42\""),
+    ];
+    let route_b =
+        "[[routes]]\nname = \"b\"\npath_prefix = \"/b/\"\norigin = \"main\"\nrequest = [\"b\"]\n\n";
+    let node = TestNode::new(&config(origin.addr, &guests, "request = [\"a\"]").replacen(
+        "[[routes]]",
+        &format!("{route_b}[[routes]]"),
+        1,
+    ))
+    .await;
+    for _ in 0..3 {
+        // Fresh instances (no reuse): each starts where the snapshot left off.
+        let a = node.get("/a").await.json();
+        assert_eq!(a["headers"]["x-mark"], "41", "{a}");
+        assert_eq!(a["headers"]["x-init-calls"], "1", "{a}");
+    }
+    let b = node.get("/b/x").await.json();
+    assert_eq!(
+        b["headers"]["x-mark"], "42",
+        "one snapshot per guest config: {b}"
+    );
+    assert_eq!(b["headers"]["x-init-calls"], "1", "{b}");
+
+    let built = build(config(
+        origin.addr,
+        &[(
+            "c",
+            "pre-init",
+            "[guests.c.config]\ntrap_in_init = \"true\"",
+        )],
+        "request = [\"c\"]",
+    ))
+    .await;
+    let errors = built.err().expect("a trap in init refuses the guest");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("guest `c`") && e.contains("start-up (`init`) failed")),
+        "{errors:?}"
+    );
+}
+
+/// The control for the test above: the same component loaded without the snapshot
+/// starts every instance with nothing done (mark 0, `init` never called), and
+/// pre-initializing it in place gives the snapshot's state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_snapshot_a_fresh_instance_has_done_no_start_up_work() {
+    use outpost::contract::types::{ClientInfo, HeaderOp, RequestAction, RequestHead};
+    use outpost::runtime::{EngineOptions, GuestLimits, Runtime};
+    let rt = Runtime::new(&EngineOptions {
+        max_instances: 10,
+        max_memory_bytes: 16 << 20,
+        tick: std::time::Duration::from_millis(1),
+        keep_resident: false,
+    })
+    .expect("engine");
+    let wasm = std::fs::read(outpost_tests::guest_wasm("pre-init")).expect("guest built");
+    let limits = GuestLimits {
+        memory_bytes: 16 << 20,
+        cpu: std::time::Duration::from_millis(100),
+        reuse: 0,
+    };
+    let config = [("mark".to_string(), "9".to_string())]
+        .into_iter()
+        .collect();
+    let plain = rt
+        .load("p", &wasm, limits, config, None, Default::default())
+        .expect("loads");
+    let head = RequestHead {
+        method: "GET".into(),
+        scheme: "http".into(),
+        authority: "a.test".into(),
+        path: "/".into(),
+        query: String::new(),
+        headers: Vec::new(),
+        client: ClientInfo {
+            ip: "192.0.2.1".into(),
+            country: None,
+        },
+        route: "all".into(),
+        id: "1".into(),
+    };
+    let mark = |action: RequestAction| -> String {
+        let RequestAction::Forward(edit) = action else {
+            panic!("expected forward");
+        };
+        edit.headers
+            .iter()
+            .find_map(|op| match op {
+                HeaderOp::Set(h) if h.name == "x-mark" => {
+                    Some(String::from_utf8_lossy(&h.value).into_owned())
+                }
+                _ => None,
+            })
+            .expect("x-mark set")
+    };
+    let load = outpost::limiter::LoadSource::default();
+    let before = plain.request(&rt, load.clone(), &head).await.expect("runs");
+    assert_eq!(mark(before), "0", "no snapshot: init never ran");
+    let initialized = rt
+        .pre_initialize(&plain, &wasm, None)
+        .await
+        .expect("pre-initializes")
+        .expect("the guest exports init");
+    assert!(initialized.pre_initialized);
+    let after = initialized.request(&rt, load, &head).await.expect("runs");
+    assert_eq!(mark(after), "9");
+}

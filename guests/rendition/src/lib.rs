@@ -35,22 +35,33 @@ pub struct Rendition;
 
 impl ResponseHook for Rendition {
     fn on_response(req: &RequestHead, resp: &ResponseHead, body: Option<&[u8]>) -> ResponseEdit {
-        // Parsed once per instance (see `host::with_config`).
-        static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
-        host::with_config(
-            &CONFIG,
-            || Config::from_host().0,
-            |cfg| {
-                // Read the load only when something depends on it.
-                let load = if cfg.brownout.is_empty() {
-                    LoadSignals::default()
-                } else {
-                    host::load()
-                };
-                respond(cfg, &load, req, resp, body)
-            },
-        )
+        with_config(|cfg| {
+            // Read the load only when something depends on it.
+            let load = if cfg.brownout.is_empty() {
+                LoadSignals::default()
+            } else {
+                host::load()
+            };
+            respond(cfg, &load, req, resp, body)
+        })
     }
+}
+
+/// At load: the configuration is parsed once, and every fresh instance starts
+/// with it.
+impl outpost_guest::Init for Rendition {
+    fn init() {
+        with_config(|_| ());
+    }
+}
+
+outpost_guest::export_init!(Rendition);
+
+/// Run `f` with the configuration, parsed once per instance (see
+/// `host::with_config`), or once at load when the node pre-initializes.
+fn with_config<R>(f: impl FnOnce(&Config) -> R) -> R {
+    static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+    host::with_config(&CONFIG, || Config::from_host().0, f)
 }
 
 impl ConfigCheck for Rendition {

@@ -56,7 +56,16 @@ impl ConfigCheck for Rewrite {
     }
 }
 
+/// At load: the configuration is parsed (rules compiled) once, and every fresh
+/// instance starts with it.
+impl outpost_guest::Init for Rewrite {
+    fn init() {
+        with_config(|_| ());
+    }
+}
+
 outpost_guest::export_request!(Rewrite, check: Rewrite);
+outpost_guest::export_init!(Rewrite);
 
 /// Run `f` with the configuration. On wasm32 it is parsed once per instance
 /// (the config of an instance never changes); natively it is read every time,

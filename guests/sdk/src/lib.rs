@@ -92,6 +92,16 @@ pub trait ConfigCheck {
     fn check_config(ctx: &CheckContext) -> Vec<ConfigProblem>;
 }
 
+/// Start-up work done once, when the node loads the guest (`outpost:edge/init`),
+/// rather than in every request's fresh instance: parse the configuration into a
+/// `static` (a `OnceLock`), build lookup tables. The node snapshots the instance
+/// after `init`, so each fresh instance starts from that state. Export it with
+/// [`export_init!`]; read the configuration with [`host`] as the hooks do.
+pub trait Init {
+    /// Do the start-up work.
+    fn init();
+}
+
 /// The check of a guest that has none: every configuration is accepted.
 pub struct NoCheck;
 
@@ -151,6 +161,50 @@ macro_rules! export_check {
     };
 }
 
+/// Export `T: Init` as this component's `outpost:edge/init`: the start-up work the
+/// node runs once at load and snapshots (pre-initialization). Once per crate,
+/// whatever hooks it exports:
+///
+/// ```ignore
+/// impl outpost_guest::Init for Rewrite {
+///     fn init() {
+///         with_config(|_| ()); // parse the configuration into its OnceLock
+///     }
+/// }
+/// outpost_guest::export_init!(Rewrite);
+/// ```
+///
+/// Off wasm32 it only checks the trait bound.
+#[macro_export]
+macro_rules! export_init {
+    ($t:ty) => {
+        const _: fn() = $crate::__private::assert_init::<$t>;
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        type __OutpostInit = $t;
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[allow(unsafe_code, missing_docs, unused, clippy::all)]
+        mod __outpost_init_export {
+            $crate::__outpost_generate!(
+                world: "pre-init",
+                with: {
+                    "outpost:edge/host@0.1.0": ::outpost_guest::__private::wit::host,
+                },
+                runtime_path: "::outpost_guest::__private::wit_bindgen::rt",
+                generate_all,
+            );
+            struct Start;
+            impl exports::outpost::edge::init::Guest for Start {
+                fn init() {
+                    <super::__OutpostInit as ::outpost_guest::Init>::init();
+                }
+            }
+            export!(Start);
+        }
+    };
+}
+
 // `__outpost_generate!`: `wit_bindgen::generate!` with the WIT package inlined
 // (written by build.rs from ../../wit/outpost.wit).
 include!(concat!(env!("OUT_DIR"), "/wit_macro.rs"));
@@ -169,6 +223,8 @@ pub mod __private {
     pub struct Glue<T: ?Sized>(PhantomData<T>);
 
     pub fn assert_check<T: crate::ConfigCheck>() {}
+
+    pub fn assert_init<T: crate::Init>() {}
 
     /// Run `C`'s check and convert its problems with `f` (the guest's generated type).
     pub fn run_check<C: crate::ConfigCheck, P>(

@@ -38,10 +38,25 @@ pub struct Shed;
 
 impl AdmitHook for Shed {
     fn on_admit(req: &RequestHead) -> AdmitDecision {
-        // Parsed once per instance (see `host::with_config`).
-        static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
-        outpost_guest::host::with_config(&CONFIG, Config::from_host, |c| decide(req, c))
+        with_config(|c| decide(req, c))
     }
+}
+
+/// At load: the configuration is parsed once, and every fresh instance starts
+/// with it.
+impl outpost_guest::Init for Shed {
+    fn init() {
+        with_config(|_| ());
+    }
+}
+
+outpost_guest::export_init!(Shed);
+
+/// Run `f` with the configuration, parsed once per instance (see
+/// `host::with_config`), or once at load when the node pre-initializes.
+fn with_config<R>(f: impl FnOnce(&Config) -> R) -> R {
+    static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+    outpost_guest::host::with_config(&CONFIG, Config::from_host, f)
 }
 
 impl ConfigCheck for Shed {

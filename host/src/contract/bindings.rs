@@ -8,6 +8,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use self::exports::outpost::edge::{admit_hook, config_check, request_hook, response_hook};
+pub use self::exports::outpost::edge::{
+    admit_hook, config_check, init, request_hook, response_hook,
+};
 pub use self::outpost::edge::host;
 pub use self::outpost::edge::types;

@@ -29,7 +29,8 @@ impl Node {
         let mut errors = Vec::new();
         let runtime = engine(&config, opts)?;
         let guests = load_guests(&config, opts, &runtime, &mut errors);
-        check_guest_configs(&config, &runtime, &guests, &mut errors).await;
+        let refused = check_guest_configs(&config, &runtime, &guests, &mut errors).await;
+        let guests = pre_initialize(&config, opts, &runtime, guests, &refused, &mut errors).await;
         let clients = crate::client::ClientRules::load(&config).unwrap_or_else(|mut e| {
             errors.append(&mut e);
             crate::client::ClientRules::default()
@@ -157,14 +158,7 @@ fn load_guests(
     errors: &mut Vec<Diagnostic>,
 ) -> Guests {
     let src = config.source();
-    let cache = if opts.no_cache {
-        None
-    } else {
-        opts.cache_dir
-            .clone()
-            .or_else(|| config.node.cache_dir.as_ref().map(PathBuf::from))
-            .map(CompileCache::new)
-    };
+    let cache = compile_cache(config, opts);
     let mut guests = BTreeMap::new();
     for (name, g) in &config.guests {
         let wasm = match wasm_of(config.guest_source(g)) {
@@ -202,6 +196,17 @@ fn load_guests(
     guests
 }
 
+/// The compile cache the options and the config name, if any.
+fn compile_cache(config: &Config, opts: &BuildOptions) -> Option<CompileCache> {
+    if opts.no_cache {
+        return None;
+    }
+    opts.cache_dir
+        .clone()
+        .or_else(|| config.node.cache_dir.as_ref().map(PathBuf::from))
+        .map(CompileCache::new)
+}
+
 /// A guest's component: built into the binary, or read from a file.
 fn wasm_of(source: GuestSource<PathBuf>) -> Result<Cow<'static, [u8]>, String> {
     match source {
@@ -214,6 +219,50 @@ fn wasm_of(source: GuestSource<PathBuf>) -> Result<Cow<'static, [u8]>, String> {
     }
 }
 
+/// Every guest that exports `init` (and whose configuration passed its check)
+/// replaced by its pre-initialized snapshot (`runtime::preinit`).
+async fn pre_initialize(
+    config: &Config,
+    opts: &BuildOptions,
+    runtime: &Runtime,
+    guests: Guests,
+    refused: &std::collections::BTreeSet<String>,
+    errors: &mut Vec<Diagnostic>,
+) -> Guests {
+    let src = config.source();
+    let cache = compile_cache(config, opts);
+    let mut out = BTreeMap::new();
+    for (name, guest) in guests {
+        let Some(g) = config.guests.get(name.as_str()) else {
+            out.insert(name, guest);
+            continue;
+        };
+        let at = |e: &dyn std::fmt::Display| src.diagnostic(g.wasm.span(), e.to_string());
+        // A configuration its check refused is reported as such, not run.
+        if refused.contains(&name) {
+            out.insert(name, guest);
+            continue;
+        }
+        let initialized = match wasm_of(config.guest_source(g)) {
+            Ok(wasm) => runtime.pre_initialize(&guest, &wasm, cache.as_ref()).await,
+            Err(e) => {
+                errors.push(at(&e));
+                continue;
+            }
+        };
+        match initialized {
+            Ok(Some(g)) => {
+                out.insert(name, g);
+            }
+            Ok(None) => {
+                out.insert(name, guest);
+            }
+            Err(e) => errors.push(at(&e)),
+        }
+    }
+    out
+}
+
 /// Each guest checks its own configuration; a problem is a config error at the key
 /// (and list item) it names.
 async fn check_guest_configs(
@@ -221,7 +270,8 @@ async fn check_guest_configs(
     runtime: &Runtime,
     guests: &Guests,
     errors: &mut Vec<Diagnostic>,
-) {
+) -> std::collections::BTreeSet<String> {
+    let mut refused = std::collections::BTreeSet::new();
     let src = config.source();
     let origin_names: Vec<String> = config.origins.keys().map(|k| k.to_string()).collect();
     for (name, guest) in guests {
@@ -235,9 +285,13 @@ async fn check_guest_configs(
                     g.wasm.span(),
                     format!("guest `{name}`: its configuration check failed: {e}"),
                 ));
+                refused.insert(name.clone());
                 continue;
             }
         };
+        if !problems.is_empty() {
+            refused.insert(name.clone());
+        }
         for p in problems {
             let value = g.config.get(&p.key);
             let span = match (value, p.item) {
@@ -258,6 +312,7 @@ async fn check_guest_configs(
             ));
         }
     }
+    refused
 }
 
 /// Every origin's client and limiter; the demo origin started if one is configured

@@ -4,6 +4,7 @@
 mod cache;
 mod host_impl;
 mod metrics;
+mod preinit;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -163,17 +164,41 @@ impl Runtime {
         cache: Option<&CompileCache>,
         metrics: GuestMetrics,
     ) -> Result<Arc<Guest>, GuestError> {
-        let component = match cache {
-            Some(c) => c.component(&self.engine, wasm),
-            None => Component::new(&self.engine, wasm),
-        }
-        .map_err(|e| GuestError::Load {
+        let component = self.compile(wasm, cache).map_err(|e| GuestError::Load {
             guest: name.to_string(),
             message: format!("not a valid WebAssembly component: {e:#}"),
         })?;
+        let parts = Linked {
+            name: name.into(),
+            limits,
+            config: Arc::new(config),
+            shared: Arc::default(),
+            metrics,
+        };
+        self.link(&component, parts)
+    }
+
+    /// Compile `wasm` (or take it from `cache`).
+    fn compile(&self, wasm: &[u8], cache: Option<&CompileCache>) -> wasmtime::Result<Component> {
+        match cache {
+            Some(c) => c.component(&self.engine, wasm),
+            None => Component::new(&self.engine, wasm),
+        }
+    }
+
+    /// Link a compiled guest and find the hooks it exports.
+    fn link(&self, component: &Component, parts: Linked) -> Result<Arc<Guest>, GuestError> {
+        let Linked {
+            name,
+            limits,
+            config,
+            shared,
+            metrics,
+        } = parts;
+        let name = &*name;
         let pre = self
             .linker
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(|e| GuestError::Load {
                 guest: name.to_string(),
                 message: format!("cannot link: {e:#}"),
@@ -207,13 +232,23 @@ impl Runtime {
             hooks,
             limits,
             deadline_ticks,
-            config: Arc::new(config),
-            shared: Arc::default(),
+            config,
+            shared,
             reuse: limits.reuse,
             idle: std::sync::Mutex::new(Vec::new()),
             metrics,
+            pre_initialized: false,
         }))
     }
+}
+
+/// What a guest is linked with, besides its component.
+struct Linked {
+    name: Arc<str>,
+    limits: GuestLimits,
+    config: Arc<BTreeMap<String, String>>,
+    shared: Arc<SharedStore>,
+    metrics: GuestMetrics,
 }
 
 impl Drop for Runtime {
@@ -257,6 +292,8 @@ pub struct Guest {
     idle: std::sync::Mutex<Vec<Live>>,
     /// Its counters.
     pub metrics: GuestMetrics,
+    /// Its instances start from a snapshot taken after its `init` (see `preinit`).
+    pub pre_initialized: bool,
 }
 
 /// A store's resource limits ([`StoreLimits`]), remembering whether they refused a
