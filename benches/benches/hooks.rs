@@ -48,6 +48,36 @@ fn head() -> RequestHead {
     }
 }
 
+/// A browser's request: 18 header fields, a 2 KB cookie among them.
+fn browser_head() -> RequestHead {
+    let mut head = head();
+    let h = |n: &str, v: String| Header {
+        name: n.into(),
+        value: v.into_bytes(),
+    };
+    let cookie: String = (0..40)
+        .map(|i| format!("c{i:02}={:040x}; ", i * 7919))
+        .collect();
+    for (n, v) in [
+        (
+            "sec-ch-ua",
+            "\"Chromium\";v=\"156\", \"Not=A?Brand\";v=\"24\"",
+        ),
+        ("sec-ch-ua-mobile", "?0"),
+        ("sec-ch-ua-platform", "\"Linux\""),
+        ("sec-fetch-site", "same-site"),
+        ("sec-fetch-mode", "cors"),
+        ("sec-fetch-dest", "empty"),
+        ("origin", "https://www.example.com"),
+        ("priority", "u=1, i"),
+        ("connection", "keep-alive"),
+    ] {
+        head.headers.push(h(n, v.to_string()));
+    }
+    head.headers.push(h("cookie", cookie));
+    head
+}
+
 fn master() -> Vec<u8> {
     let mut s = String::from("#EXTM3U\n#EXT-X-VERSION:3\n");
     for (i, bw) in [
@@ -367,6 +397,38 @@ fn bench(c: &mut Criterion) {
                 Some(black_box(&body10)),
             ))
             .expect("ok")
+        })
+    });
+    // What a browser's header block costs a call: the same guests, 18 fields and a
+    // 2 KB cookie instead of 8 fields.
+    let browser = browser_head();
+    g.bench_function("request/noop/browser-headers", |b| {
+        b.iter(|| {
+            rt.block_on(noop_request.request(&runtime, ls.clone(), black_box(&browser)))
+                .expect("ok")
+        })
+    });
+    g.bench_function("request/noop/browser-headers/reused-x100", |b| {
+        b.iter(|| {
+            rt.block_on(noop_request.request_reused(&runtime, ls.clone(), black_box(&browser), 100))
+                .expect("ok")
+        })
+    });
+    g.bench_function("chain/browser-headers", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                shed.admit(&runtime, ls.clone(), &browser)
+                    .await
+                    .expect("admit");
+                rewrite
+                    .request(&runtime, ls.clone(), &browser)
+                    .await
+                    .expect("request");
+                rendition
+                    .response(&runtime, ls.clone(), &browser, &resp_head, Some(&body))
+                    .await
+                    .expect("response")
+            })
         })
     });
     g.bench_function("request/rewrite/reused-x100", |b| {

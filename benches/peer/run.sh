@@ -16,6 +16,7 @@
 #   PIN=1             servers under test on CPU 0, origin + wrk on CPU 1 (needs ≥ 2 CPUs)
 #   TRANSFORM=0       1: the rendition guest also gets the playlist body
 #   UA="..."          User-Agent sent by wrk           REQ_PATH="/live/a/./b//index.m3u8?..."
+#   BROWSER=1         a browser's 17 header fields (a 2 KB cookie among them), not wrk's few
 #   TIME_LIMIT=...    global bound in seconds (default: computed from the above)
 #   WASMTIME_COMPONENT=path.wasm  with `wasmtime` on PATH: also run `wasmtime serve`
 #                                 (a fresh instance per request, and reuse 64) on that
@@ -301,10 +302,22 @@ to_us() { # wrk duration (e.g. 812.00us, 1.23ms, 1.01s, 2.00m) → µs
 }
 RESULTS=$TMP/results.tsv
 : >"$RESULTS"
+# BROWSER=1: the header block a browser sends (17 fields besides Host, a 2 KB
+# cookie among them) instead of wrk's minimal one.
+HEADERS=(-H "User-Agent: $UA")
+if [[ ${BROWSER:-0} == 1 ]]; then
+  cookie=$(for i in $(seq -w 0 39); do printf 'c%s=%040x; ' "$i" $((10#$i * 7919)); done)
+  HEADERS+=(-H "Accept: */*" -H "Accept-Encoding: gzip, deflate, br, zstd"
+    -H "Accept-Language: en-US,en;q=0.9" -H "Referer: https://www.example.com/watch/launch"
+    -H "Origin: https://www.example.com" -H 'sec-ch-ua: "Chromium";v="156", "Not=A?Brand";v="24"'
+    -H "sec-ch-ua-mobile: ?0" -H 'sec-ch-ua-platform: "Linux"' -H "Sec-Fetch-Site: same-site"
+    -H "Sec-Fetch-Mode: cors" -H "Sec-Fetch-Dest: empty" -H "Priority: u=1, i"
+    -H "Cache-Control: no-cache" -H "Pragma: no-cache" -H "DNT: 1" -H "Cookie: $cookie")
+fi
 run_wrk() { # sys duration → the wrk output file
   local sys=$1 dur=$2 out=$TMP/wrk.$1.$RANDOM.txt
   "${LOAD_CPU[@]}" wrk -t1 -c"$CONNECTIONS" -d"${dur}s" --latency --timeout 5s \
-    -H "User-Agent: $UA" "http://127.0.0.1:${PORT[$sys]}${REQ_PATH}" >"$out" 2>&1 || true
+    "${HEADERS[@]}" "http://127.0.0.1:${PORT[$sys]}${REQ_PATH}" >"$out" 2>&1 || true
   echo "$out"
 }
 measure() { # sys round

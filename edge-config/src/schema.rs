@@ -664,7 +664,7 @@ pub struct Compression {
     /// gzip and deflate, 1..=9.
     #[serde(default = "default_gzip_level")]
     pub gzip_level: Spanned<u32>,
-    /// Brotli, 0..=11 (default 4).
+    /// Brotli, 0..=11 (default 4); bodies up to 4 KiB are encoded at 1 at most.
     #[serde(default = "default_brotli_level")]
     pub brotli_level: Spanned<u32>,
     /// zstd, 1..=19.

@@ -134,6 +134,12 @@ impl From<&edge_config::Compression> for Levels {
     }
 }
 
+/// Bodies up to this many bytes (a playlist, a small manifest) are encoded in
+/// Brotli at quality 1 at most: at 2 and above its set-up (a hash table cleared on
+/// every call) costs 17-24 µs on a 1 KiB playlist at quality 4 against 4-7 µs at
+/// quality 1, for about 30 bytes saved; the setting holds for larger bodies.
+const SMALL_BODY: usize = 4 << 10;
+
 /// Encode `data` in `coding` at `levels`. None if the encoder failed (writing to
 /// memory does not; the caller then sends identity).
 pub fn encode(coding: Coding, data: &[u8], levels: Levels) -> Option<Bytes> {
@@ -150,8 +156,13 @@ pub fn encode(coding: Coding, data: &[u8], levels: Levels) -> Option<Bytes> {
         }
         Coding::Br => {
             let mut out = Vec::new();
+            let quality = if data.len() <= SMALL_BODY {
+                levels.brotli.min(1)
+            } else {
+                levels.brotli
+            };
             let params = brotli::enc::BrotliEncoderParams {
-                quality: levels.brotli as i32,
+                quality: quality as i32,
                 lgwin: window_log(Some(data.len() as u64)) as i32,
                 size_hint: data.len(),
                 ..Default::default()
