@@ -233,25 +233,15 @@ async fn one_crate_exports_every_hook_and_one_check() {
     );
 
     // The one check the crate exports refuses what it should, at load.
-    let toml = config(
+    let built = build(config(
         origin.addr,
         &[("m", "multi-hook", "[guests.m.config]\ntag = \"\"")],
         route,
-    );
-    let config = edge_config::Config::from_source(edge_config::Source {
-        name: "multi.toml".into(),
-        base_dir: ".".into(),
-        text: toml,
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
-    let opts = outpost::node::BuildOptions {
-        no_cache: true,
-        ..Default::default()
-    };
-    let errors: Vec<String> = match outpost::node::Node::build(config, &opts).await {
-        Ok(_) => panic!("an empty tag should be refused by the guest's check"),
-        Err(errs) => errs.iter().map(ToString::to_string).collect(),
-    };
+    ))
+    .await;
+    let errors = built
+        .err()
+        .expect("an empty tag is refused by the guest's check");
     assert!(
         errors
             .iter()

@@ -858,14 +858,9 @@ fn play_context(seen: &[Seen], outcome: &str, played_for: Duration) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hls_js_in_chromium_never_fetches_a_capped_rendition() {
-    require_tool(&chromium_binary(), "--version", "chromium");
-    let dir = hls_ladder();
-    player_files(dir.path());
-    // The origin compresses playlists for a client that accepts gzip, as nginx with
-    // `gzip on` does; Chromium always does.
-    let origin = StaticOrigin::start_compressing(dir.path(), Some("gzip")).await;
+/// A node caching in front of `origin`, its rendition guest capping the ladder of
+/// `master.m3u8` between the second and third rungs; and the cap.
+async fn capped_cached_node(origin: &StaticOrigin) -> (TestNode, u64) {
     let ladder = parse_master(&origin.file("master.m3u8"));
     let bw: Vec<u64> = ladder.variants.iter().map(|v| v.bandwidth).collect();
     let cap = (bw[1] + bw[2]) / 2;
@@ -880,6 +875,18 @@ async fn hls_js_in_chromium_never_fetches_a_capped_rendition() {
         &format!("{ROUTE}\n[routes.cache]"),
     ))
     .await;
+    (node, cap)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_js_in_chromium_never_fetches_a_capped_rendition() {
+    require_tool(&chromium_binary(), "--version", "chromium");
+    let dir = hls_ladder();
+    player_files(dir.path());
+    // The origin compresses playlists for a client that accepts gzip, as nginx with
+    // `gzip on` does; Chromium always does.
+    let origin = StaticOrigin::start_compressing(dir.path(), Some("gzip")).await;
+    let (node, cap) = capped_cached_node(&origin).await;
     let (allowed, capped) = LADDER.split_at(2);
 
     let mut player = Player::open(&format!("http://{}/index.html", node.addr));
@@ -1368,19 +1375,7 @@ async fn hls_js_plays_a_live_ladder_through_the_cache() {
     // Live media playlists are fresh for a second, segments and the master for a
     // minute; playlists are gzipped for a client that takes it, with `Vary`.
     let origin = StaticOrigin::start_compressing(dir.path(), Some("gzip")).await;
-    let ladder = parse_master(&origin.file("master.m3u8"));
-    let bw: Vec<u64> = ladder.variants.iter().map(|v| v.bandwidth).collect();
-    let cap = (bw[1] + bw[2]) / 2;
-    let node = TestNode::new(&config(
-        origin.addr,
-        &[(
-            "rend",
-            "rendition",
-            &format!("[guests.rend.config]\nmax_bandwidth = {cap}"),
-        )],
-        &format!("{ROUTE}\n[routes.cache]"),
-    ))
-    .await;
+    let (node, _) = capped_cached_node(&origin).await;
     let (allowed, capped) = LIVE_LADDER.split_at(2);
     let polled = format!("/{}/index.m3u8", allowed[1].0);
 
