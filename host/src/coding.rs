@@ -107,7 +107,7 @@ pub fn decode(coding: Coding, data: &[u8], cap: usize) -> Result<Bytes, DecodeEr
 }
 
 /// The levels to compress at (`[compression]`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Levels {
     /// gzip and deflate, 1..=9.
     pub gzip: u32,

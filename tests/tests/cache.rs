@@ -731,6 +731,63 @@ async fn five_hundred_viewers_of_a_live_stream_reach_the_origin_once_per_object(
     );
 }
 
+/// A browser's hits on a stored playlist are compressed once, not per hit: the
+/// copy keeps its encoding. With response guests that reshape the body per
+/// viewer, each viewer still gets its own shape, compressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hits_reuse_the_copys_encoding_unless_a_guest_reshapes_the_body() {
+    let origin = Origin::start().await;
+    let node = TestNode::new(&node_config(origin.addr, "", "")).await;
+    let playlist = "/live.m3u8?h=cache-control:max-age=60&h=content-type:application/vnd.apple.mpegurl&body=master";
+    let br = [("accept-encoding", "gzip, deflate, br, zstd")];
+    let first = get(&node, playlist, &br).await;
+    let hits = [
+        get(&node, playlist, &br).await,
+        get(&node, playlist, &br).await,
+    ];
+    let plain = get(&node, playlist, &[]).await;
+    assert_eq!(origin.hits(playlist), 1);
+    for h in &hits {
+        assert!(status_of(h).contains("hit"), "{}", status_of(h));
+        assert_eq!(h.header("content-encoding"), Some("br"));
+        assert_eq!(
+            h.header("content-length"),
+            Some(h.body.len().to_string().as_str())
+        );
+        assert_eq!(h.body, hits[0].body);
+        assert_eq!(
+            outpost_tests::decode_as(Some("br"), &h.body),
+            plain.body.to_vec()
+        );
+    }
+    assert_eq!(
+        outpost_tests::decode_as(first.header("content-encoding"), &first.body),
+        plain.body.to_vec()
+    );
+
+    // Shaped per viewer by the rendition guest: the kept encoding is not used.
+    let guest = "[guests.rendition]\nwasm = \"builtin:rendition\"\n[guests.rendition.config]\n\"class.mobile.max_height\" = 540\n";
+    let route = "response = [\"rendition\"]\ntransform = [\"application/vnd.apple.mpegurl\"]";
+    let node = TestNode::new(&node_config(origin.addr, route, guest)).await;
+    let master = "/shaped.m3u8?h=cache-control:max-age=60&h=content-type:application/vnd.apple.mpegurl&body=master";
+    let variants = |r: &Reply| {
+        String::from_utf8(outpost_tests::decode_as(
+            r.header("content-encoding"),
+            &r.body,
+        ))
+        .expect("text")
+        .matches("#EXT-X-STREAM-INF")
+        .count()
+    };
+    for _ in 0..2 {
+        let desktop = get(&node, master, &[br[0], ("x-client-class", "desktop")]).await;
+        let mobile = get(&node, master, &[br[0], ("x-client-class", "mobile")]).await;
+        assert_eq!(variants(&desktop), 4);
+        assert_eq!(variants(&mobile), 2);
+    }
+    assert_eq!(origin.hits(master), 1);
+}
+
 #[tokio::test]
 async fn viewers_of_different_classes_get_differently_shaped_masters_from_one_stored_master() {
     let origin = Origin::start().await;

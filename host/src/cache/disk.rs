@@ -387,6 +387,7 @@ fn stored(head: Head, body: Bytes) -> Stored {
         tags: head.tags,
         stale_while_revalidate: Duration::from_millis(head.stale_while_revalidate_ms),
         stale_if_error: Duration::from_millis(head.stale_if_error_ms),
+        encoded: Default::default(),
     }
 }
 
@@ -418,6 +419,7 @@ mod tests {
             tags: vec!["t".into()],
             stale_while_revalidate: Duration::ZERO,
             stale_if_error: Duration::from_secs(5),
+            encoded: Default::default(),
         }
     }
 

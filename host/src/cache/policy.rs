@@ -170,18 +170,7 @@ impl RouteRules {
             (None, true) => Duration::ZERO,
             (None, false) => self.stale_if_error,
         };
-        let mut headers = resp.headers.clone();
-        for h in TARGETED {
-            headers.remove(h);
-        }
-        let tags = resp
-            .headers
-            .get_all("surrogate-key")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(str::split_whitespace)
-            .map(str::to_string)
-            .collect();
+        let (headers, tags) = headers_and_tags(&resp.headers);
         Verdict::Store(Box::new(Stored {
             lifetime: policy.age(now) + policy.time_to_live(now),
             stored_at: now,
@@ -193,6 +182,7 @@ impl RouteRules {
             tags,
             stale_while_revalidate: secs("stale-while-revalidate").unwrap_or_default(),
             stale_if_error,
+            encoded: super::stored::Encoded::default(),
         }))
     }
 
@@ -263,6 +253,23 @@ impl RouteRules {
 
 /// `req` reduced to what a stored policy needs: method, target, `Host`, and the
 /// headers `resp` varies on.
+/// The origin's headers as clients get them (the edge's targeted fields removed),
+/// and its `Surrogate-Key` tags.
+fn headers_and_tags(origin: &HeaderMap) -> (HeaderMap, Vec<String>) {
+    let mut headers = origin.clone();
+    for h in TARGETED {
+        headers.remove(h);
+    }
+    let tags = origin
+        .get_all("surrogate-key")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(str::split_whitespace)
+        .map(str::to_string)
+        .collect();
+    (headers, tags)
+}
+
 fn minimal_request(req: &http::request::Parts, resp: &HeaderMap) -> http::request::Parts {
     let mut r = http::Request::new(());
     *r.method_mut() = req.method.clone();

@@ -10,6 +10,7 @@ use http::{Method, Response, StatusCode};
 use http_cache_semantics::CachePolicy;
 
 use crate::body::{self, Body};
+use crate::coding::{Coding, Levels};
 
 /// Headers addressed to the edge alone: they set the edge's freshness or tag the
 /// object, and never reach a client.
@@ -43,7 +44,27 @@ pub struct Stored {
     /// How long past its freshness it may stand in for an origin that fails or a
     /// request the limiter would shed (`stale-if-error`, or the route's bound).
     pub stale_if_error: Duration,
+    /// Its body as edge compression encoded it for clients, kept with the copy.
+    pub encoded: Encoded,
 }
+
+/// A stored body's encodings for clients (edge compression), at most one per
+/// coding: a hit of a playlist is not compressed again for every browser.
+/// Outside the weight the copy was stored with; bounded by one encoding per coding
+/// of a body no larger than [`Encoded::MAX_BODY`].
+#[derive(Debug, Default)]
+pub struct Encoded(std::sync::Mutex<Vec<(Coding, Levels, Bytes)>>);
+
+impl Encoded {
+    /// Bodies up to this size keep their encodings.
+    pub const MAX_BODY: usize = 256 << 10;
+}
+
+/// A response answered from a stored copy whose body it carries unchanged: edge
+/// compression takes the copy's kept encoding instead of encoding again. Removed
+/// by whatever replaces the body.
+#[derive(Clone)]
+pub struct FromStore(pub std::sync::Arc<Stored>);
 
 /// How a stored response relates to a request at a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +157,7 @@ impl Stored {
             tags: self.tags.clone(),
             stale_while_revalidate: self.stale_while_revalidate,
             stale_if_error: self.stale_if_error,
+            encoded: Encoded::default(),
         }
     }
 
@@ -162,6 +184,25 @@ impl Stored {
         }
         !vary.any(|n| n.trim() == "*")
             && super::policy::vary_key(&self.headers, req) == self.vary_key
+    }
+
+    /// Its body encoded in `coding` at `levels`: encoded on the first call and kept
+    /// (one per coding; a new level replaces it), or None if the body is larger
+    /// than [`Encoded::MAX_BODY`] or the encoder declines.
+    pub fn encoded(&self, coding: Coding, levels: Levels) -> Option<Bytes> {
+        if self.body.len() > Encoded::MAX_BODY {
+            return None;
+        }
+        let lock = || self.encoded.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((.., b)) = lock().iter().find(|(c, l, _)| *c == coding && *l == levels) {
+            return Some(b.clone());
+        }
+        // Encoded outside the lock: two first hits may both encode; one is kept.
+        let bytes = crate::coding::encode(coding, &self.body, levels)?;
+        let mut kept = lock();
+        kept.retain(|(c, ..)| *c != coding);
+        kept.push((coding, levels, bytes.clone()));
+        Some(bytes)
     }
 
     /// Whether it may stand in for a failed or shed request at `now`.
@@ -371,6 +412,53 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::ETAG, HeaderValue::from_str(tag).expect("etag"));
         h
+    }
+
+    #[test]
+    fn a_body_is_encoded_once_per_coding_and_level() {
+        let req = req(&[]);
+        let resp = http::Response::builder()
+            .header("cache-control", "max-age=60")
+            .header("content-type", "application/vnd.apple.mpegurl")
+            .body(())
+            .expect("resp")
+            .into_parts()
+            .0;
+        let super::super::Verdict::Store(mut s) =
+            super::super::RouteRules::default().judge(&req, &resp, SystemTime::now())
+        else {
+            panic!("stored");
+        };
+        s.body = Bytes::from("#EXTM3U\n#EXT-X-VERSION:3\n".repeat(40));
+        let levels = Levels::default();
+        let first = s.encoded(Coding::Br, levels).expect("encodes");
+        let again = s.encoded(Coding::Br, levels).expect("kept");
+        assert_eq!(
+            first.as_ptr(),
+            again.as_ptr(),
+            "the same bytes, not a second encoding"
+        );
+        assert_eq!(
+            crate::coding::decode(Coding::Br, &first, 1 << 20).expect("decodes"),
+            s.body
+        );
+        let gzip = s.encoded(Coding::Gzip, levels).expect("encodes");
+        assert_ne!(gzip.as_ptr(), first.as_ptr());
+        let other = Levels {
+            brotli: 0,
+            ..levels
+        };
+        let relevelled = s.encoded(Coding::Br, other).expect("encodes");
+        assert_ne!(
+            relevelled.as_ptr(),
+            first.as_ptr(),
+            "a new level encodes again"
+        );
+        s.body = Bytes::from(vec![b'a'; Encoded::MAX_BODY + 1]);
+        assert!(
+            s.encoded(Coding::Zstd, levels).is_none(),
+            "too large to keep"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use http_cache_semantics::{AfterResponse, BeforeRequest};
 
 use crate::body::{self, Body};
 use crate::cache::collapse;
+use crate::cache::stored::FromStore;
 use crate::cache::{CACHE_STATUS, GUEST_FIELDS};
 use crate::cache::{
     Cache, Entry, Fill, FillBody, Freshness, Joined, Lead, Slot, Steer, Stored, Tee, Verdict,
@@ -178,6 +179,19 @@ pub(super) fn steer(resp: &mut Response<Body>, slot: Option<Slot>) {
     slot.decide(decision);
 }
 
+/// The answer to `req` from the stored copy `s`, marked as carrying its body
+/// unchanged ([`FromStore`]: edge compression reuses the copy's encodings).
+fn from_store(
+    s: &Arc<Stored>,
+    req: &http::request::Parts,
+    now: std::time::SystemTime,
+    status: &str,
+) -> Response<Body> {
+    let mut resp = s.respond(req, now, status);
+    resp.extensions_mut().insert(FromStore(s.clone()));
+    resp
+}
+
 /// Look the request up.
 pub(super) async fn lookup(
     node: &Node,
@@ -217,7 +231,7 @@ pub(super) async fn lookup(
                     let result = if fetch.collapsed { "collapsed" } else { "hit" };
                     note(route, d, result, || result.into());
                     let status = hit_status(&s, now, fetch.collapsed);
-                    return Looked::Hit(s.respond(&req, now, &status));
+                    return Looked::Hit(from_store(&s, &req, now, &status));
                 }
             }
             None => {}
@@ -350,7 +364,7 @@ async fn follow(
     {
         note(route, d, "stale", || "stale while-revalidate".into());
         let status = "outpost; hit; detail=stale-while-revalidate";
-        return Next::Answer(s.respond(req, now, status));
+        return Next::Answer(from_store(s, req, now, status));
     }
     fetch.collapsed = true;
     fetch.waited_since.get_or_insert(now);
@@ -552,7 +566,12 @@ impl Fetch {
         // The client gets the stored copy, not the revalidation the node added.
         req.headers.remove(header::IF_NONE_MATCH);
         req.headers.remove(header::IF_MODIFIED_SINCE);
-        Some(s.respond(&req, now, &format!("outpost; hit; detail={why}")))
+        Some(from_store(
+            s,
+            &req,
+            now,
+            &format!("outpost; hit; detail={why}"),
+        ))
     }
 
     /// The origin's response, as the cache leaves it: stored (as it streams), a

@@ -8,6 +8,7 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 
 use crate::body::{self, Body};
+use crate::cache::stored::FromStore;
 use crate::coding::{self, Coding, Levels};
 use crate::contract::types::RequestHead;
 use crate::error::EdgeError;
@@ -93,6 +94,16 @@ pub(super) async fn edge(
     // Byte ranges of the original do not address the compressed stream.
     parts.headers.remove(header::ACCEPT_RANGES);
     weaken_etag(&mut parts.headers);
+    // A stored copy's body, unchanged: its encoding is made once and kept with it.
+    let stored = parts.extensions.remove::<FromStore>();
+    if let Some(FromStore(s)) = stored.filter(|s| len == Some(s.0.body.len() as u64))
+        && let Some(bytes) = s.encoded(c, levels)
+    {
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        return Ok(Response::from_parts(parts, body::full(bytes)));
+    }
     // A small body of known length (a playlist, a manifest) is encoded whole: the
     // encoder then knows its size and sizes its tables to it (a streaming encoder
     // sets up for any size, several times the cost on a 20 KB playlist). Anything

@@ -82,7 +82,11 @@ pub(super) async fn chain(
     append_wit_headers(&mut parts.headers, &head.headers);
     let body = match stream {
         Some(s) => s,
-        None => client_body(node, route, &mut parts.headers, req, guest_body),
+        None => {
+            // The guests had the body: what goes out is theirs, not a stored copy's.
+            parts.extensions.remove::<crate::cache::stored::FromStore>();
+            client_body(node, route, &mut parts.headers, req, guest_body)
+        }
     };
     Ok(Response::from_parts(parts, body))
 }
