@@ -5,7 +5,8 @@
 //! component support: it instruments the component so its state can be read, and
 //! rewrites the data segments from what it read). Every request's fresh instance
 //! then starts from that state, copy-on-write from the pool's image, instead of
-//! redoing the start-up work.
+//! redoing the start-up work. The instrumented component goes through the compile
+//! cache (it depends on the wasm alone); the snapshot is compiled at every load.
 
 use std::sync::Arc;
 
@@ -82,8 +83,11 @@ impl Runtime {
         if let Some(e) = state.error {
             return Err(failed("reading its state", e));
         }
+        // Not through the compile cache: a snapshot holds whatever `init` left in
+        // memory, hash seeds drawn from `wasi:random` included, so it can differ on
+        // every load, and each would be a new entry that is never read again.
         let component = self
-            .compile(&snapshot, cache)
+            .compile(&snapshot, None)
             .map_err(|e| failed("compiling the snapshot", e))?;
         let parts = Linked {
             name: guest.name.clone(),
