@@ -160,6 +160,9 @@ fn split_authority(authority: &str) -> Result<(&str, &str), Refused> {
     Ok((host, port))
 }
 
+/// The longest host name accepted (RFC 1035: 253 characters without the final dot).
+pub const MAX_HOST: usize = 253;
+
 /// The normalised host of an authority (`host[:port]`, `[v6]:port`): lower case, no
 /// port, no trailing dot, IPv6 literals in their canonical text. Empty input stays
 /// empty (no authority); a non-empty authority with an empty host is refused.
@@ -174,6 +177,11 @@ pub fn host(authority: &str) -> Result<String, Refused> {
     let host = host.trim_end_matches('.');
     if host.is_empty() && !authority.is_empty() {
         return Err(Refused("empty host in the authority"));
+    }
+    // A DNS name has at most 253 characters (RFC 1035); longer is an attack on
+    // whatever reads the host (routing looks up each of its suffixes).
+    if host.len() > MAX_HOST {
+        return Err(Refused("the host is longer than any host name"));
     }
     if !host
         .bytes()
@@ -204,6 +212,15 @@ pub fn host_and_authority(authority: &str) -> Result<(String, String), Refused> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_longer_than_any_host_name_are_refused() {
+        let longest = format!("{}.test", "a.".repeat(124));
+        assert_eq!(longest.len(), MAX_HOST);
+        assert!(host(&longest).is_ok());
+        assert!(host(&format!("a{longest}")).is_err());
+        assert!(host(&"a.".repeat(100_000)).is_err());
+    }
 
     #[test]
     fn paths() {

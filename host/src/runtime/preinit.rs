@@ -71,6 +71,10 @@ impl Runtime {
                 });
             }
         };
+        // The snapshot's accessor calls are the node's, not the guest's: they get a
+        // deadline of their own, not what `init` left of the guest's.
+        store.data_mut().ticks = 0;
+        store.set_epoch_deadline(1);
         let mut state = Snapshot {
             store: &mut store,
             instance,
