@@ -261,7 +261,10 @@ pub struct Origin {
     /// Idle keep-alive connections kept per origin.
     #[serde(default = "default_pool_idle")]
     pub pool_max_idle: usize,
-    /// How long an idle pooled connection is kept.
+    /// How long an idle pooled connection is kept. Keep it below the origin's own
+    /// keep-alive timeout (Apache's and Node.js's default is 5 s, nginx's 75 s): a
+    /// connection the origin is closing as the node reuses it costs a retry. The
+    /// default, 4 s, is below every common origin's.
     #[serde(default = "default_pool_idle_timeout")]
     pub pool_idle_timeout: Millis,
 }
@@ -279,7 +282,7 @@ fn default_pool_idle() -> usize {
     256
 }
 fn default_pool_idle_timeout() -> Millis {
-    Millis(90_000)
+    Millis(4_000)
 }
 
 /// What a guest does when it fails (traps, exceeds its deadline or memory).

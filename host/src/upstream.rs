@@ -12,6 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::body::{Body, DeadlineBody, Upload, UploadFailure, boxed};
 use crate::error::EdgeError;
+use crate::metrics::Counter;
 
 /// Timeouts of one origin.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +23,22 @@ pub struct OriginTimeouts {
     pub first_byte: Duration,
     /// For the whole exchange, body included.
     pub total: Duration,
+}
+
+/// How the node talks to one origin.
+#[derive(Clone)]
+pub struct OriginSettings {
+    /// The `Host` header to send instead of the client's, if configured.
+    pub host_header: Option<String>,
+    /// Its timeouts.
+    pub timeouts: OriginTimeouts,
+    /// Idle keep-alive connections kept.
+    pub pool_max_idle: usize,
+    /// How long an idle connection is kept: below the origin's own keep-alive
+    /// timeout, or the node reuses connections the origin is closing.
+    pub pool_idle_timeout: Duration,
+    /// Counts requests sent again after a failed first attempt.
+    pub retries: Counter,
 }
 
 /// A client for one origin.
@@ -35,6 +52,10 @@ pub struct OriginClient {
     pub host_header: Option<String>,
     timeouts: OriginTimeouts,
     client: Client<TimedConnector, Body>,
+    /// Keeps no idle connection: a retry through it always gets a new one.
+    fresh: Client<TimedConnector, Body>,
+    /// Requests sent again on a new connection after a reused one failed.
+    retries: Counter,
     model: bool,
     /// Headers a model origin adds to every answer that lacks them.
     model_headers: Vec<(http::HeaderName, http::HeaderValue)>,
@@ -54,14 +75,14 @@ pub struct Recorded {
 
 impl OriginClient {
     /// A client for the origin at `authority` (`host:port`).
-    pub fn new(
-        name: &str,
-        authority: &str,
-        host_header: Option<String>,
-        timeouts: OriginTimeouts,
-        pool_max_idle: usize,
-        pool_idle_timeout: Duration,
-    ) -> OriginClient {
+    pub fn new(name: &str, authority: &str, settings: OriginSettings) -> OriginClient {
+        let OriginSettings {
+            host_header,
+            timeouts,
+            pool_max_idle,
+            pool_idle_timeout,
+            retries,
+        } = settings;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(timeouts.connect));
         connector.set_nodelay(true);
@@ -70,6 +91,9 @@ impl OriginClient {
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(pool_max_idle)
             .pool_idle_timeout(pool_idle_timeout)
+            .build(TimedConnector(connector.clone()));
+        let fresh = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
             .build(TimedConnector(connector));
         OriginClient {
             name: name.to_string(),
@@ -78,6 +102,8 @@ impl OriginClient {
             host_header,
             timeouts,
             client,
+            fresh,
+            retries,
             model: false,
             model_headers: Vec::new(),
         }
@@ -97,14 +123,17 @@ impl OriginClient {
         let mut c = OriginClient::new(
             name,
             "model.invalid:0",
-            host_header,
-            OriginTimeouts {
-                connect: t,
-                first_byte: t,
-                total: t,
+            OriginSettings {
+                host_header,
+                timeouts: OriginTimeouts {
+                    connect: t,
+                    first_byte: t,
+                    total: t,
+                },
+                pool_max_idle: 0,
+                pool_idle_timeout: t,
+                retries: Counter::default(),
             },
-            0,
-            t,
         );
         c.model = true;
         c.model_headers = headers
@@ -148,6 +177,12 @@ impl OriginClient {
         resp
     }
 
+    /// Requests sent a second time, on a new connection, after the first attempt
+    /// failed before any answer byte.
+    pub fn retries(&self) -> u64 {
+        self.retries.get()
+    }
+
     /// The origin's `host:port`.
     pub fn authority(&self) -> &str {
         &self.authority
@@ -183,7 +218,7 @@ impl OriginClient {
         *req.version_mut() = http::Version::HTTP_11;
         let first_byte = self.timeouts.first_byte.min(self.timeouts.total);
         let blame_client = || upload.and_then(Upload::failure).map(EdgeError::ClientBody);
-        let answer = self.client.request(req);
+        let answer = self.exchange(req);
         let first_byte_timer = async {
             if let Some(u) = upload {
                 u.finished().await;
@@ -231,6 +266,33 @@ impl OriginClient {
         };
         let deadline = start + self.timeouts.total;
         Ok(resp.map(|b| boxed(DeadlineBody::new(boxed(b), deadline))))
+    }
+}
+
+impl OriginClient {
+    /// One exchange through the pool; an idempotent request without a body whose
+    /// exchange fails before any answer byte (a reused connection the origin was
+    /// closing, most often) is sent once more on a new connection, as nginx's
+    /// `proxy_next_upstream error`. Anything else is never sent twice.
+    async fn exchange(
+        &self,
+        req: Request<Body>,
+    ) -> Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
+        let again = retry_copy(&req);
+        let failed = match self.client.request(req).await {
+            Err(e) if !e.is_connect() => e,
+            done => return done,
+        };
+        let Some(again) = again else {
+            return Err(failed);
+        };
+        self.retries.inc();
+        tracing::debug!(
+            origin = %self.name,
+            "sent again on a new connection: {}",
+            error_chain(&failed)
+        );
+        self.fresh.request(again).await
     }
 }
 
@@ -400,6 +462,25 @@ impl hyper::rt::Write for TimedStream {
         }
         polled
     }
+}
+
+/// A copy of `req` to send again if its exchange fails before any answer byte:
+/// only an idempotent request (RFC 9110, 9.2.2) with no body to replay.
+fn retry_copy(req: &Request<Body>) -> Option<Request<Body>> {
+    use http::Method;
+    let idempotent = matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    if !idempotent || !http_body::Body::is_end_stream(req.body()) {
+        return None;
+    }
+    let mut copy = Request::new(crate::body::empty());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -14,7 +14,7 @@ use edge_config::{Config, Diagnostic, GuestSource, OriginKind, Spanned};
 use super::{BuildOptions, GuestRef, Node, OriginEntry, RouteEntry, builtin_guest};
 use crate::limiter::{LimiterConfig, OriginLimiter};
 use crate::runtime::{CompileCache, EngineOptions, Guest, GuestLimits, Runtime};
-use crate::upstream::{OriginClient, OriginTimeouts};
+use crate::upstream::{OriginClient, OriginSettings, OriginTimeouts};
 
 /// The largest guest component read (the shipped guests are well under 1 MiB).
 const MAX_WASM_BYTES: u64 = 64 << 20;
@@ -350,14 +350,17 @@ async fn build_origins(
             OriginClient::new(
                 name.as_str(),
                 &authority,
-                o.host_header.clone(),
-                OriginTimeouts {
-                    connect: o.connect_timeout.get_ref().duration(),
-                    first_byte: o.first_byte_timeout.get_ref().duration(),
-                    total: o.total_timeout.get_ref().duration(),
+                OriginSettings {
+                    host_header: o.host_header.clone(),
+                    timeouts: OriginTimeouts {
+                        connect: o.connect_timeout.get_ref().duration(),
+                        first_byte: o.first_byte_timeout.get_ref().duration(),
+                        total: o.total_timeout.get_ref().duration(),
+                    },
+                    pool_max_idle: o.pool_max_idle,
+                    pool_idle_timeout: o.pool_idle_timeout.duration(),
+                    retries: opts.families.origin_retries(name.as_str()),
                 },
-                o.pool_max_idle,
-                o.pool_idle_timeout.duration(),
             )
         };
         origins.insert(name.to_string(), Arc::new(OriginEntry { client, limiter }));

@@ -61,6 +61,7 @@ pub struct NodeFamilies {
     /// The edge cache's counters and gauges.
     pub cache: CacheMetrics,
     cache_lookups: ByName,
+    origin_retries: ByName,
 }
 
 impl NodeFamilies {
@@ -104,6 +105,12 @@ impl NodeFamilies {
             f.errors.clone(),
         );
         reg.register(
+            "outpost_origin_retries",
+            "Requests sent to an origin a second time, on a new connection, after the \
+             first attempt failed before any answer byte (idempotent requests only)",
+            f.origin_retries.clone(),
+        );
+        reg.register(
             "outpost_unrouted",
             "Requests that matched no route",
             f.unrouted.clone(),
@@ -119,6 +126,12 @@ impl NodeFamilies {
             f.connections_refused.clone(),
         );
         f
+    }
+
+    /// The retry counter of origin `name`.
+    pub fn origin_retries(&self, name: &str) -> Counter {
+        self.origin_retries
+            .get_or_create_owned(&label("origin", name))
     }
 
     /// The handles of route `name`.
