@@ -15,8 +15,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use schema::{
-    CacheSettings, Client, Compression, Config, ConfigValue, FailMode, ForwardedHeader, Guest,
-    GuestSource, Limiter, Listener, Node, Origin, OriginKind, Record, Route, RouteCache, Scalar,
+    CacheSettings, Certificate, Client, Compression, Config, ConfigValue, FailMode,
+    ForwardedHeader, Guest, GuestSource, Limiter, Listener, ListenerTls, Node, Origin, OriginKind,
+    OriginTls, Record, Route, RouteCache, Scalar,
 };
 pub use toml::Spanned;
 pub use values::{Addr, Cidr, Millis, Name};
@@ -287,6 +288,15 @@ impl Config {
             }
         }
         for l in &self.listeners {
+            if let Some(tls) = &l.tls
+                && tls.get_ref().certificates.is_empty()
+            {
+                out.push(src.diagnostic(
+                    tls.span(),
+                    "listeners.tls needs at least one certificate \
+                     (`certificates = [{ cert = \"chain.pem\", key = \"key.pem\" }]`)",
+                ));
+            }
             for (key, value) in [
                 ("header_timeout", &l.header_timeout),
                 ("idle_timeout", &l.idle_timeout),

@@ -77,6 +77,15 @@ pub struct Node {
     /// Guest instances that may exist at once (the pooling allocator's size).
     #[serde(default = "default_max_instances")]
     pub max_instances: Spanned<u32>,
+    /// On SIGTERM (or ctrl-c), how long requests in flight may take to finish
+    /// before the process exits anyway.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout: Spanned<Millis>,
+    /// One JSON line per request: `"-"` for standard output, or a file path
+    /// (relative to the working directory, appended to; reopened on SIGHUP, so
+    /// logrotate can move it). None: no access log.
+    #[serde(default)]
+    pub access_log: Option<Spanned<String>>,
 }
 
 impl Default for Node {
@@ -87,8 +96,14 @@ impl Default for Node {
             cache_dir: default_cache_dir(),
             epoch_tick: default_tick(),
             max_instances: default_max_instances(),
+            drain_timeout: default_drain_timeout(),
+            access_log: None,
         }
     }
+}
+
+fn default_drain_timeout() -> Spanned<Millis> {
+    Spanned::new(0..0, Millis(30_000))
 }
 
 fn default_cache_dir() -> Option<String> {
@@ -199,6 +214,65 @@ pub struct Listener {
     /// send timeouts are what bound a client that holds connections open.
     #[serde(default = "default_max_connections_per_ip")]
     pub max_connections_per_ip: Spanned<u32>,
+    /// Terminate TLS on this listener (HTTPS, with HTTP/2 by ALPN).
+    #[serde(default)]
+    pub tls: Option<Spanned<ListenerTls>>,
+}
+
+/// TLS on a listener: its certificates, chosen by the name the client asks for (SNI).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    /// Certificates with their keys. A client's server name picks the one whose
+    /// names match it exactly, else the one with a matching wildcard; a client that
+    /// sends no name, or one no certificate holds, gets the first.
+    pub certificates: Vec<Spanned<Certificate>>,
+    /// Issue session tickets (resumption without server state, keys rotated every
+    /// 6 hours); a session cache serves resumption either way.
+    #[serde(default = "yes")]
+    pub session_tickets: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// TLS to an origin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginTls {
+    /// The CA certificates (PEM) the origin's certificate must chain to; by
+    /// default the system's roots.
+    #[serde(default)]
+    pub ca: Option<Spanned<String>>,
+    /// The name sent as SNI and that the certificate must hold; by default the
+    /// host of `host_header`, else of `address`.
+    #[serde(default)]
+    pub server_name: Option<Spanned<String>>,
+    /// A client certificate to present (mutual TLS).
+    #[serde(default)]
+    pub client_certificate: Option<Spanned<Certificate>>,
+    /// Offer HTTP/2 by ALPN (used when the origin picks it).
+    #[serde(default = "yes")]
+    pub http2: bool,
+    /// Verify the origin's certificate. Turning this off accepts any certificate:
+    /// for tests only; the node logs a warning at every load.
+    #[serde(default = "yes")]
+    pub verify: bool,
+}
+
+/// A certificate chain and its private key, both PEM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    /// The chain, leaf first (PEM), relative to the config file.
+    pub cert: Spanned<String>,
+    /// The leaf's private key (PEM: PKCS#8, PKCS#1 or SEC1), relative to the config file.
+    pub key: Spanned<String>,
+    /// The server names it serves (`example.com`, `*.example.com`); by default the
+    /// DNS names the certificate itself lists.
+    #[serde(default)]
+    pub names: Vec<Spanned<String>>,
 }
 
 fn default_header_timeout() -> Spanned<Millis> {
@@ -261,6 +335,9 @@ pub struct Origin {
     /// Idle keep-alive connections kept per origin.
     #[serde(default = "default_pool_idle")]
     pub pool_max_idle: usize,
+    /// Speak TLS to the origin (HTTPS), verifying its certificate by default.
+    #[serde(default)]
+    pub tls: Option<Spanned<OriginTls>>,
     /// How long an idle pooled connection is kept. Keep it below the origin's own
     /// keep-alive timeout (Apache's and Node.js's default is 5 s, nginx's 75 s): a
     /// connection the origin is closing as the node reuses it costs a retry. The

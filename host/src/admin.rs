@@ -39,7 +39,13 @@ fn text(status: StatusCode, ctype: &'static str, body: String) -> Response<Body>
 }
 
 /// Answer one admin request.
-pub fn handle<B>(node: &Node, telemetry: &Telemetry, req: &hyper::Request<B>) -> Response<Body> {
+/// While `draining`, `/healthz` answers 503 so load balancers take the node out.
+pub fn handle<B>(
+    node: &Node,
+    telemetry: &Telemetry,
+    req: &hyper::Request<B>,
+    draining: bool,
+) -> Response<Body> {
     match req.uri().path() {
         "/metrics" => {
             let accept = req.headers().get(header::ACCEPT).map(|v| v.as_bytes());
@@ -51,6 +57,11 @@ pub fn handle<B>(node: &Node, telemetry: &Telemetry, req: &hyper::Request<B>) ->
             };
             text(StatusCode::OK, ctype, metrics_text(node, telemetry, om))
         }
+        "/healthz" if draining => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "draining\n".into(),
+        ),
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
         "/cache" => cache_stats(node),
         "/cache/purge" => purge(node, req),
@@ -207,17 +218,23 @@ fn authorised<B>(node: &Node, req: &hyper::Request<B>) -> Result<(), &'static st
 }
 
 /// Serve the admin API on `listener`.
-pub async fn serve(slot: NodeSlot, listener: TcpListener, telemetry: Arc<Telemetry>) {
+pub async fn serve(
+    slot: NodeSlot,
+    listener: TcpListener,
+    telemetry: Arc<Telemetry>,
+    drain: crate::server::Drain,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let slot = slot.clone();
         let telemetry = telemetry.clone();
+        let drain = drain.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let node = slot.current();
-                let resp = handle(&node, &telemetry, &req);
+                let resp = handle(&node, &telemetry, &req, drain.is_draining());
                 async move { Ok::<_, Infallible>(resp) }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())

@@ -38,6 +38,10 @@ pub struct ClientFacts {
     pub country: Option<String>,
 }
 
+/// Set by the listener on requests of a TLS connection.
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
+
 /// How the node establishes client facts (the config's `[client]`).
 #[derive(Default)]
 pub struct ClientRules {
@@ -116,8 +120,9 @@ impl ClientRules {
         self.trusted.iter().any(|c| c.contains(ip))
     }
 
-    /// The facts for a request from `peer` with `headers`.
-    pub fn facts(&self, peer: IpAddr, headers: &HeaderMap) -> ClientFacts {
+    /// The facts for a request from `peer` with `headers`, on a connection that
+    /// used TLS or not (the scheme, unless a trusted proxy says which the client used).
+    pub fn facts(&self, peer: IpAddr, headers: &HeaderMap, tls: bool) -> ClientFacts {
         let (ip, scheme) = if self.trusted(peer) {
             match self.header {
                 ForwardedHeader::XForwardedFor => (
@@ -134,7 +139,7 @@ impl ClientRules {
         };
         ClientFacts {
             ip,
-            scheme: scheme.unwrap_or("http"),
+            scheme: scheme.unwrap_or(if tls { "https" } else { "http" }),
             country: self.country(ip),
         }
     }
@@ -390,6 +395,7 @@ mod tests {
                 ("x-forwarded-for", "1.2.3.4"),
                 ("x-forwarded-proto", "https"),
             ]),
+            false,
         );
         assert_eq!(f.ip, "203.0.113.9".parse::<IpAddr>().unwrap());
         assert_eq!(f.scheme, "http");
@@ -405,14 +411,18 @@ mod tests {
             ("x-forwarded-for", "10.1.1.1"),
             ("x-forwarded-proto", "HTTPS"),
         ]);
-        let f = r.facts(peer, &h);
+        let f = r.facts(peer, &h, false);
         assert_eq!(f.ip, "198.51.100.7".parse::<IpAddr>().unwrap());
         assert_eq!(f.scheme, "https");
         // Garbage stops the walk at the last good hop.
-        let f = r.facts(peer, &headers(&[("x-forwarded-for", "junk, 10.2.2.2")]));
+        let f = r.facts(
+            peer,
+            &headers(&[("x-forwarded-for", "junk, 10.2.2.2")]),
+            false,
+        );
         assert_eq!(f.ip, "10.2.2.2".parse::<IpAddr>().unwrap());
         // No header: the peer.
-        assert_eq!(r.facts(peer, &HeaderMap::new()).ip, peer);
+        assert_eq!(r.facts(peer, &HeaderMap::new(), false).ip, peer);
     }
 
     #[test]
@@ -422,18 +432,18 @@ mod tests {
             "forwarded",
             r#"for="[2001:db8:cafe::17]:4711";proto=https, for=127.0.0.1"#,
         )]);
-        let f = r.facts("127.0.0.1".parse().unwrap(), &h);
+        let f = r.facts("127.0.0.1".parse().unwrap(), &h, false);
         assert_eq!(f.ip, "2001:db8:cafe::17".parse::<IpAddr>().unwrap());
         assert_eq!(f.scheme, "https");
         let h = headers(&[(
             "forwarded",
             "for=192.0.2.60:8080;proto=http;by=203.0.113.43",
         )]);
-        let f = r.facts("127.0.0.1".parse().unwrap(), &h);
+        let f = r.facts("127.0.0.1".parse().unwrap(), &h, false);
         assert_eq!(f.ip, "192.0.2.60".parse::<IpAddr>().unwrap());
         let h = headers(&[("forwarded", "for=_hidden")]);
         assert_eq!(
-            r.facts("127.0.0.1".parse().unwrap(), &h).ip,
+            r.facts("127.0.0.1".parse().unwrap(), &h, false).ip,
             "127.0.0.1".parse::<IpAddr>().unwrap()
         );
     }

@@ -20,6 +20,8 @@ pub mod coding;
 
 pub mod error;
 
+pub mod tls;
+
 pub mod metrics;
 
 pub mod client;
@@ -67,6 +69,8 @@ pub struct Running {
     pub admin: Option<SocketAddr>,
     /// The process's metrics (kept across reloads).
     pub telemetry: Arc<Telemetry>,
+    /// Drains the listeners' connections.
+    pub drain: server::Drain,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -89,6 +93,15 @@ impl Running {
         let node = Node::build(config, &opts).await?;
         self.slot.replace(Arc::new(node));
         Ok(())
+    }
+
+    /// Stop gracefully: stop accepting (`/healthz` turns 503), let requests in
+    /// flight finish, close keep-alive connections after their current request;
+    /// wait for that up to `deadline`. Returns the connections still open then.
+    pub async fn drain(&self, deadline: std::time::Duration) -> usize {
+        self.drain.start();
+        let _ = tokio::time::timeout(deadline, self.drain.drained()).await;
+        self.drain.open_connections()
     }
 
     /// Stop accepting connections.
@@ -133,6 +146,7 @@ pub async fn start(
     let slot = NodeSlot::new(node.clone());
     let mut listeners = Vec::new();
     let mut tasks = Vec::new();
+    let drain = server::Drain::default();
     for (i, l) in node.config.listeners.iter().enumerate() {
         let addr = match (i, listen_override) {
             (0, Some(a)) => a,
@@ -143,7 +157,9 @@ pub async fn start(
         tasks.push(tokio::spawn(server::serve(
             slot.clone(),
             listener,
+            i,
             server::ListenerLimits::of(l),
+            drain.clone(),
         )));
     }
     let admin_addr = admin_override.unwrap_or(node.config.node.admin.map(|a| a.0));
@@ -155,6 +171,7 @@ pub async fn start(
                 slot.clone(),
                 listener,
                 telemetry.clone(),
+                drain.clone(),
             )));
             Some(local)
         }
@@ -166,6 +183,7 @@ pub async fn start(
         listeners,
         admin,
         telemetry,
+        drain,
         tasks,
     })
 }

@@ -1,4 +1,14 @@
-//! Listeners: accept connections and serve HTTP/1.1 and h2c through the pipeline.
+//! Listeners: accept connections and serve HTTP/1.1 and HTTP/2 (h2c, or over TLS
+//! by ALPN) through the pipeline.
+//!
+//! A TLS listener takes its certificates from the node current at each accept: a
+//! reload that changes them applies to new connections, and established ones keep
+//! theirs. The TLS handshake counts toward `header_timeout`.
+//!
+//! [`Drain`] stops a node gracefully: listeners stop accepting (new connections are
+//! refused), idle keep-alive connections close, busy ones close after their
+//! current request (HTTP/2: GOAWAY), and [`Drain::drained`] resolves when the last
+//! has.
 //!
 //! The client side is bounded everywhere a client could hold the node's resources
 //! without making progress:
@@ -156,8 +166,70 @@ impl Drop for ConnSlot {
     }
 }
 
-/// Serve `listener` until the task is dropped.
-pub async fn serve(slot: NodeSlot, listener: TcpListener, limits: ListenerLimits) {
+/// Stops listeners and connections gracefully; counts the connections open.
+#[derive(Clone, Default)]
+pub struct Drain(Arc<DrainState>);
+
+#[derive(Default)]
+struct DrainState {
+    started: tokio_util::sync::CancellationToken,
+    open: AtomicUsize,
+    closed: tokio::sync::Notify,
+}
+
+impl Drain {
+    /// Stop accepting and close connections as their requests finish.
+    pub fn start(&self) {
+        self.0.started.cancel();
+    }
+
+    /// Whether draining has started.
+    pub fn is_draining(&self) -> bool {
+        self.0.started.is_cancelled()
+    }
+
+    /// Client connections open (on every listener sharing this drain).
+    pub fn open_connections(&self) -> usize {
+        self.0.open.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when no client connection is open.
+    pub async fn drained(&self) {
+        loop {
+            let closed = self.0.closed.notified();
+            if self.open_connections() == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
+
+    fn opened(&self) -> Opened {
+        self.0.open.fetch_add(1, Ordering::SeqCst);
+        Opened(self.clone())
+    }
+}
+
+/// One open connection, counted by its [`Drain`] until dropped.
+struct Opened(Drain);
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        if self.0.0.open.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.0.closed.notify_waiters();
+        }
+    }
+}
+
+/// Serve `listener` (the `index`th configured) until `drain` starts or the task is
+/// dropped.
+pub async fn serve(
+    slot: NodeSlot,
+    listener: TcpListener,
+    index: usize,
+    limits: ListenerLimits,
+    drain: Drain,
+) {
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -172,7 +244,11 @@ pub async fn serve(slot: NodeSlot, listener: TcpListener, limits: ListenerLimits
     let conns = Arc::new(Conns::default());
     let started = Instant::now();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = drain.0.started.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -190,17 +266,22 @@ pub async fn serve(slot: NodeSlot, listener: TcpListener, limits: ListenerLimits
                 continue;
             }
         };
-        slot.current().metrics.connections.inc();
+        let node = slot.current();
+        node.metrics.connections.inc();
+        let tls = node.listener_tls.get(index).cloned().flatten();
+        drop(node);
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(
-            slot.clone(),
-            builder.clone(),
-            stream,
+        let conn = Conn {
+            slot: slot.clone(),
+            builder: builder.clone(),
             peer,
             limits,
-            place,
-            Instant::now(),
-        ));
+            _place: place,
+            _open: drain.opened(),
+            drain: drain.clone(),
+            accepted: Instant::now(),
+        };
+        tokio::spawn(conn.start(stream, tls));
     }
 }
 
@@ -414,66 +495,121 @@ impl HttpBody for Tracked {
     }
 }
 
-async fn connection(
+/// An accepted connection and what serving it needs.
+struct Conn {
     slot: NodeSlot,
     builder: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
-    stream: TcpStream,
     peer: SocketAddr,
     limits: ListenerLimits,
     _place: ConnSlot,
+    _open: Opened,
+    drain: Drain,
     accepted: Instant,
-) {
-    // A socket that sends nothing is closed at the header timeout (hyper's own timer
-    // starts only with the first byte).
-    let mut first = [0u8; 1];
-    match tokio::time::timeout(limits.header_timeout, stream.peek(&mut first)).await {
-        Ok(Ok(n)) if n > 0 => {}
-        Ok(Ok(_)) | Ok(Err(_)) => return,
-        Err(_) => {
-            tracing::debug!(%peer, "closed: no byte before the header timeout");
-            return;
-        }
-    }
-    let activity = Arc::new(Activity::new(accepted));
-    let act = activity.clone();
-    let svc = service_fn(move |req: hyper::Request<Incoming>| {
-        let in_flight = act.begin();
-        // The node current when the request arrives serves all of it.
-        let node = slot.current();
-        // Boxed: hyper keeps the service future inline in a per-connection
-        // allocation for the connection's whole life, so an unboxed pipeline
-        // future (large: guests, limiter, origin client) would cost every idle
-        // keep-alive connection its size (see benches/README.md, "Memory").
-        Box::pin(async move {
-            let (mut parts, incoming) = req.into_parts();
-            let (body, upload) = ClientBody::new(body::boxed(incoming), limits.body_timeout);
-            parts.extensions.insert(upload);
-            let req = hyper::Request::from_parts(parts, body::boxed(body));
-            let resp = proxy::serve(&node, req, peer).await;
-            Ok::<_, std::convert::Infallible>(
-                resp.map(|inner| body::boxed(Tracked::new(inner, in_flight))),
-            )
-        })
-    });
-    let conn = builder.serve_connection(TokioIo::new(stream), svc);
-    tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => {
-            if let Err(e) = r {
-                tracing::debug!(%peer, "connection ended: {e}");
+}
+
+impl Conn {
+    /// Wait for a first byte, shake hands when the listener has TLS, then serve.
+    async fn start(self, stream: TcpStream, tls: Option<Arc<rustls::ServerConfig>>) {
+        let peer = self.peer;
+        let timeout = self.limits.header_timeout;
+        // A socket that sends nothing is closed at the header timeout (hyper's own
+        // timer starts only with the first byte).
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            Ok(Ok(_)) | Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::debug!(%peer, "closed: no byte before the header timeout");
+                return;
             }
         }
-        close = activity.watch(limits) => match close {
-            Close::Idle => {
+        let Some(tls) = tls else {
+            return self.serve(stream, false).await;
+        };
+        let left = timeout.saturating_sub(self.accepted.elapsed());
+        let handshake = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+        match tokio::time::timeout(left, handshake).await {
+            Ok(Ok(stream)) => self.serve(stream, true).await,
+            Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+            Err(_) => tracing::debug!(%peer, "closed: no TLS handshake before the header timeout"),
+        }
+    }
+
+    /// Serve HTTP on `io` until the connection ends, idles out, stalls, or drains.
+    async fn serve<I>(self, io: I, over_tls: bool)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn {
+            slot,
+            builder,
+            peer,
+            limits,
+            drain,
+            accepted,
+            ..
+        } = self;
+        let activity = Arc::new(Activity::new(accepted));
+        let act = activity.clone();
+        let svc = service_fn(move |req: hyper::Request<Incoming>| {
+            let in_flight = act.begin();
+            // The node current when the request arrives serves all of it.
+            let node = slot.current();
+            // Boxed: hyper keeps the service future inline in a per-connection
+            // allocation for the connection's whole life, so an unboxed pipeline
+            // future (large: guests, limiter, origin client) would cost every idle
+            // keep-alive connection its size (see benches/README.md, "Memory").
+            Box::pin(async move {
+                let (mut parts, incoming) = req.into_parts();
+                let (body, upload) = ClientBody::new(body::boxed(incoming), limits.body_timeout);
+                parts.extensions.insert(upload);
+                if over_tls {
+                    parts.extensions.insert(crate::client::OverTls);
+                }
+                let req = hyper::Request::from_parts(parts, body::boxed(body));
+                let resp = proxy::serve(&node, req, peer).await;
+                Ok::<_, std::convert::Infallible>(
+                    resp.map(|inner| body::boxed(Tracked::new(inner, in_flight))),
+                )
+            })
+        });
+        let conn = builder.serve_connection(TokioIo::new(io), svc);
+        tokio::pin!(conn);
+        let close = tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                }
+                return;
+            }
+            close = activity.watch(limits) => Some(close),
+            () = drain.0.started.cancelled() => None,
+        };
+        match close {
+            // Dropping the connection drops its responses: their limiter permits
+            // and origin connections are released now, not when the client reads.
+            Some(Close::NotReading) => {
+                tracing::debug!(%peer, "closed: the client reads nothing");
+            }
+            Some(Close::Idle) => {
                 tracing::debug!(%peer, "closed: idle");
                 conn.as_mut().graceful_shutdown();
                 // A peer that does not read its GOAWAY is not waited for.
                 let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
             }
-            // Dropping the connection drops its responses: their limiter permits
-            // and origin connections are released now, not when the client reads.
-            Close::NotReading => tracing::debug!(%peer, "closed: the client reads nothing"),
-        },
+            None => {
+                // Draining: the request in flight finishes, then the connection
+                // closes (HTTP/2: GOAWAY first); a client that stops reading is
+                // still dropped at its send timeout.
+                conn.as_mut().graceful_shutdown();
+                tokio::select! {
+                    _ = conn => {}
+                    close = activity.watch(limits) => if let Close::NotReading = close {
+                        tracing::debug!(%peer, "closed while draining: the client reads nothing");
+                    },
+                }
+            }
+        }
     }
 }
 

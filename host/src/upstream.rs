@@ -13,6 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::body::{Body, DeadlineBody, Upload, UploadFailure, boxed};
 use crate::error::EdgeError;
 use crate::metrics::Counter;
+use rustls_pki_types::ServerName;
 
 /// Timeouts of one origin.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +40,8 @@ pub struct OriginSettings {
     pub pool_idle_timeout: Duration,
     /// Counts requests sent again after a failed first attempt.
     pub retries: Counter,
+    /// TLS to the origin: the client config and the server name to send and verify.
+    pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
 }
 
 /// A client for one origin.
@@ -51,6 +54,8 @@ pub struct OriginClient {
     /// The `Host` header to send instead of the client's, if configured.
     pub host_header: Option<String>,
     timeouts: OriginTimeouts,
+    /// `https` when the origin speaks TLS.
+    scheme: http::uri::Scheme,
     client: Client<TimedConnector, Body>,
     /// Keeps no idle connection: a retry through it always gets a new one.
     fresh: Client<TimedConnector, Body>,
@@ -82,25 +87,41 @@ impl OriginClient {
             pool_max_idle,
             pool_idle_timeout,
             retries,
+            tls,
         } = settings;
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(timeouts.connect));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(timeouts.connect));
+        http.set_nodelay(true);
+        http.set_keepalive(Some(Duration::from_secs(60)));
+        http.enforce_http(false);
+        let scheme = if tls.is_some() {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        };
+        let connector = TimedConnector {
+            http,
+            tls: tls.map(|(config, name)| TlsTo {
+                connector: tokio_rustls::TlsConnector::from(config),
+                name,
+                timeout: timeouts.connect,
+            }),
+        };
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(pool_max_idle)
             .pool_idle_timeout(pool_idle_timeout)
-            .build(TimedConnector(connector.clone()));
+            .build(connector.clone());
         let fresh = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
-            .build(TimedConnector(connector));
+            .build(connector);
         OriginClient {
             name: name.to_string(),
             authority: authority.to_string(),
             uri_authority: authority.parse().ok(),
             host_header,
             timeouts,
+            scheme,
             client,
             fresh,
             retries,
@@ -133,6 +154,7 @@ impl OriginClient {
                 pool_max_idle: 0,
                 pool_idle_timeout: t,
                 retries: Counter::default(),
+                tls: None,
             },
         );
         c.model = true;
@@ -204,7 +226,7 @@ impl OriginClient {
         }
         let start = tokio::time::Instant::now();
         let mut uri = std::mem::take(req.uri_mut()).into_parts();
-        uri.scheme = Some(http::uri::Scheme::HTTP);
+        uri.scheme = Some(self.scheme.clone());
         uri.authority = self.uri_authority.clone();
         if uri.path_and_query.is_none() {
             uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
@@ -340,46 +362,156 @@ impl ExchangeTiming {
     }
 }
 
-/// [`HttpConnector`], with each connection's [`ExchangeTiming`] attached to the
-/// responses that come on it.
+/// [`HttpConnector`], then a TLS handshake when the origin speaks TLS; each
+/// connection's [`ExchangeTiming`] attached to the responses that come on it.
 #[derive(Clone)]
-pub struct TimedConnector(HttpConnector);
+pub struct TimedConnector {
+    http: HttpConnector,
+    tls: Option<TlsTo>,
+}
+
+/// How to shake hands with a TLS origin.
+#[derive(Clone)]
+struct TlsTo {
+    connector: tokio_rustls::TlsConnector,
+    name: ServerName<'static>,
+    /// The handshake's own bound (the connect timeout, again).
+    timeout: Duration,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl tower_service::Service<Uri> for TimedConnector {
     type Response = TimedStream;
-    type Error = <HttpConnector as tower_service::Service<Uri>>::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<TimedStream, Self::Error>> + Send>,
-    >;
+    type Error = BoxError;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<TimedStream, BoxError>> + Send>>;
 
     fn poll_ready(
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
+        self.http.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, dst: Uri) -> Self::Future {
-        let connecting = self.0.call(dst);
+        let connecting = self.http.call(dst);
+        let tls = self.tls.clone();
         Box::pin(async move {
+            let tcp = connecting.await?.into_inner();
+            let transport = match tls {
+                None => Transport::Plain(tcp),
+                Some(t) => {
+                    let handshake = t.connector.connect(t.name.clone(), tcp);
+                    let stream = tokio::time::timeout(t.timeout, handshake)
+                        .await
+                        .map_err(|_| "TLS handshake timed out")?
+                        .map_err(|e| format!("TLS handshake with `{}`: {e}", t.name.to_str()))?;
+                    Transport::Tls(Box::new(stream))
+                }
+            };
             Ok(TimedStream {
-                io: connecting.await?,
+                io: hyper_util::rt::TokioIo::new(transport),
                 timing: ExchangeTiming::default(),
             })
         })
     }
 }
 
+/// A connection to an origin: plain TCP or TLS over it.
+pub enum Transport {
+    /// Plain TCP.
+    Plain(tokio::net::TcpStream),
+    /// TLS over TCP.
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for Transport {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Transport::Tls(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Transport {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Transport::Tls(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Transport::Tls(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Transport::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Transport::Tls(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Transport::Plain(s) => s.is_write_vectored(),
+            Transport::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Transport::Plain(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+            Transport::Tls(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+}
+
 /// A connection made by [`TimedConnector`]: HTTP/1.1 to the origin carries one
 /// exchange at a time, so a write after a read starts the next one.
 pub struct TimedStream {
-    io: hyper_util::rt::TokioIo<tokio::net::TcpStream>,
+    io: hyper_util::rt::TokioIo<Transport>,
     timing: ExchangeTiming,
 }
 
 impl hyper_util::client::legacy::connect::Connection for TimedStream {
     fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
-        self.io.connected().extra(self.timing.clone())
+        let (tcp, h2) = match self.io.inner() {
+            Transport::Plain(s) => (s, false),
+            Transport::Tls(s) => {
+                let (tcp, session) = s.get_ref();
+                (tcp, session.alpn_protocol() == Some(b"h2"))
+            }
+        };
+        let connected = tcp.connected().extra(self.timing.clone());
+        if h2 {
+            connected.negotiated_h2()
+        } else {
+            connected
+        }
     }
 }
 

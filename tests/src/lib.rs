@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 pub mod burst;
 pub mod nginx;
 pub mod overload;
+pub mod tls;
 
 /// Path of a guest built from `guests/` (crate name, `-` or `_`): a fixture, built
 /// by the dev-only `outpost-test-guests`, or a shipped guest.

@@ -1,5 +1,5 @@
-//! `outpost serve` (the default): run the node until ctrl-c; SIGHUP reloads its
-//! configuration.
+//! `outpost serve` (the default): run the node until SIGTERM or ctrl-c, then drain
+//! (a second signal stops at once); SIGHUP reloads its configuration.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,8 +33,61 @@ pub async fn serve(
     };
     banner(&running, path.as_ref());
     until_stopped(&running, path.as_ref()).await;
+    drain(&running).await;
     running.shutdown();
     ExitCode::SUCCESS
+}
+
+/// Drain the node up to its `drain_timeout`, or until a second stop signal.
+async fn drain(running: &Running) {
+    let deadline = running
+        .node()
+        .config
+        .node
+        .drain_timeout
+        .get_ref()
+        .duration();
+    say!(
+        "draining: no new connections; waiting up to {:?} for {} open ones \
+         (signal again to stop now)",
+        deadline,
+        running.drain.open_connections()
+    );
+    tokio::select! {
+        left = running.drain(deadline) => {
+            if left == 0 {
+                say!("drained; stopped");
+            } else {
+                say_err!("drain deadline passed with {left} connections open; stopped");
+            }
+        }
+        () = stop_signal() => say_err!("stopped before the drain ended"),
+    }
+}
+
+/// SIGTERM or SIGINT (ctrl-c).
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                say_err!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = term => {}
+        r = tokio::signal::ctrl_c() => {
+            if let Err(e) = r {
+                say_err!("cannot wait for ctrl-c: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
 }
 
 /// Where the node listens, and what to try.
@@ -44,8 +97,13 @@ fn banner(running: &Running, path: Option<&PathBuf>) {
         |p| p.display().to_string(),
     );
     say!("Outpost is serving ({from}).");
-    for l in &running.listeners {
-        say!("  listening on http://{l}");
+    let node = running.node();
+    for (i, l) in running.listeners.iter().enumerate() {
+        let scheme = match node.listener_tls.get(i) {
+            Some(Some(_)) => "https",
+            _ => "http",
+        };
+        say!("  listening on {scheme}://{l}");
     }
     if let Some(a) = running.admin {
         say!("  admin API    http://{a}/metrics  /healthz  /guests  /config");
@@ -58,7 +116,9 @@ fn banner(running: &Running, path: Option<&PathBuf>) {
         say!("  curl -s http://{l}/live/360p/index.m3u8");
         say!("  ffplay http://{l}/live/master.m3u8    (or any HLS player)");
     }
-    say!("  (SIGHUP reloads the configuration; ctrl-c stops)");
+    say!(
+        "  (SIGHUP reloads the configuration and certificates; SIGTERM or ctrl-c drains and stops)"
+    );
 }
 
 /// Serve until ctrl-c, reloading on SIGHUP.
@@ -79,13 +139,7 @@ async fn until_stopped(running: &Running, path: Option<&PathBuf>) {
             }
         };
         tokio::select! {
-            r = tokio::signal::ctrl_c() => {
-                if let Err(e) = r {
-                    say_err!("cannot wait for ctrl-c: {e}");
-                }
-                say!("shutting down");
-                return;
-            }
+            () = stop_signal() => return,
             _ = reload => reload_from(running, path).await,
         }
     }

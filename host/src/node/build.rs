@@ -39,6 +39,7 @@ impl Node {
         let routes = resolve_routes(&config, &guests, &origins, opts, &mut errors);
         let recorder = start_recorder(&config, opts, &mut errors);
         let cache = edge_cache(&config, opts, &routes);
+        let listener_tls = load_certificates(&config, &mut errors);
         if !errors.is_empty() {
             errors.sort_by_key(|d| (d.line, d.column));
             return Err(errors);
@@ -61,6 +62,7 @@ impl Node {
             .map(|b| b.counting(families.priority_capped.clone())),
             recorder,
             cache,
+            listener_tls,
             runtime,
             route_index: super::routing::RouteIndex::new(
                 routes
@@ -81,6 +83,23 @@ impl Node {
             clock: opts.clock.clone(),
         })
     }
+}
+
+/// Each listener's TLS config, its certificates read and checked.
+fn load_certificates(
+    config: &Config,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<Option<Arc<rustls::ServerConfig>>> {
+    config
+        .listeners
+        .iter()
+        .map(|l| {
+            let tls = l.tls.as_ref()?;
+            crate::tls::listener_config(config, tls)
+                .map_err(|mut e| errors.append(&mut e))
+                .ok()
+        })
+        .collect()
 }
 
 /// The edge cache, when a route caches: the one the node being replaced had, if
@@ -347,6 +366,9 @@ async fn build_origins(
             else {
                 continue;
             };
+            let Ok(tls) = origin_tls(config, o, &authority).map_err(|e| errors.push(e)) else {
+                continue;
+            };
             OriginClient::new(
                 name.as_str(),
                 &authority,
@@ -360,12 +382,42 @@ async fn build_origins(
                     pool_max_idle: o.pool_max_idle,
                     pool_idle_timeout: o.pool_idle_timeout.duration(),
                     retries: opts.families.origin_retries(name.as_str()),
+                    tls,
                 },
             )
         };
         origins.insert(name.to_string(), Arc::new(OriginEntry { client, limiter }));
     }
     (origins, demo_origin)
+}
+
+/// An origin's TLS client config and server name, when it speaks TLS.
+fn origin_tls(
+    config: &Config,
+    o: &edge_config::Origin,
+    authority: &str,
+) -> Result<
+    Option<(
+        Arc<rustls::ClientConfig>,
+        rustls_pki_types::ServerName<'static>,
+    )>,
+    Diagnostic,
+> {
+    let Some(tls) = &o.tls else {
+        return Ok(None);
+    };
+    let client = crate::tls::origin_config(config, tls)?;
+    let explicit = tls.get_ref().server_name.as_ref();
+    let name = crate::tls::origin_server_name(
+        explicit.map(|n| n.get_ref().as_str()),
+        o.host_header.as_deref(),
+        authority,
+    )
+    .map_err(|e| {
+        let span = explicit.map_or_else(|| tls.span(), edge_config::Spanned::span);
+        config.source().diagnostic(span, e)
+    })?;
+    Ok(Some((client, name)))
 }
 
 /// Where origin `name` listens: its address, or the demo origin's (started once).

@@ -160,6 +160,10 @@ pub struct Node {
     pub recorder: Option<Arc<crate::record::Recorder>>,
     /// The edge cache, when a route caches.
     pub cache: Option<Arc<crate::cache::Cache>>,
+    /// Each configured listener's TLS config (in `config.listeners` order; None:
+    /// plain HTTP). A listener takes the current node's at every accept, so a
+    /// reload swaps certificates for new connections only.
+    pub listener_tls: Vec<Option<Arc<rustls::ServerConfig>>>,
     next_request_id: std::sync::atomic::AtomicU64,
 }
 

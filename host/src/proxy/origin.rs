@@ -123,5 +123,15 @@ pub(super) fn origin_request(
     if let Ok(v) = HeaderValue::from_str(&xff) {
         headers.insert("x-forwarded-for", v);
     }
+    // The scheme the client used (a TLS listener: https), replacing any the client
+    // sent: only the node knows it (or a trusted proxy in front, already read).
+    headers.insert(
+        "x-forwarded-proto",
+        HeaderValue::from_static(if head.scheme == "https" {
+            "https"
+        } else {
+            "http"
+        }),
+    );
     Ok(req)
 }

@@ -30,7 +30,11 @@ pub(super) fn route<'n>(
         host,
         path,
     } = Target::of(parts)?;
-    let facts = node.clients.facts(client.ip(), &parts.headers);
+    let facts = node.clients.facts(
+        client.ip(),
+        &parts.headers,
+        parts.extensions.get::<crate::client::OverTls>().is_some(),
+    );
     strip_hop_by_hop(&mut parts.headers);
     // Only a guest steers the cache.
     crate::cache::strip_guest_fields(&mut parts.headers);
