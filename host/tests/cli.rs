@@ -266,3 +266,78 @@ fn replay_refuses_flags_that_diff_would_ignore() {
         assert!(stderr.contains("cannot be used with"), "{flag:?}: {stderr}");
     }
 }
+
+#[test]
+fn sigterm_drains_a_request_in_flight_then_exits_zero() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    // An origin that answers after 1.5 s.
+    let origin = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let origin_addr = origin.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for mut s in origin.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                std::thread::sleep(Duration::from_millis(1500));
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nslow\n");
+            });
+        }
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("edge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\ndrain_timeout = \"10s\"\n\n[[listeners]]\naddress = \"127.0.0.1:0\"\n\n\
+             [origins.main]\naddress = \"{origin_addr}\"\n\n[[routes]]\nname = \"r\"\norigin = \"main\"\n"
+        ),
+    )
+    .expect("write config");
+    let mut child = outpost()
+        .args(["serve", "--no-cache", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut addr = None;
+    for _ in 0..10 {
+        let mut line = String::new();
+        out.read_line(&mut line).expect("a line");
+        if let Some(a) = line.trim().strip_prefix("listening on http://") {
+            addr = Some(a.to_string());
+            break;
+        }
+    }
+    let addr = addr.expect("the node says where it listens");
+    let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+    conn.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+        .expect("send");
+    std::thread::sleep(Duration::from_millis(400));
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("slow\n"), "{answer}");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "the node exits");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut rest = String::new();
+    let _ = out.read_to_string(&mut rest);
+    assert!(status.success(), "exit {status:?}: {rest}");
+    assert!(rest.contains("drained"), "{rest}");
+}
