@@ -45,7 +45,31 @@ pub struct Decision {
     /// request formats and copies nothing for it.
     #[serde(skip)]
     pub detail: bool,
+    /// Facts of this one request for the access log (id, client, origin time):
+    /// never serialised, never compared.
+    #[serde(skip)]
+    pub aside: Aside,
 }
+
+/// Facts of one request that are not part of what was decided: a recording does
+/// not keep them and two decisions are equal whatever they hold.
+#[derive(Debug, Clone, Default)]
+pub struct Aside {
+    /// The request id guests saw.
+    pub request_id: Option<String>,
+    /// The client's address (after trusted proxies).
+    pub client: Option<String>,
+    /// The origin's latency at the socket (request sent to first answer byte).
+    pub upstream_ns: Option<u64>,
+}
+
+impl PartialEq for Aside {
+    fn eq(&self, _: &Aside) -> bool {
+        true
+    }
+}
+
+impl Eq for Aside {}
 
 impl Decision {
     /// A decision that records every step.

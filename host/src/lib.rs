@@ -40,6 +40,8 @@ pub mod cache;
 
 pub mod record;
 
+pub mod access;
+
 pub mod runtime;
 
 pub mod node;

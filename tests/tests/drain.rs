@@ -36,7 +36,10 @@ async fn a_drain_lets_fifty_requests_in_flight_finish_and_refuses_new_connection
     }
     let start = Instant::now();
     while origin.hits() < 50 {
-        assert!(start.elapsed() < Duration::from_secs(5), "requests reach the origin");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "requests reach the origin"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let admin = node.running.admin.expect("admin");
@@ -68,5 +71,8 @@ async fn a_drain_lets_fifty_requests_in_flight_finish_and_refuses_new_connection
         assert_eq!(status, 200);
         assert_eq!(&body[..], b"slow\n");
     }
-    assert!(start.elapsed() >= Duration::from_secs(2), "the drain waited");
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "the drain waited"
+    );
 }

@@ -40,6 +40,7 @@ impl Node {
         let recorder = start_recorder(&config, opts, &mut errors);
         let cache = edge_cache(&config, opts, &routes);
         let listener_tls = load_certificates(&config, &mut errors);
+        let access_log = open_access_log(&config, opts, &mut errors);
         if !errors.is_empty() {
             errors.sort_by_key(|d| (d.line, d.column));
             return Err(errors);
@@ -63,6 +64,7 @@ impl Node {
             recorder,
             cache,
             listener_tls,
+            access_log,
             runtime,
             route_index: super::routing::RouteIndex::new(
                 routes
@@ -82,6 +84,26 @@ impl Node {
             ),
             clock: opts.clock.clone(),
         })
+    }
+}
+
+/// The access log, opened (a file: created or appended to).
+fn open_access_log(
+    config: &Config,
+    opts: &BuildOptions,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Arc<crate::access::AccessLog>> {
+    let target = config.node.access_log.as_ref()?;
+    match crate::access::AccessLog::open(target.get_ref(), opts.families.access_log_dropped.clone())
+    {
+        Ok(log) => Some(Arc::new(log)),
+        Err(e) => {
+            errors.push(config.source().diagnostic(
+                target.span(),
+                format!("cannot open the access log `{}`: {e}", target.get_ref()),
+            ));
+            None
+        }
     }
 }
 

@@ -62,6 +62,8 @@ pub struct NodeFamilies {
     pub cache: CacheMetrics,
     cache_lookups: ByName,
     origin_retries: ByName,
+    /// Access log lines dropped because its writer fell behind.
+    pub access_log_dropped: Counter,
 }
 
 impl NodeFamilies {
@@ -109,6 +111,11 @@ impl NodeFamilies {
             "Requests sent to an origin a second time, on a new connection, after the \
              first attempt failed before any answer byte (idempotent requests only)",
             f.origin_retries.clone(),
+        );
+        reg.register(
+            "outpost_access_log_dropped",
+            "Access log lines dropped because the writer fell behind",
+            f.access_log_dropped.clone(),
         );
         reg.register(
             "outpost_unrouted",

@@ -164,6 +164,8 @@ pub struct Node {
     /// plain HTTP). A listener takes the current node's at every accept, so a
     /// reload swaps certificates for new connections only.
     pub listener_tls: Vec<Option<Arc<rustls::ServerConfig>>>,
+    /// The access log, when `[node] access_log` is set.
+    pub access_log: Option<Arc<crate::access::AccessLog>>,
     next_request_id: std::sync::atomic::AtomicU64,
 }
 

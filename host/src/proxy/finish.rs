@@ -1,7 +1,7 @@
 //! Phase: finish. What runs when the response body has gone to the client (or the
 //! client went away): the limiter permit is released (the origin is done only
-//! then), and a sampled request is recorded with the bytes it sent and its whole
-//! duration.
+//! then), and a sampled request is recorded, and every request access-logged, with
+//! the bytes it sent and its whole duration.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use http_body::{Frame, SizeHint};
 use outpost_traffic::Entry;
 
 use super::target::strip_hop_by_hop;
+use crate::access::{AccessLog, Started};
 use crate::body::{self, Body, BoxError};
 use crate::decision::Decision;
 use crate::limiter::Permit;
@@ -58,11 +59,17 @@ impl http_body::Body for PermitBody {
     }
 }
 
-/// `resp`, recorded by `rec` once its body has ended (or the client dropped it).
-pub(super) fn recorded(
+/// Who is told about a request once its response has gone: the recorder (a
+/// sampled request) and the access log.
+pub(super) struct Watchers {
+    pub recorder: Option<(Arc<Recorder>, Entry)>,
+    pub access: Option<(Arc<AccessLog>, Started)>,
+}
+
+/// `resp`, recorded and logged once its body has ended (or the client dropped it).
+pub(super) fn watched(
     resp: Response<Body>,
-    rec: Arc<Recorder>,
-    entry: Entry,
+    watchers: Watchers,
     decision: Decision,
     start: std::time::Instant,
 ) -> Response<Body> {
@@ -71,8 +78,7 @@ pub(super) fn recorded(
             inner,
             sent: 0,
             pending: Some(Pending {
-                rec,
-                entry,
+                watchers,
                 decision,
                 start,
             }),
@@ -80,10 +86,9 @@ pub(super) fn recorded(
     })
 }
 
-/// What the recording still needs once the body has gone.
+/// What the recording and the access log still need once the body has gone.
 struct Pending {
-    rec: Arc<Recorder>,
-    entry: Entry,
+    watchers: Watchers,
     decision: Decision,
     start: std::time::Instant,
 }
@@ -98,8 +103,13 @@ struct RecordedBody {
 impl RecordedBody {
     fn finish(&mut self) {
         if let Some(p) = self.pending.take() {
-            p.rec
-                .finish(p.entry, &p.decision, self.sent, p.start.elapsed());
+            let took = p.start.elapsed();
+            if let Some((log, head)) = &p.watchers.access {
+                log.log(head, &p.decision, self.sent, took);
+            }
+            if let Some((rec, entry)) = p.watchers.recorder {
+                rec.finish(entry, &p.decision, self.sent, took);
+            }
         }
     }
 }

@@ -56,19 +56,25 @@ pub enum Phase {
 /// A request in the recorder's sample is recorded by the finish phase, once its
 /// response body has gone.
 pub async fn serve(node: &Node, req: Request<Body>, client: SocketAddr) -> Response<Body> {
-    match &node.recorder {
-        Some(rec) if rec.sample() => {
-            let mut decision = Decision::detailed();
-            let start = std::time::Instant::now();
-            let (parts, body) = req.into_parts();
-            let entry = crate::record::Recorder::entry(&parts, client);
-            let req = Request::from_parts(parts, body);
-            let resp = serve_decided(node, req, client, &mut decision).await;
-            finish::recorded(resp, rec.clone(), entry, decision, start)
-        }
-        // Not recorded: only the status is kept, nothing is formatted or copied.
-        _ => serve_decided(node, req, client, &mut Decision::default()).await,
+    let sampled = node.recorder.as_ref().filter(|r| r.sample());
+    if sampled.is_none() && node.access_log.is_none() {
+        // Neither recorded nor logged: only the status is kept, nothing is
+        // formatted or copied.
+        return serve_decided(node, req, client, &mut Decision::default()).await;
     }
+    let mut decision = Decision::detailed();
+    let start = std::time::Instant::now();
+    let (parts, body) = req.into_parts();
+    let watch = finish::Watchers {
+        recorder: sampled.map(|r| (r.clone(), crate::record::Recorder::entry(&parts, client))),
+        access: node.access_log.as_ref().map(|log| {
+            let tls = parts.extensions.get::<crate::client::OverTls>().is_some();
+            (log.clone(), crate::access::Started::of(&parts, client, tls))
+        }),
+    };
+    let req = Request::from_parts(parts, body);
+    let resp = serve_decided(node, req, client, &mut decision).await;
+    finish::watched(resp, watch, decision, start)
 }
 
 /// Serve one request, recording its decisions in `decision`.

@@ -66,6 +66,9 @@ impl Exchange<'_> {
             .and_then(ExchangeTiming::latency_ns)
         {
             permit.origin_took(latency);
+            if d.detail {
+                d.aside.upstream_ns = Some(latency);
+            }
         }
         // Only a guest steers the cache: an origin's fields of that name go.
         let mut resp = resp;

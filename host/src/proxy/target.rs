@@ -67,6 +67,10 @@ pub(super) fn route<'n>(
         route: route.name.to_string(),
         id: node.request_id(),
     };
+    if d.detail {
+        d.aside.request_id = Some(head.id.clone());
+        d.aside.client = Some(head.client.ip.clone());
+    }
     Ok((route, head))
 }
 

@@ -1,0 +1,263 @@
+//! The access log: one JSON line per request, written when its response has gone
+//! (so bytes and duration are the client's), to standard output or a file.
+//!
+//! Requests hand their line to a writer thread through a bounded queue and never
+//! wait on the disk: when the queue is full the line is dropped and counted
+//! (`outpost_access_log_dropped`). The thread appends whole lines, in batches of
+//! one `write` each, so two nodes appending to one file across a reload never
+//! interleave inside a line. A reload (SIGHUP) opens the file anew: logrotate
+//! can move it away first.
+//!
+//! Fields: `time` (RFC 3339, UTC, ms), `id` (the request id guests saw),
+//! `client` (after trusted proxies), `method`, `scheme`, `host`, `path`, `query`,
+//! `proto`, `status`, `bytes` (body bytes sent), `duration_ms` (to the last byte),
+//! `route`, `origin`, `upstream_ms` (the origin's latency at its socket), `class`,
+//! `guests` (each guest's action), `cache`, `answered_by`, `reason`,
+//! `user_agent`, `referer`; a field with no value is left out.
+
+use std::io::Write;
+use std::sync::mpsc::{RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, SystemTime};
+
+use http::request::Parts;
+use serde::Serialize;
+
+use crate::decision::Decision;
+use crate::metrics::Counter;
+
+/// Lines waiting for the writer.
+const QUEUE: usize = 16 * 1024;
+
+/// A batch is written once it holds this much.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// An open access log.
+pub struct AccessLog {
+    tx: SyncSender<Vec<u8>>,
+    dropped: Counter,
+}
+
+impl AccessLog {
+    /// Open `target` (`-`: standard output; else a file, created or appended to)
+    /// and start its writer.
+    pub fn open(target: &str, dropped: Counter) -> std::io::Result<AccessLog> {
+        let out: Box<dyn Write + Send> = if target == "-" {
+            Box::new(std::io::stdout())
+        } else {
+            Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(target)?,
+            )
+        };
+        let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
+        std::thread::Builder::new()
+            .name("outpost-access-log".into())
+            .spawn(move || write_lines(out, &rx))?;
+        Ok(AccessLog { tx, dropped })
+    }
+
+    /// Log one finished request.
+    pub fn log(&self, head: &Started, d: &Decision, sent: u64, took: Duration) {
+        let line = Line {
+            time: rfc3339(head.at),
+            id: d.aside.request_id.as_deref(),
+            client: d.aside.client.as_deref().unwrap_or(&head.peer),
+            method: &head.method,
+            scheme: head.scheme,
+            host: &head.host,
+            path: &head.path,
+            query: head.query.as_deref(),
+            proto: head.proto,
+            status: d.status,
+            bytes: sent,
+            duration_ms: millis(took.as_nanos()),
+            route: d.route.as_deref(),
+            origin: d.origin.as_deref(),
+            upstream_ms: d.aside.upstream_ns.map(|n| millis(u128::from(n))),
+            class: d.class.as_deref(),
+            guests: &d.guests,
+            cache: d.cache.as_deref(),
+            answered_by: d.answered_by.to_string(),
+            reason: d.reason.as_deref(),
+            user_agent: head.user_agent.as_deref(),
+            referer: head.referer.as_deref(),
+        };
+        let Ok(mut bytes) = serde_json::to_vec(&line) else {
+            return;
+        };
+        bytes.push(b'\n');
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.tx.try_send(bytes)
+        {
+            self.dropped.inc();
+        }
+    }
+}
+
+/// The writer thread: batches lines, writes each batch in one call, flushes when
+/// the queue runs dry; ends when the log is dropped.
+fn write_lines(mut out: Box<dyn Write + Send>, rx: &std::sync::mpsc::Receiver<Vec<u8>>) {
+    let mut batch = Vec::with_capacity(BATCH_BYTES);
+    let mut warned = false;
+    loop {
+        let next = rx.recv_timeout(Duration::from_millis(200));
+        let done = matches!(next, Err(RecvTimeoutError::Disconnected));
+        if let Ok(line) = next {
+            batch.extend_from_slice(&line);
+            while batch.len() < BATCH_BYTES
+                && let Ok(more) = rx.try_recv()
+            {
+                batch.extend_from_slice(&more);
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(e) = out.write_all(&batch).and_then(|()| out.flush()) {
+                if !warned {
+                    tracing::warn!("access log: cannot write: {e}");
+                    warned = true;
+                }
+            } else {
+                warned = false;
+            }
+            batch.clear();
+        }
+        if done {
+            return;
+        }
+    }
+}
+
+/// What the access log needs of a request, taken as it arrives.
+pub struct Started {
+    at: SystemTime,
+    peer: String,
+    method: String,
+    scheme: &'static str,
+    host: String,
+    path: String,
+    query: Option<String>,
+    proto: &'static str,
+    user_agent: Option<String>,
+    referer: Option<String>,
+}
+
+impl Started {
+    /// The request's head, from `peer` (over TLS or not).
+    pub fn of(parts: &Parts, peer: std::net::SocketAddr, tls: bool) -> Started {
+        let header = |name: http::header::HeaderName| {
+            parts
+                .headers
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        Started {
+            at: SystemTime::now(),
+            peer: peer.ip().to_string(),
+            method: parts.method.as_str().to_string(),
+            scheme: if tls { "https" } else { "http" },
+            host: parts
+                .uri
+                .authority()
+                .map(|a| a.as_str().to_string())
+                .or_else(|| header(http::header::HOST))
+                .unwrap_or_default(),
+            path: parts.uri.path().to_string(),
+            query: parts.uri.query().map(str::to_string),
+            proto: match parts.version {
+                http::Version::HTTP_09 => "HTTP/0.9",
+                http::Version::HTTP_10 => "HTTP/1.0",
+                http::Version::HTTP_2 => "HTTP/2",
+                http::Version::HTTP_3 => "HTTP/3",
+                _ => "HTTP/1.1",
+            },
+            user_agent: header(http::header::USER_AGENT),
+            referer: header(http::header::REFERER),
+        }
+    }
+}
+
+/// One line, in field order.
+#[derive(Serialize)]
+struct Line<'a> {
+    time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    client: &'a str,
+    method: &'a str,
+    scheme: &'a str,
+    host: &'a str,
+    path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query: Option<&'a str>,
+    proto: &'a str,
+    status: u16,
+    bytes: u64,
+    duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    route: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    class: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    guests: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache: Option<&'a str>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    answered_by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referer: Option<&'a str>,
+}
+
+/// Nanoseconds as milliseconds with three decimals.
+fn millis(ns: u128) -> f64 {
+    (ns / 1_000) as f64 / 1_000.0
+}
+
+/// `t` as RFC 3339 in UTC with milliseconds: `2026-12-03T12:00:00.123Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        let at = |s: u64, ms: u64| {
+            rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(s * 1000 + ms))
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        // `date -u -d @951782400` → 2000-02-29 (a leap day of a century year).
+        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(at(1_796_300_000, 999), "2026-12-03T12:13:20.999Z");
+        assert_eq!(at(4_102_444_799, 0), "2099-12-31T23:59:59.000Z");
+    }
+}
