@@ -15,9 +15,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use schema::{
-    CacheSettings, Certificate, Client, Compression, Config, ConfigValue, FailMode,
-    ForwardedHeader, Guest, GuestSource, Limiter, Listener, ListenerTls, Node, Origin, OriginKind,
-    OriginTls, Record, Route, RouteCache, Scalar,
+    Balance, CacheSettings, Certificate, Client, Compression, Config, ConfigValue, FailMode,
+    ForwardedHeader, Guest, GuestSource, HealthCheck, Limiter, Listener, ListenerTls, Node, Origin,
+    OriginKind, OriginTls, Record, Route, RouteCache, Scalar,
 };
 pub use toml::Spanned;
 pub use values::{Addr, Cidr, Millis, Name};
@@ -114,6 +114,23 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+/// An origin address must end in a port.
+fn check_port(src: &Source, name: &Name, a: &Spanned<String>, out: &mut Vec<Diagnostic>) {
+    let text = a.get_ref();
+    let port = if text.starts_with('[') {
+        text.rsplit_once("]:").map(|(_, p)| p)
+    } else {
+        text.rsplit_once(':').map(|(_, p)| p)
+    };
+    match port.map(str::parse::<u16>) {
+        Some(Ok(p)) if p > 0 => {}
+        _ => out.push(src.diagnostic(
+            a.span(),
+            format!("origin `{name}`: address `{text}` needs a port; expected `HOST:PORT`"),
+        )),
+    }
 }
 
 /// The largest configuration file read.
@@ -350,22 +367,46 @@ impl Config {
                     ));
                 }
             }
-            if let (OriginKind::Http, Some(a)) = (o.kind, &o.address) {
-                let text = a.get_ref();
-                let port = if text.starts_with('[') {
-                    text.rsplit_once("]:").map(|(_, p)| p)
-                } else {
-                    text.rsplit_once(':').map(|(_, p)| p)
-                };
-                match port.map(str::parse::<u16>) {
-                    Some(Ok(p)) if p > 0 => {}
-                    _ => out.push(src.diagnostic(
-                        a.span(),
+            if o.kind == OriginKind::Http {
+                for a in o.address.iter().chain(&o.addresses) {
+                    check_port(src, name, a, &mut out);
+                }
+                if o.address.is_none() && !o.addresses.is_empty() {
+                    out.push(src.diagnostic(
+                        o.addresses[0].span(),
+                        format!("origin `{name}`: `addresses` adds to `address`, which is missing"),
+                    ));
+                }
+            }
+            if !(0.0..=1.0).contains(o.max_ejected.get_ref()) {
+                out.push(src.diagnostic(
+                    o.max_ejected.span(),
+                    format!("origin `{name}`: max_ejected must be between 0 and 1"),
+                ));
+            }
+            if let Some(b) = &o.backup {
+                match self.origins.get(b.get_ref()) {
+                    _ if b.get_ref() == name => out.push(src.diagnostic(
+                        b.span(),
+                        format!("origin `{name}` cannot be its own backup"),
+                    )),
+                    None => out.push(src.diagnostic(
+                        b.span(),
                         format!(
-                            "origin `{name}`: address `{text}` needs a port; expected `HOST:PORT`"
+                            "origin `{name}`: backup `{}` is not a configured origin",
+                            b.get_ref()
                         ),
                     )),
+                    Some(_) => {}
                 }
+            }
+            if let Some(h) = &o.health_check
+                && !h.get_ref().path.starts_with('/')
+            {
+                out.push(src.diagnostic(
+                    h.span(),
+                    format!("origin `{name}`: health_check.path must start with `/`"),
+                ));
             }
         }
         if self.routes.is_empty() {

@@ -317,9 +317,39 @@ pub struct Origin {
     /// `http` (default) or `demo`.
     #[serde(default)]
     pub kind: OriginKind,
-    /// `IP:PORT` or `HOST:PORT` of the origin (required unless `kind = "demo"`).
+    /// `IP:PORT` or `HOST:PORT` of the origin (required unless `kind = "demo"`). A
+    /// host name is resolved at every new connection, so DNS changes are followed.
     #[serde(default)]
     pub address: Option<Spanned<String>>,
+    /// More addresses of the same origin: with `address`, a pool the node balances
+    /// across, checks and ejects from.
+    #[serde(default)]
+    pub addresses: Vec<Spanned<String>>,
+    /// How a pool picks an address: `least-outstanding` (fewest requests in flight,
+    /// the default) or `hash` (the same path and query to the same address while
+    /// it is available: rendezvous hashing, so an address leaving moves only its
+    /// own share).
+    #[serde(default)]
+    pub balance: Balance,
+    /// Active health checks of each address.
+    #[serde(default)]
+    pub health_check: Option<Spanned<HealthCheck>>,
+    /// Passive ejection: an address that fails this many requests in a row
+    /// (connection failures, timeouts, 502/503/504) is taken out for `eject_for`.
+    /// 0 turns it off.
+    #[serde(default = "default_eject_after")]
+    pub eject_after: u32,
+    /// How long an ejected address stays out.
+    #[serde(default = "default_eject_for")]
+    pub eject_for: Millis,
+    /// The largest share of a pool's addresses ejected at once (at least one may
+    /// always be).
+    #[serde(default = "default_max_ejected")]
+    pub max_ejected: Spanned<f64>,
+    /// Another origin taken only when no address of this one is available
+    /// (unhealthy or ejected).
+    #[serde(default)]
+    pub backup: Option<Spanned<Name>>,
     /// The `Host` header to send; by default the client's is kept.
     #[serde(default)]
     pub host_header: Option<String>,
@@ -344,6 +374,60 @@ pub struct Origin {
     /// default, 4 s, is below every common origin's.
     #[serde(default = "default_pool_idle_timeout")]
     pub pool_idle_timeout: Millis,
+}
+
+fn default_eject_after() -> u32 {
+    5
+}
+fn default_eject_for() -> Millis {
+    Millis(10_000)
+}
+fn default_max_ejected() -> Spanned<f64> {
+    Spanned::new(0..0, 0.5)
+}
+
+/// How a pool picks an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Balance {
+    /// Fewest requests in flight.
+    #[default]
+    LeastOutstanding,
+    /// Rendezvous hash of path and query.
+    Hash,
+}
+
+/// An active health check of each address of an origin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// The path asked for (`GET`); a 2xx or 3xx answer is a pass.
+    pub path: String,
+    /// Between two checks of one address.
+    #[serde(default = "default_check_interval")]
+    pub interval: Millis,
+    /// Longest wait for a check's answer.
+    #[serde(default = "default_check_timeout")]
+    pub timeout: Millis,
+    /// Passes in a row that make an unhealthy address healthy again.
+    #[serde(default = "default_check_healthy")]
+    pub healthy: u32,
+    /// Failures in a row that make an address unhealthy.
+    #[serde(default = "default_check_unhealthy")]
+    pub unhealthy: u32,
+}
+
+fn default_check_interval() -> Millis {
+    Millis(2_000)
+}
+fn default_check_timeout() -> Millis {
+    Millis(1_000)
+}
+fn default_check_healthy() -> u32 {
+    2
+}
+fn default_check_unhealthy() -> u32 {
+    3
 }
 
 fn default_connect_timeout() -> Spanned<Millis> {

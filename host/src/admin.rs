@@ -1,5 +1,5 @@
-//! The admin API: `/metrics` (Prometheus text, or OpenMetrics on request), `/healthz`,
-//! `/config`, `/guests`. It serves what the modules registered; it counts nothing.
+//! The admin API: `/metrics` (Prometheus text, or OpenMetrics on request), `/healthz`
+//! (503 while draining), `/config`, `/guests`, `/origins` (each address's health). It serves what the modules registered; it counts nothing.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -64,6 +64,22 @@ pub fn handle<B>(
         ),
         "/healthz" => text(StatusCode::OK, "text/plain", "ok\n".into()),
         "/cache" => cache_stats(node),
+        "/origins" => {
+            let mut names: Vec<_> = node.origins.keys().collect();
+            names.sort();
+            let all: serde_json::Map<String, serde_json::Value> = names
+                .into_iter()
+                .map(|n| {
+                    let o = &node.origins[n.as_str()];
+                    (n.clone(), serde_json::Value::from(o.client.addresses()))
+                })
+                .collect();
+            text(
+                StatusCode::OK,
+                "application/json",
+                serde_json::to_string_pretty(&all).unwrap_or_default(),
+            )
+        }
         "/cache/purge" => purge(node, req),
         "/config" => text(
             StatusCode::OK,

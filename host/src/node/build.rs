@@ -14,7 +14,8 @@ use edge_config::{Config, Diagnostic, GuestSource, OriginKind, Spanned};
 use super::{BuildOptions, GuestRef, Node, OriginEntry, RouteEntry, builtin_guest};
 use crate::limiter::{LimiterConfig, OriginLimiter};
 use crate::runtime::{CompileCache, EngineOptions, Guest, GuestLimits, Runtime};
-use crate::upstream::{OriginClient, OriginSettings, OriginTimeouts};
+use crate::upstream::pool::{Balance, Ejection};
+use crate::upstream::{HealthSettings, OriginClient, OriginSettings, OriginTimeouts};
 
 /// The largest guest component read (the shipped guests are well under 1 MiB).
 const MAX_WASM_BYTES: u64 = 64 << 20;
@@ -391,26 +392,75 @@ async fn build_origins(
             let Ok(tls) = origin_tls(config, o, &authority).map_err(|e| errors.push(e)) else {
                 continue;
             };
+            let authorities: Vec<String> = std::iter::once(authority)
+                .chain(o.addresses.iter().map(|a| a.get_ref().clone()))
+                .collect();
             OriginClient::new(
                 name.as_str(),
-                &authority,
-                OriginSettings {
-                    host_header: o.host_header.clone(),
-                    timeouts: OriginTimeouts {
-                        connect: o.connect_timeout.get_ref().duration(),
-                        first_byte: o.first_byte_timeout.get_ref().duration(),
-                        total: o.total_timeout.get_ref().duration(),
-                    },
-                    pool_max_idle: o.pool_max_idle,
-                    pool_idle_timeout: o.pool_idle_timeout.duration(),
-                    retries: opts.families.origin_retries(name.as_str()),
-                    tls,
-                },
+                &authorities,
+                origin_settings(name.as_str(), o, opts, tls),
             )
         };
-        origins.insert(name.to_string(), Arc::new(OriginEntry { client, limiter }));
+        origins.insert(
+            name.to_string(),
+            Arc::new(OriginEntry {
+                client: Arc::new(client),
+                limiter,
+            }),
+        );
+    }
+    for (name, o) in &config.origins {
+        if let (Some(b), Some(entry)) = (&o.backup, origins.get(name.as_str()))
+            && let Some(backup) = origins.get(b.get_ref().as_str())
+        {
+            entry.client.set_backup(&backup.client);
+        }
     }
     (origins, demo_origin)
+}
+
+/// How the node talks to origin `name`.
+fn origin_settings(
+    name: &str,
+    o: &edge_config::Origin,
+    opts: &BuildOptions,
+    tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls_pki_types::ServerName<'static>,
+    )>,
+) -> OriginSettings {
+    OriginSettings {
+        host_header: o.host_header.clone(),
+        timeouts: OriginTimeouts {
+            connect: o.connect_timeout.get_ref().duration(),
+            first_byte: o.first_byte_timeout.get_ref().duration(),
+            total: o.total_timeout.get_ref().duration(),
+        },
+        pool_max_idle: o.pool_max_idle,
+        pool_idle_timeout: o.pool_idle_timeout.duration(),
+        retries: opts.families.origin_retries(name),
+        tls,
+        balance: match o.balance {
+            edge_config::Balance::LeastOutstanding => Balance::LeastOutstanding,
+            edge_config::Balance::Hash => Balance::Hash,
+        },
+        ejection: Ejection {
+            after: o.eject_after,
+            duration: o.eject_for.duration(),
+            max_share: *o.max_ejected.get_ref(),
+        },
+        ejections: opts.families.origin_ejections(name),
+        health: o.health_check.as_ref().map(|h| {
+            let h = h.get_ref();
+            HealthSettings {
+                path: h.path.clone(),
+                interval: h.interval.duration(),
+                timeout: h.timeout.duration(),
+                healthy: h.healthy.max(1),
+                unhealthy: h.unhealthy.max(1),
+            }
+        }),
+    }
 }
 
 /// An origin's TLS client config and server name, when it speaks TLS.

@@ -62,6 +62,7 @@ pub struct NodeFamilies {
     pub cache: CacheMetrics,
     cache_lookups: ByName,
     origin_retries: ByName,
+    origin_ejections: ByName,
     /// Access log lines dropped because its writer fell behind.
     pub access_log_dropped: Counter,
 }
@@ -113,6 +114,11 @@ impl NodeFamilies {
             f.origin_retries.clone(),
         );
         reg.register(
+            "outpost_origin_ejections",
+            "Origin addresses ejected after failing requests in a row",
+            f.origin_ejections.clone(),
+        );
+        reg.register(
             "outpost_access_log_dropped",
             "Access log lines dropped because the writer fell behind",
             f.access_log_dropped.clone(),
@@ -138,6 +144,12 @@ impl NodeFamilies {
     /// The retry counter of origin `name`.
     pub fn origin_retries(&self, name: &str) -> Counter {
         self.origin_retries
+            .get_or_create_owned(&label("origin", name))
+    }
+
+    /// The ejection counter of origin `name`.
+    pub fn origin_ejections(&self, name: &str) -> Counter {
+        self.origin_ejections
             .get_or_create_owned(&label("origin", name))
     }
 

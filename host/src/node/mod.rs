@@ -35,7 +35,7 @@ pub const GUEST_ARTIFACTS: &str = env!("OUTPOST_GUEST_DIR");
 /// An origin: its client and its limiter.
 pub struct OriginEntry {
     /// The pooled client.
-    pub client: OriginClient,
+    pub client: Arc<OriginClient>,
     /// Its admission limiter.
     pub limiter: Arc<OriginLimiter>,
 }

@@ -1,8 +1,11 @@
-//! The pooled keep-alive client to one origin, with connect, first-byte and total
-//! timeouts mapped to 502 and 504.
+//! The pooled keep-alive client to one origin (one address or a pool of them,
+//! `pool`), over TCP or TLS, with connect, first-byte and total timeouts mapped to
+//! 502 and 504.
 
-use std::sync::Arc;
+pub mod pool;
+
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use http::{Request, Response, Uri};
@@ -42,15 +45,49 @@ pub struct OriginSettings {
     pub retries: Counter,
     /// TLS to the origin: the client config and the server name to send and verify.
     pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    /// How a pool picks an address.
+    pub balance: pool::Balance,
+    /// Passive ejection.
+    pub ejection: pool::Ejection,
+    /// Counts ejections.
+    pub ejections: Counter,
+    /// Active health checks.
+    pub health: Option<HealthSettings>,
+}
+
+/// An active health check of each address.
+#[derive(Debug, Clone)]
+pub struct HealthSettings {
+    /// The path asked for.
+    pub path: String,
+    /// Between two rounds of checks.
+    pub interval: Duration,
+    /// Longest wait for an answer.
+    pub timeout: Duration,
+    /// Passes in a row that make an address healthy.
+    pub healthy: u32,
+    /// Failures in a row that make it unhealthy.
+    pub unhealthy: u32,
+}
+
+/// Aborts its task when dropped (the health checks of a client a reload replaced).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A client for one origin.
 pub struct OriginClient {
     /// The origin's name.
     pub name: String,
-    authority: String,
-    /// `authority` parsed once (None: it does not parse, and every send says so).
-    uri_authority: Option<http::uri::Authority>,
+    /// Its addresses.
+    pool: Arc<pool::Pool>,
+    /// Taken when no address of this origin is available.
+    backup: OnceLock<Weak<OriginClient>>,
+    _checks: Option<AbortOnDrop>,
     /// The `Host` header to send instead of the client's, if configured.
     pub host_header: Option<String>,
     timeouts: OriginTimeouts,
@@ -79,8 +116,8 @@ pub struct Recorded {
 }
 
 impl OriginClient {
-    /// A client for the origin at `authority` (`host:port`).
-    pub fn new(name: &str, authority: &str, settings: OriginSettings) -> OriginClient {
+    /// A client for the origin at `authorities` (`host:port`, at least one).
+    pub fn new(name: &str, authorities: &[String], settings: OriginSettings) -> OriginClient {
         let OriginSettings {
             host_header,
             timeouts,
@@ -88,6 +125,10 @@ impl OriginClient {
             pool_idle_timeout,
             retries,
             tls,
+            balance,
+            ejection,
+            ejections,
+            health,
         } = settings;
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(timeouts.connect));
@@ -115,10 +156,26 @@ impl OriginClient {
         let fresh = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(0)
             .build(connector);
+        let pool = Arc::new(pool::Pool::new(
+            authorities.iter().map(|a| pool::Member::new(a)).collect(),
+            balance,
+            ejection,
+            ejections,
+        ));
+        let checks = health.map(|h| {
+            AbortOnDrop(tokio::spawn(check_health(
+                Arc::downgrade(&pool),
+                client.clone(),
+                scheme.clone(),
+                host_header.clone(),
+                h,
+            )))
+        });
         OriginClient {
             name: name.to_string(),
-            authority: authority.to_string(),
-            uri_authority: authority.parse().ok(),
+            pool,
+            backup: OnceLock::new(),
+            _checks: checks,
             host_header,
             timeouts,
             scheme,
@@ -143,7 +200,7 @@ impl OriginClient {
         let t = Duration::from_secs(60);
         let mut c = OriginClient::new(
             name,
-            "model.invalid:0",
+            &["model.invalid:0".to_string()],
             OriginSettings {
                 host_header,
                 timeouts: OriginTimeouts {
@@ -155,6 +212,14 @@ impl OriginClient {
                 pool_idle_timeout: t,
                 retries: Counter::default(),
                 tls: None,
+                balance: pool::Balance::LeastOutstanding,
+                ejection: pool::Ejection {
+                    after: 0,
+                    duration: t,
+                    max_share: 0.0,
+                },
+                ejections: Counter::default(),
+                health: None,
             },
         );
         c.model = true;
@@ -205,9 +270,23 @@ impl OriginClient {
         self.retries.get()
     }
 
-    /// The origin's `host:port`.
+    /// The origin's (first) `host:port`.
     pub fn authority(&self) -> &str {
-        &self.authority
+        self.pool
+            .members
+            .first()
+            .map_or("", |m| m.authority.as_str())
+    }
+
+    /// Take `backup` when no address of this origin is available (its own backup
+    /// is never taken in turn). Held weakly: origins may name each other.
+    pub fn set_backup(&self, backup: &Arc<OriginClient>) {
+        let _ = self.backup.set(Arc::downgrade(backup));
+    }
+
+    /// Each address's state, for the admin API.
+    pub fn addresses(&self) -> Vec<serde_json::Value> {
+        self.pool.states()
     }
 
     /// Send `req` (its URI holds path and query) and return the response, its body
@@ -218,29 +297,49 @@ impl OriginClient {
     /// malformed) is the client's error, not the origin's.
     pub async fn send(
         &self,
-        mut req: Request<Body>,
+        req: Request<Body>,
         upload: Option<&Upload>,
     ) -> Result<Response<Body>, EdgeError> {
         if self.model {
             return Ok(self.answer_model(&req));
         }
-        let start = tokio::time::Instant::now();
-        let mut uri = std::mem::take(req.uri_mut()).into_parts();
-        uri.scheme = Some(self.scheme.clone());
-        uri.authority = self.uri_authority.clone();
-        if uri.path_and_query.is_none() {
-            uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        if !self.pool.any_available() {
+            if let Some(backup) = self.backup.get().and_then(Weak::upgrade) {
+                return backup
+                    .send_here(req, upload, !backup.pool.any_available())
+                    .await;
+            }
+            // No address available and no backup: try them all anyway.
+            return self.send_here(req, upload, true).await;
         }
-        *req.uri_mut() = Uri::from_parts(uri).map_err(|e| {
-            EdgeError::BadRequest(format!(
-                "cannot form the origin URI for `{}`: {e}",
-                self.authority
-            ))
-        })?;
-        *req.version_mut() = http::Version::HTTP_11;
+        self.send_here(req, upload, false).await
+    }
+
+    /// Send to one of this origin's addresses (any of them, in `panic`).
+    async fn send_here(
+        &self,
+        mut req: Request<Body>,
+        upload: Option<&Upload>,
+        panic: bool,
+    ) -> Result<Response<Body>, EdgeError> {
+        let start = tokio::time::Instant::now();
+        let key = req
+            .uri()
+            .path_and_query()
+            .map_or(&b"/"[..], |pq| pq.as_str().as_bytes())
+            .to_vec();
+        let taken = self
+            .pool
+            .pick(&key, None, panic)
+            .ok_or_else(|| EdgeError::OriginDown {
+                origin: self.name.clone(),
+                message: "no address available".into(),
+            })?;
+        self.aim(&mut req, taken.member)?;
         let first_byte = self.timeouts.first_byte.min(self.timeouts.total);
         let blame_client = || upload.and_then(Upload::failure).map(EdgeError::ClientBody);
-        let answer = self.exchange(req);
+        let mut used = taken.index;
+        let answer = self.exchange(&taken, req, &key, panic, &mut used);
         let first_byte_timer = async {
             if let Some(u) = upload {
                 u.finished().await;
@@ -251,6 +350,12 @@ impl OriginClient {
             r = answer => Some(r),
             _ = first_byte_timer => None,
             _ = tokio::time::sleep(self.timeouts.total) => None,
+        };
+        let failed = |e: EdgeError| {
+            if !matches!(e, EdgeError::ClientBody(_)) {
+                self.pool.record(used, pool::Outcome::Failed);
+            }
+            Err(e)
         };
         let resp = match result {
             None => {
@@ -263,7 +368,7 @@ impl OriginClient {
                     // reading leaves the body waiting on it: its timeout.)
                     return Err(EdgeError::ClientBody(UploadFailure::Stalled));
                 }
-                return Err(EdgeError::OriginTimeout {
+                return failed(EdgeError::OriginTimeout {
                     origin: self.name.clone(),
                     what: "first byte",
                 });
@@ -272,22 +377,54 @@ impl OriginClient {
                 if let Some(e) = blame_client() {
                     return Err(e);
                 }
-                let message = error_chain(&e);
-                if message.contains("timed out") || message.contains("timeout") {
-                    return Err(EdgeError::OriginTimeout {
-                        origin: self.name.clone(),
-                        what: "connect",
-                    });
-                }
-                return Err(EdgeError::OriginDown {
-                    origin: self.name.clone(),
-                    message,
-                });
+                return failed(self.failure(&e));
             }
             Some(Ok(resp)) => resp,
         };
+        let gateway_error = matches!(resp.status().as_u16(), 502..=504);
+        self.pool.record(
+            used,
+            if gateway_error {
+                pool::Outcome::Failed
+            } else {
+                pool::Outcome::Answered
+            },
+        );
         let deadline = start + self.timeouts.total;
         Ok(resp.map(|b| boxed(DeadlineBody::new(boxed(b), deadline))))
+    }
+
+    /// Point `req` (its URI holds path and query) at `member`.
+    fn aim(&self, req: &mut Request<Body>, member: &pool::Member) -> Result<(), EdgeError> {
+        let mut uri = std::mem::take(req.uri_mut()).into_parts();
+        uri.scheme = Some(self.scheme.clone());
+        uri.authority = member.uri_authority.clone();
+        if uri.path_and_query.is_none() {
+            uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        }
+        *req.uri_mut() = Uri::from_parts(uri).map_err(|e| {
+            EdgeError::BadRequest(format!(
+                "cannot form the origin URI for `{}`: {e}",
+                member.authority
+            ))
+        })?;
+        *req.version_mut() = http::Version::HTTP_11;
+        Ok(())
+    }
+
+    /// The error an exchange failure is.
+    fn failure(&self, e: &hyper_util::client::legacy::Error) -> EdgeError {
+        let message = error_chain(e);
+        if message.contains("timed out") || message.contains("timeout") {
+            return EdgeError::OriginTimeout {
+                origin: self.name.clone(),
+                what: "connect",
+            };
+        }
+        EdgeError::OriginDown {
+            origin: self.name.clone(),
+            message,
+        }
     }
 }
 
@@ -296,25 +433,97 @@ impl OriginClient {
     /// exchange fails before any answer byte (a reused connection the origin was
     /// closing, most often) is sent once more on a new connection, as nginx's
     /// `proxy_next_upstream error`. Anything else is never sent twice.
+    ///
+    /// A connection that cannot be made sent nothing: then the request (an
+    /// idempotent one without a body) goes to another address of the pool if
+    /// there is one, and `used` says which.
     async fn exchange(
         &self,
+        taken: &pool::Taken<'_>,
         req: Request<Body>,
+        key: &[u8],
+        panic: bool,
+        used: &mut usize,
     ) -> Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
         let again = retry_copy(&req);
         let failed = match self.client.request(req).await {
-            Err(e) if !e.is_connect() => e,
+            Err(e) => e,
             done => return done,
         };
-        let Some(again) = again else {
+        let Some(mut again) = again else {
             return Err(failed);
         };
+        let failed = if failed.is_connect() {
+            failed
+        } else {
+            // A reused connection failed: once more on a new one, same address.
+            let spare = retry_copy(&again);
+            self.retries.inc();
+            tracing::debug!(
+                origin = %self.name,
+                "sent again on a new connection: {}",
+                error_chain(&failed)
+            );
+            match (self.fresh.request(again).await, spare) {
+                (Err(e), Some(spare)) if e.is_connect() => {
+                    again = spare;
+                    e
+                }
+                (done, _) => return done,
+            }
+        };
+        // Nothing was sent: another address of the pool, if there is one.
+        let Some(other) = self.pool.pick(key, Some(taken.index), panic) else {
+            return Err(failed);
+        };
+        self.pool.record(taken.index, pool::Outcome::Failed);
+        if self.aim(&mut again, other.member).is_err() {
+            return Err(failed);
+        }
+        *used = other.index;
         self.retries.inc();
         tracing::debug!(
             origin = %self.name,
-            "sent again on a new connection: {}",
+            from = %taken.member.authority,
+            to = %other.member.authority,
+            "cannot connect; sent to another address: {}",
             error_chain(&failed)
         );
-        self.fresh.request(again).await
+        self.client.request(again).await
+    }
+}
+
+/// Check each address of `pool` every `h.interval` until the pool is dropped.
+async fn check_health(
+    pool: Weak<pool::Pool>,
+    client: Client<TimedConnector, Body>,
+    scheme: http::uri::Scheme,
+    host_header: Option<String>,
+    h: HealthSettings,
+) {
+    loop {
+        tokio::time::sleep(h.interval).await;
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        for (i, m) in pool.members.iter().enumerate() {
+            let uri = format!("{scheme}://{}{}", m.authority, h.path);
+            let Ok(mut req) = Request::get(uri).body(crate::body::empty()) else {
+                pool.checked(i, false, h.healthy, h.unhealthy);
+                continue;
+            };
+            if let Some(v) = host_header
+                .as_deref()
+                .and_then(|v| http::HeaderValue::from_str(v).ok())
+            {
+                req.headers_mut().insert(http::header::HOST, v);
+            }
+            let passed = match tokio::time::timeout(h.timeout, client.request(req)).await {
+                Ok(Ok(resp)) => resp.status().is_success() || resp.status().is_redirection(),
+                _ => false,
+            };
+            pool.checked(i, passed, h.healthy, h.unhealthy);
+        }
     }
 }
 
