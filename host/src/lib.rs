@@ -65,7 +65,8 @@ pub struct Running {
     /// The node serving requests (swapped by [`Running::reload`]).
     pub slot: NodeSlot,
     opts: BuildOptions,
-    /// Where each configured listener listens (ports resolved).
+    /// Where each configured listener listened at start (ports resolved); see
+    /// [`Running::listening`] for now.
     pub listeners: Vec<SocketAddr>,
     /// Where the admin API listens, if enabled.
     pub admin: Option<SocketAddr>,
@@ -73,7 +74,17 @@ pub struct Running {
     pub telemetry: Arc<Telemetry>,
     /// Drains the listeners' connections.
     pub drain: server::Drain,
+    /// The listeners serving now (a reload adds and removes them).
+    bound: std::sync::Mutex<Vec<Bound>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// One listener serving: its configured address, where it listens, its task.
+struct Bound {
+    key: SocketAddr,
+    local: SocketAddr,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -82,9 +93,23 @@ impl Running {
         self.slot.current()
     }
 
+    /// Where each listener serving now listens.
+    pub fn listening(&self) -> Vec<SocketAddr> {
+        self.bound
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|b| b.local)
+            .collect()
+    }
+
     /// Build a node from `config` and swap it in. New requests get the new node;
-    /// requests in flight finish on the one they started with. On error nothing
-    /// changes. Listener and admin addresses are not rebound; counters keep counting.
+    /// requests in flight finish on the one they started with. Listeners follow
+    /// the config, matched by address: a new one is bound (before the swap: one
+    /// that cannot bind fails the reload), a removed one stops accepting and its
+    /// connections drain; a kept one serves new connections with the new
+    /// settings and certificates. On error nothing changes. The admin address is
+    /// not rebound; counters keep counting.
     pub async fn reload(&self, config: Config) -> Result<(), Vec<edge_config::Diagnostic>> {
         let current = self.node();
         let opts = BuildOptions {
@@ -93,8 +118,58 @@ impl Running {
             ..self.opts.clone()
         };
         let node = Node::build(config, &opts).await?;
+        let keys: Vec<SocketAddr> = node
+            .config
+            .listeners
+            .iter()
+            .map(|l| l.address.get_ref().0)
+            .collect();
+        let mut added = Vec::new();
+        {
+            let bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
+            for (l, key) in node.config.listeners.iter().zip(&keys) {
+                if bound.iter().any(|b| b.key == *key) {
+                    continue;
+                }
+                match std::net::TcpListener::bind(key)
+                    .and_then(|s| s.set_nonblocking(true).map(|()| s))
+                    .and_then(tokio::net::TcpListener::from_std)
+                {
+                    Ok(listener) => added.push((*key, listener)),
+                    Err(e) => {
+                        return Err(vec![node.config.source().diagnostic(
+                            l.address.span(),
+                            format!("cannot listen on {key}: {e}"),
+                        )]);
+                    }
+                }
+            }
+        }
         self.slot.replace(Arc::new(node));
+        let mut bound = self.bound.lock().unwrap_or_else(|p| p.into_inner());
+        bound.retain(|b| {
+            let keep = keys.contains(&b.key);
+            if !keep {
+                tracing::info!(listener = %b.local, "listener removed: draining its connections");
+                b.stop.cancel();
+            }
+            keep
+        });
+        for (key, listener) in added {
+            if let Ok(b) = self.spawn_listener(key, listener) {
+                tracing::info!(listener = %b.local, "listener added");
+                bound.push(b);
+            }
+        }
         Ok(())
+    }
+
+    fn spawn_listener(
+        &self,
+        key: SocketAddr,
+        listener: tokio::net::TcpListener,
+    ) -> std::io::Result<Bound> {
+        spawn_listener(&self.slot, &self.drain, key, listener)
     }
 
     /// Stop gracefully: stop accepting (`/healthz` turns 503), let requests in
@@ -110,6 +185,9 @@ impl Running {
     pub fn shutdown(&self) {
         for t in &self.tasks {
             t.abort();
+        }
+        for b in self.bound.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            b.task.abort();
         }
     }
 }
@@ -148,21 +226,18 @@ pub async fn start(
     let slot = NodeSlot::new(node.clone());
     let mut listeners = Vec::new();
     let mut tasks = Vec::new();
+    let mut bound = Vec::new();
     let drain = server::Drain::default();
     for (i, l) in node.config.listeners.iter().enumerate() {
+        let key = l.address.get_ref().0;
         let addr = match (i, listen_override) {
             (0, Some(a)) => a,
-            _ => l.address.get_ref().0,
+            _ => key,
         };
         let listener = server::bind(addr).await?;
-        listeners.push(listener.local_addr()?);
-        tasks.push(tokio::spawn(server::serve(
-            slot.clone(),
-            listener,
-            i,
-            server::ListenerLimits::of(l),
-            drain.clone(),
-        )));
+        let b = spawn_listener(&slot, &drain, key, listener)?;
+        listeners.push(b.local);
+        bound.push(b);
     }
     let admin_addr = admin_override.unwrap_or(node.config.node.admin.map(|a| a.0));
     let admin = match admin_addr {
@@ -186,6 +261,31 @@ pub async fn start(
         admin,
         telemetry,
         drain,
+        bound: std::sync::Mutex::new(bound),
         tasks,
+    })
+}
+
+/// Serve `listener`, the one configured at `key`, until drained or stopped.
+fn spawn_listener(
+    slot: &NodeSlot,
+    drain: &server::Drain,
+    key: SocketAddr,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<Bound> {
+    let local = listener.local_addr()?;
+    let stop = drain.stopper();
+    let task = tokio::spawn(server::serve(
+        slot.clone(),
+        listener,
+        key,
+        drain.clone(),
+        stop.clone(),
+    ));
+    Ok(Bound {
+        key,
+        local,
+        stop,
+        task,
     })
 }

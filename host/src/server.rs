@@ -204,6 +204,11 @@ impl Drain {
         }
     }
 
+    /// A token that stops one listener: cancelled by itself, or by the drain.
+    pub fn stopper(&self) -> tokio_util::sync::CancellationToken {
+        self.0.started.child_token()
+    }
+
     fn opened(&self) -> Opened {
         self.0.open.fetch_add(1, Ordering::SeqCst);
         Opened(self.clone())
@@ -221,32 +226,23 @@ impl Drop for Opened {
     }
 }
 
-/// Serve `listener` (the `index`th configured) until `drain` starts or the task is
-/// dropped.
+/// Serve `listener` (the one configured at address `key`) until `stop` is
+/// cancelled (by itself, or by the drain) or the task is dropped. Each connection
+/// gets the settings and certificates of the node current when it is accepted.
 pub async fn serve(
     slot: NodeSlot,
     listener: TcpListener,
-    index: usize,
-    limits: ListenerLimits,
+    key: SocketAddr,
     drain: Drain,
+    stop: tokio_util::sync::CancellationToken,
 ) {
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(256);
-    let builder = Arc::new(builder);
+    let mut builder = http_builder(Duration::ZERO);
     let conns = Arc::new(Conns::default());
     let started = Instant::now();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            () = drain.0.started.cancelled() => return,
+            () = stop.cancelled() => return,
         };
         let (stream, peer) = match accepted {
             Ok(c) => c,
@@ -257,32 +253,65 @@ pub async fn serve(
                 continue;
             }
         };
+        let node = slot.current();
+        let Some(index) = node
+            .config
+            .listeners
+            .iter()
+            .position(|l| l.address.get_ref().0 == key)
+        else {
+            // A reload removed this listener; it is being stopped.
+            continue;
+        };
+        let limits = ListenerLimits::of(&node.config.listeners[index]);
+        if builder.0 != limits.header_timeout {
+            builder = http_builder(limits.header_timeout);
+        }
         let place = match conns.admit(crate::client::address_key(peer.ip()), &limits) {
             Ok(p) => p,
             Err(why) => {
-                slot.current().metrics.connections_refused.inc();
+                node.metrics.connections_refused.inc();
                 conns.refused(&why, started);
                 drop(stream);
                 continue;
             }
         };
-        let node = slot.current();
         node.metrics.connections.inc();
         let tls = node.listener_tls.get(index).cloned().flatten();
         drop(node);
         let _ = stream.set_nodelay(true);
         let conn = Conn {
             slot: slot.clone(),
-            builder: builder.clone(),
+            builder: builder.1.clone(),
             peer,
             limits,
             _place: place,
             _open: drain.opened(),
-            drain: drain.clone(),
+            stop: stop.clone(),
             accepted: Instant::now(),
         };
         tokio::spawn(conn.start(stream, tls));
     }
+}
+
+/// The HTTP/1 and HTTP/2 connection settings, with `header_timeout`.
+fn http_builder(
+    header_timeout: Duration,
+) -> (
+    Duration,
+    Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
+) {
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout.max(Duration::from_millis(1)))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256);
+    (header_timeout, Arc::new(builder))
 }
 
 /// Requests in flight on one connection and when that last changed; responses
@@ -503,7 +532,7 @@ struct Conn {
     limits: ListenerLimits,
     _place: ConnSlot,
     _open: Opened,
-    drain: Drain,
+    stop: tokio_util::sync::CancellationToken,
     accepted: Instant,
 }
 
@@ -545,7 +574,7 @@ impl Conn {
             builder,
             peer,
             limits,
-            drain,
+            stop,
             accepted,
             ..
         } = self;
@@ -583,7 +612,7 @@ impl Conn {
                 return;
             }
             close = activity.watch(limits) => Some(close),
-            () = drain.0.started.cancelled() => None,
+            () = stop.cancelled() => None,
         };
         match close {
             // Dropping the connection drops its responses: their limiter permits

@@ -76,3 +76,68 @@ async fn a_drain_lets_fifty_requests_in_flight_finish_and_refuses_new_connection
         "the drain waited"
     );
 }
+
+/// A free loopback port (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adds_a_tls_listener_and_drains_the_one_it_removes() {
+    use outpost_tests::tls::{self, Ca};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Ca::new("Outpost test CA");
+    let (cert, key) = ca.leaf(&["a.example"]).write(dir.path(), "a");
+    let origin = TestOrigin::start().await;
+    let old = free_port();
+    let new = free_port();
+    let routes = format!(
+        "[origins.main]\naddress = \"{}\"\nfirst_byte_timeout = \"10s\"\n\n\
+         [[routes]]\nname = \"all\"\norigin = \"main\"\n",
+        origin.addr
+    );
+    let first = format!("[[listeners]]\naddress = \"127.0.0.1:{old}\"\n\n{routes}");
+    let second = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:{new}\"\n\
+         [[listeners.tls.certificates]]\ncert = \"{}\"\nkey = \"{}\"\n\n{routes}",
+        cert.display(),
+        key.display()
+    );
+    let node = TestNode::new(&first).await;
+    let before = node.addr;
+    // A request in flight on the listener about to be removed.
+    let long = tokio::spawn(async move {
+        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let resp = client
+            .get(format!("http://{before}/slow").parse().expect("uri"))
+            .await?;
+        let body = resp.into_body().collect().await?.to_bytes();
+        anyhow::Ok(body)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let config = edge_config::Config::from_source(edge_config::Source {
+        name: "test.toml".into(),
+        base_dir: ".".into(),
+        text: second.clone(),
+    })
+    .expect("config");
+    node.running.reload(config).await.expect("reload");
+    let added: std::net::SocketAddr = format!("127.0.0.1:{new}").parse().expect("addr");
+    assert_eq!(node.running.listening(), vec![added]);
+    // The new listener speaks TLS.
+    let stream = tls::connect(added, "a.example", ca.client(&[b"h2"]))
+        .await
+        .expect("handshake");
+    let r = tls::get(stream, "a.example", "/echo")
+        .await
+        .expect("request");
+    assert_eq!(r.status, 200);
+    // The removed one accepts nothing new, and its request in flight completes.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(tokio::net::TcpStream::connect(before).await.is_err());
+    let body = long.await.expect("task").expect("the request completes");
+    assert_eq!(&body[..], b"slow\n");
+}
