@@ -307,8 +307,20 @@ pub fn vary_key(resp: &HeaderMap, req: &HeaderMap) -> String {
         let name = name.trim().to_ascii_lowercase();
         out.push_str(&name);
         out.push('=');
-        for v in req.get_all(name.as_str()) {
-            out.push_str(&String::from_utf8_lossy(v.as_bytes()));
+        // Several fields of one name are one list (RFC 9110, 5.3): joined as such,
+        // so `a` + `bc` and `ab` + `c` stay apart; bytes outside printable ASCII
+        // (and the escape itself) escaped, so distinct values never share a key.
+        for (i, v) in req.get_all(name.as_str()).iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            for &b in v.as_bytes() {
+                match b {
+                    b'\\' => out.push_str("\\\\"),
+                    0x20..=0x7e => out.push(char::from(b)),
+                    _ => out.push_str(&format!("\\x{b:02x}")),
+                }
+            }
         }
         out.push('\n');
     }
@@ -354,6 +366,26 @@ mod tests {
             b = b.header(*n, *v);
         }
         b.body(()).expect("response").into_parts().0
+    }
+
+    #[test]
+    fn vary_keys_keep_split_and_non_ascii_values_apart() {
+        let vary = resp(200, &[("vary", "X-A")]).headers;
+        let key = |values: &[&[u8]]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append("x-a", HeaderValue::from_bytes(v).expect("value"));
+            }
+            vary_key(&vary, &h)
+        };
+        assert_ne!(key(&[b"a", b"bc"]), key(&[b"ab", b"c"]));
+        assert_eq!(
+            key(&[b"a", b"b"]),
+            key(&[b"a, b"]),
+            "one list, two spellings"
+        );
+        assert_ne!(key(&[b"\xff"]), key(&[b"\xfe"]));
+        assert_ne!(key(&[b"\\xff"]), key(&[b"\xff"]), "the escape's own text");
     }
 
     fn ttl(rules: &RouteRules, status: u16, headers: &[(&str, &str)]) -> Option<u64> {

@@ -31,8 +31,19 @@ pub async fn serve(
             return ExitCode::FAILURE;
         }
     };
+    // The handlers go in before the banner: a signal sent as soon as the node says
+    // it serves must not meet the default action (which ends the process).
+    let hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            say_err!("cannot listen for SIGHUP, reload disabled: {e}");
+            None
+        }
+    };
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
     banner(&running, path.as_ref());
-    until_stopped(&running, path.as_ref()).await;
+    until_stopped(&running, path.as_ref(), hangup).await;
+    drop(term);
     drain(&running).await;
     running.shutdown();
     ExitCode::SUCCESS
@@ -122,15 +133,11 @@ fn banner(running: &Running, path: Option<&PathBuf>) {
 }
 
 /// Serve until ctrl-c, reloading on SIGHUP.
-async fn until_stopped(running: &Running, path: Option<&PathBuf>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hangup = match signal(SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            say_err!("cannot listen for SIGHUP, reload disabled: {e}");
-            None
-        }
-    };
+async fn until_stopped(
+    running: &Running,
+    path: Option<&PathBuf>,
+    mut hangup: Option<tokio::signal::unix::Signal>,
+) {
     loop {
         let reload = async {
             match hangup.as_mut() {

@@ -130,7 +130,10 @@ fn canonical_accept_encoding(head: &mut RequestHead) {
         j.extend_from_slice(&h.value);
         false
     });
-    if let Some(v) = joined.as_deref().and_then(crate::coding::canonical_accept) {
+    // A client that sent the field but accepts none of the codings asked for
+    // `identity`: it says so to the origin (no field would mean any coding).
+    if let Some(j) = joined {
+        let v = crate::coding::canonical_accept(&j).unwrap_or_else(|| "identity".into());
         head.headers.push(crate::contract::types::Header {
             name: "accept-encoding".into(),
             value: v.into_bytes(),
@@ -188,7 +191,10 @@ fn from_store(
     status: &str,
 ) -> Response<Body> {
     let mut resp = s.respond(req, now, status);
-    resp.extensions_mut().insert(FromStore(s.clone()));
+    // Only a whole body is the copy's (not a range of it, not a 304).
+    if resp.status() == http::StatusCode::OK {
+        resp.extensions_mut().insert(FromStore(s.clone()));
+    }
     resp
 }
 

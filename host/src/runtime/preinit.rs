@@ -37,9 +37,13 @@ impl Runtime {
         };
         let mut wizer = Wizer::new();
         wizer.keep_init_func(true);
-        let (cx, instrumented) = wizer
-            .instrument_component(wasm)
-            .map_err(|e| failed("instrumenting", e))?;
+        // Instrumenting parses and rewrites the guest's own bytes: a panic there (a
+        // malformed component wizer does not expect) refuses this guest, not the node.
+        let instrumented = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wizer.instrument_component(wasm)
+        }))
+        .unwrap_or_else(|_| Err(wasmtime::Error::msg("the instrumenter panicked")));
+        let (cx, instrumented) = instrumented.map_err(|e| failed("instrumenting", e))?;
         let component = self
             .compile(&instrumented, cache)
             .map_err(|e| failed("compiling", e))?;
