@@ -154,15 +154,44 @@ pub fn peer_leaf(
 /// An HTTPS origin on loopback with `leaf`'s certificate, answering every request
 /// with the HTTP version it came in (`HTTP/1.1` or `HTTP/2.0`) as its body.
 pub async fn origin(leaf: &Leaf) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    origin_requiring(leaf, None).await
+}
+
+impl Ca {
+    /// This CA's certificate as a trust anchor.
+    pub fn der(&self) -> CertificateDer<'static> {
+        self.issuer.der().clone()
+    }
+}
+
+/// [`origin`], refusing clients without a certificate from `client_ca` when given.
+pub async fn origin_requiring(
+    leaf: &Leaf,
+    client_ca: Option<&Ca>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     use rustls_pki_types::pem::PemObject;
     let chain = vec![leaf.der.clone()];
     let key =
         rustls_pki_types::PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("key");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
+        .expect("versions");
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.der()).expect("client CA");
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .expect("client verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
         .with_single_cert(chain, key)
         .expect("origin certificate");
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -225,3 +225,31 @@ async fn an_origin_is_verified_against_its_ca_and_spoken_to_in_http2() {
     assert_eq!(r.status, StatusCode::BAD_GATEWAY);
     assert!(!r.text().contains("HTTP/"), "{}", r.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_that_requires_a_client_certificate_gets_the_configured_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = Ca::new("Origin CA");
+    let clients = Ca::new("Edge clients CA");
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write");
+    let (cert, key) = clients.leaf(&["edge.example"]).write(dir.path(), "edge");
+    let (origin, _task) = tls::origin_requiring(&ca.leaf(&["origin.test"]), Some(&clients)).await;
+    let node_with = |client: &str| {
+        format!(
+            "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[origins.main]\naddress = \"{origin}\"\n\
+             [origins.main.tls]\nca = \"{}\"\nserver_name = \"origin.test\"\n{client}\n\n\
+             [[routes]]\nname = \"all\"\norigin = \"main\"\n",
+            dir.path().join("ca.pem").display()
+        )
+    };
+    let with = format!(
+        "client_certificate = {{ cert = \"{}\", key = \"{}\" }}",
+        cert.display(),
+        key.display()
+    );
+    let node = TestNode::new(&node_with(&with)).await;
+    let r = node.get("/").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let node = TestNode::new(&node_with("")).await;
+    assert_eq!(node.get("/").await.status, StatusCode::BAD_GATEWAY);
+}
