@@ -116,6 +116,26 @@ async fn sni_picks_among_three_certificates_and_alpn_picks_http2() {
         let echo: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
         assert_eq!(echo["headers"]["x-forwarded-proto"], "https", "{echo}");
     }
+
+    // Session resumption: a client that kept the session's ticket resumes.
+    let client = ca.client(&[b"http/1.1"]);
+    let first = tls::connect(node.addr, "a.example", client.clone())
+        .await
+        .expect("handshake");
+    assert_eq!(
+        first.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Full)
+    );
+    tls::get(first, "a.example", "/echo")
+        .await
+        .expect("request");
+    let again = tls::connect(node.addr, "a.example", client)
+        .await
+        .expect("handshake");
+    assert_eq!(
+        again.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
