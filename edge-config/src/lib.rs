@@ -15,9 +15,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use schema::{
-    Balance, CacheSettings, Certificate, Client, Compression, Config, ConfigValue, FailMode,
-    ForwardedHeader, Guest, GuestSource, HealthCheck, Limiter, Listener, ListenerTls, Node, Origin,
-    OriginKind, OriginTls, Record, Route, RouteCache, Scalar,
+    AccessLogSettings, Balance, CacheSettings, Certificate, Client, Compression, Config,
+    ConfigValue, FailMode, ForwardedHeader, Guest, GuestSource, HealthCheck, Limiter, Listener,
+    ListenerTls, Node, Origin, OriginKind, OriginTls, Record, Route, RouteCache, Scalar,
 };
 pub use toml::Spanned;
 pub use values::{Addr, Cidr, Millis, Name};
@@ -337,6 +337,11 @@ impl Config {
                     );
                 }
             }
+        }
+        if let Some(a) = &self.access_log
+            && !(0.0..=1.0).contains(a.sample.get_ref())
+        {
+            out.push(src.diagnostic(a.sample.span(), "access_log.sample must be between 0 and 1"));
         }
         let tick = self.node.epoch_tick.get_ref().0;
         if tick == 0 {

@@ -42,6 +42,9 @@ pub struct Config {
     /// Sampled recording of requests and their decisions, for replay.
     #[serde(default)]
     pub record: Option<Record>,
+    /// The access log (absent: none).
+    #[serde(default)]
+    pub access_log: Option<AccessLogSettings>,
     /// The edge cache's sizes (which routes cache is each route's `cache`).
     #[serde(default)]
     pub cache: CacheSettings,
@@ -81,11 +84,35 @@ pub struct Node {
     /// before the process exits anyway.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: Spanned<Millis>,
-    /// One JSON line per request: `"-"` for standard output, or a file path
-    /// (relative to the working directory, appended to; reopened on SIGHUP, so
-    /// logrotate can move it). None: no access log.
-    #[serde(default)]
-    pub access_log: Option<Spanned<String>>,
+}
+
+/// The access log: one JSON line per request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogSettings {
+    /// `"-"` for standard output, or a file (relative to the working directory,
+    /// appended to; reopened by a reload, so logrotate can move it).
+    pub path: Spanned<String>,
+    /// Rotate the file when it reaches this size: `path` becomes `path.1`, `.1`
+    /// becomes `.2` ... (0: never; the node does not rotate standard output).
+    #[serde(default = "default_access_log_mib")]
+    pub max_file_mib: u64,
+    /// Rotated files kept.
+    #[serde(default = "default_access_log_keep")]
+    pub keep_files: u32,
+    /// The share of requests logged (1: all).
+    #[serde(default = "default_access_log_sample")]
+    pub sample: Spanned<f64>,
+}
+
+fn default_access_log_mib() -> u64 {
+    100
+}
+fn default_access_log_keep() -> u32 {
+    5
+}
+fn default_access_log_sample() -> Spanned<f64> {
+    Spanned::new(0..0, 1.0)
 }
 
 impl Default for Node {
@@ -97,7 +124,6 @@ impl Default for Node {
             epoch_tick: default_tick(),
             max_instances: default_max_instances(),
             drain_timeout: default_drain_timeout(),
-            access_log: None,
         }
     }
 }

@@ -6,7 +6,9 @@
 //! (`outpost_access_log_dropped`). The thread appends whole lines, in batches of
 //! one `write` each, so two nodes appending to one file across a reload never
 //! interleave inside a line. A reload (SIGHUP) opens the file anew: logrotate
-//! can move it away first.
+//! can move it away first. Or the node rotates it itself at `max_file_mib`
+//! (`path` → `path.1` → `path.2` ..., `keep_files` kept), and logs only a
+//! `sample` of requests (every n-th, for a share of 1/n).
 //!
 //! Fields: `time` (RFC 3339, UTC, ms), `id` (the request id guests saw),
 //! `client` (after trusted proxies), `method`, `scheme`, `host`, `path`, `query`,
@@ -35,27 +37,52 @@ const BATCH_BYTES: usize = 64 * 1024;
 pub struct AccessLog {
     tx: SyncSender<Vec<u8>>,
     dropped: Counter,
+    /// Log every n-th request (0: none).
+    every: u64,
+    seen: std::sync::atomic::AtomicU64,
+}
+
+/// Where the lines go, and when a file is rotated.
+pub struct Target {
+    /// `-` (standard output) or a file path.
+    pub path: String,
+    /// Rotate at this size (0: never).
+    pub max_bytes: u64,
+    /// Rotated files kept.
+    pub keep: u32,
+    /// The share of requests logged.
+    pub sample: f64,
 }
 
 impl AccessLog {
     /// Open `target` (`-`: standard output; else a file, created or appended to)
     /// and start its writer.
-    pub fn open(target: &str, dropped: Counter) -> std::io::Result<AccessLog> {
-        let out: Box<dyn Write + Send> = if target == "-" {
-            Box::new(std::io::stdout())
-        } else {
-            Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(target)?,
-            )
-        };
+    pub fn open(target: Target, dropped: Counter) -> std::io::Result<AccessLog> {
+        let out = Out::open(&target)?;
         let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
         std::thread::Builder::new()
             .name("outpost-access-log".into())
             .spawn(move || write_lines(out, &rx))?;
-        Ok(AccessLog { tx, dropped })
+        let every = if target.sample <= 0.0 {
+            0
+        } else {
+            (1.0 / target.sample).round().max(1.0) as u64
+        };
+        Ok(AccessLog {
+            tx,
+            dropped,
+            every,
+            seen: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Whether this request is logged (the sample).
+    pub fn sample(&self) -> bool {
+        self.every > 0
+            && self
+                .seen
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .is_multiple_of(self.every)
     }
 
     /// Log one finished request.
@@ -95,9 +122,89 @@ impl AccessLog {
     }
 }
 
+/// The log's output: standard output, or a file rotated by size.
+enum Out {
+    Stdout(std::io::Stdout),
+    File {
+        file: std::fs::File,
+        path: std::path::PathBuf,
+        written: u64,
+        max_bytes: u64,
+        keep: u32,
+    },
+}
+
+impl Out {
+    fn open(t: &Target) -> std::io::Result<Out> {
+        if t.path == "-" {
+            return Ok(Out::Stdout(std::io::stdout()));
+        }
+        let path = std::path::PathBuf::from(&t.path);
+        let file = append(&path)?;
+        let written = file.metadata().map_or(0, |m| m.len());
+        Ok(Out::File {
+            file,
+            path,
+            written,
+            max_bytes: t.max_bytes,
+            keep: t.keep,
+        })
+    }
+
+    /// Write one batch of whole lines; rotate first if it would pass the size.
+    fn write_batch(&mut self, batch: &[u8]) -> std::io::Result<()> {
+        match self {
+            Out::Stdout(s) => {
+                s.write_all(batch)?;
+                s.flush()
+            }
+            Out::File {
+                file,
+                path,
+                written,
+                max_bytes,
+                keep,
+            } => {
+                if *max_bytes > 0 && *written > 0 && *written + batch.len() as u64 > *max_bytes {
+                    rotate(path, *keep)?;
+                    *file = append(path)?;
+                    *written = 0;
+                }
+                file.write_all(batch)?;
+                *written += batch.len() as u64;
+                Ok(())
+            }
+        }
+    }
+}
+
+fn append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+/// `path.(keep-1)` → `path.keep` ... `path` → `path.1`; the oldest is dropped.
+fn rotate(path: &std::path::Path, keep: u32) -> std::io::Result<()> {
+    let numbered = |n: u32| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(format!(".{n}"));
+        std::path::PathBuf::from(p)
+    };
+    if keep == 0 {
+        return std::fs::remove_file(path);
+    }
+    let _ = std::fs::remove_file(numbered(keep));
+    for n in (1..keep).rev() {
+        let _ = std::fs::rename(numbered(n), numbered(n + 1));
+    }
+    std::fs::rename(path, numbered(1))
+}
+
 /// The writer thread: batches lines, writes each batch in one call, flushes when
 /// the queue runs dry; ends when the log is dropped.
-fn write_lines(mut out: Box<dyn Write + Send>, rx: &std::sync::mpsc::Receiver<Vec<u8>>) {
+fn write_lines(mut out: Out, rx: &std::sync::mpsc::Receiver<Vec<u8>>) {
     let mut batch = Vec::with_capacity(BATCH_BYTES);
     let mut warned = false;
     loop {
@@ -112,7 +219,7 @@ fn write_lines(mut out: Box<dyn Write + Send>, rx: &std::sync::mpsc::Receiver<Ve
             }
         }
         if !batch.is_empty() {
-            if let Err(e) = out.write_all(&batch).and_then(|()| out.flush()) {
+            if let Err(e) = out.write_batch(&batch) {
                 if !warned {
                     tracing::warn!("access log: cannot write: {e}");
                     warned = true;
@@ -248,6 +355,30 @@ pub fn rfc3339(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_rotates_at_its_size_keeping_whole_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("access.log");
+        let mut out = Out::open(&Target {
+            path: path.display().to_string(),
+            max_bytes: 100,
+            keep: 2,
+            sample: 1.0,
+        })
+        .expect("open");
+        let line = [b'x'; 39].iter().chain(b"\n").copied().collect::<Vec<u8>>();
+        for _ in 0..10 {
+            out.write_batch(&line).expect("write");
+        }
+        let read = |p: &std::path::Path| std::fs::read(p).unwrap_or_default();
+        let numbered = |n: u32| dir.path().join(format!("access.log.{n}"));
+        // 40-byte lines, 100 bytes a file: two lines each, whole.
+        assert_eq!(read(&path).len(), 80);
+        assert_eq!(read(&numbered(1)).len(), 80);
+        assert_eq!(read(&numbered(2)).len(), 80);
+        assert!(!numbered(3).exists(), "keep = 2");
+    }
 
     #[test]
     fn times_are_rfc3339_utc() {

@@ -32,9 +32,9 @@ async fn every_request_gets_one_json_line_and_a_reload_reopens_the_file() {
     let log = dir.path().join("access.log");
     let origin = TestOrigin::start().await;
     let toml = format!(
-        "[node]\naccess_log = \"{}\"\n\n{}",
-        log.display(),
-        config(origin.addr, &[], "")
+        "{}\n[access_log]\npath = \"{}\"\n",
+        config(origin.addr, &[], ""),
+        log.display()
     );
     let node = TestNode::new(&toml).await;
     let ok = node
@@ -98,4 +98,25 @@ async fn every_request_gets_one_json_line_and_a_reload_reopens_the_file() {
         2,
         "the old file is left alone"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sample_logs_that_share_of_requests() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.log");
+    let origin = TestOrigin::start().await;
+    let toml = format!(
+        "{}\n[access_log]\npath = \"{}\"\nsample = 0.25\n",
+        config(origin.addr, &[], ""),
+        log.display()
+    );
+    let node = TestNode::new(&toml).await;
+    for i in 0..40 {
+        node.get(&format!("/echo?n={i}")).await;
+    }
+    let got = lines(&log, 10).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(lines(&log, 10).await.len(), 10, "one in four of 40");
+    assert_eq!(got[0]["query"], "n=0");
+    assert_eq!(got[1]["query"], "n=4");
 }

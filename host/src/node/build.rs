@@ -94,14 +94,19 @@ fn open_access_log(
     opts: &BuildOptions,
     errors: &mut Vec<Diagnostic>,
 ) -> Option<Arc<crate::access::AccessLog>> {
-    let target = config.node.access_log.as_ref()?;
-    match crate::access::AccessLog::open(target.get_ref(), opts.families.access_log_dropped.clone())
-    {
+    let a = config.access_log.as_ref()?;
+    let target = crate::access::Target {
+        path: a.path.get_ref().clone(),
+        max_bytes: a.max_file_mib.saturating_mul(1 << 20),
+        keep: a.keep_files,
+        sample: *a.sample.get_ref(),
+    };
+    match crate::access::AccessLog::open(target, opts.families.access_log_dropped.clone()) {
         Ok(log) => Some(Arc::new(log)),
         Err(e) => {
             errors.push(config.source().diagnostic(
-                target.span(),
-                format!("cannot open the access log `{}`: {e}", target.get_ref()),
+                a.path.span(),
+                format!("cannot open the access log `{}`: {e}", a.path.get_ref()),
             ));
             None
         }

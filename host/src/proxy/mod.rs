@@ -57,7 +57,8 @@ pub enum Phase {
 /// response body has gone.
 pub async fn serve(node: &Node, req: Request<Body>, client: SocketAddr) -> Response<Body> {
     let sampled = node.recorder.as_ref().filter(|r| r.sample());
-    if sampled.is_none() && node.access_log.is_none() {
+    let logged = node.access_log.as_ref().filter(|l| l.sample());
+    if sampled.is_none() && logged.is_none() {
         // Neither recorded nor logged: only the status is kept, nothing is
         // formatted or copied.
         return serve_decided(node, req, client, &mut Decision::default()).await;
@@ -67,7 +68,7 @@ pub async fn serve(node: &Node, req: Request<Body>, client: SocketAddr) -> Respo
     let (parts, body) = req.into_parts();
     let watch = finish::Watchers {
         recorder: sampled.map(|r| (r.clone(), crate::record::Recorder::entry(&parts, client))),
-        access: node.access_log.as_ref().map(|log| {
+        access: logged.map(|log| {
             let tls = parts.extensions.get::<crate::client::OverTls>().is_some();
             (log.clone(), crate::access::Started::of(&parts, client, tls))
         }),
