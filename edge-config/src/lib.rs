@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 pub use schema::{
     AccessLogSettings, Balance, CacheSettings, Certificate, Client, Compression, Config,
-    ConfigValue, FailMode, ForwardedHeader, Guest, GuestSource, HealthCheck, Limiter, Listener,
-    ListenerTls, Node, Origin, OriginKind, OriginTls, Record, Route, RouteCache, Scalar,
+    ConfigValue, FailMode, ForwardedHeader, Guest, GuestSource, HealthCheck, Http2Settings,
+    Limiter, Listener, ListenerTls, Node, Origin, OriginKind, OriginTls, Record, Route, RouteCache,
+    Scalar,
 };
 pub use toml::Spanned;
 pub use values::{Addr, Cidr, Millis, Name};
@@ -326,6 +327,22 @@ impl Config {
                         format!("listeners.{key} must be at least 1ms"),
                     ));
                 }
+            }
+            let h2 = &l.http2;
+            // RFC 9113: a window is at most 2^31 - 1; a stream window below 64 KiB
+            // or no stream at all would stall every client.
+            if h2.max_concurrent_streams == 0
+                || h2.initial_stream_window < 65_535
+                || h2.initial_connection_window < 65_535
+                || h2.initial_stream_window > i32::MAX as u32
+                || h2.initial_connection_window > i32::MAX as u32
+                || h2.max_header_list_size < 1024
+            {
+                out.push(src.diagnostic(
+                    l.address.span(),
+                    "listeners.http2: max_concurrent_streams must be at least 1, windows \
+                     between 65535 and 2147483647, max_header_list_size at least 1024",
+                ));
             }
             for (key, value) in [
                 ("max_connections", &l.max_connections),

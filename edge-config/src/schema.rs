@@ -243,6 +243,51 @@ pub struct Listener {
     /// Terminate TLS on this listener (HTTPS, with HTTP/2 by ALPN).
     #[serde(default)]
     pub tls: Option<Spanned<ListenerTls>>,
+    /// HTTP/2 settings (h2c, and HTTP/2 over TLS).
+    #[serde(default)]
+    pub http2: Http2Settings,
+}
+
+/// A listener's HTTP/2 settings: what it advertises to clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http2Settings {
+    /// Streams a client may have open at once on one connection.
+    #[serde(default = "default_h2_streams")]
+    pub max_concurrent_streams: u32,
+    /// The largest request header block accepted, bytes (decoded).
+    #[serde(default = "default_h2_header_list")]
+    pub max_header_list_size: u32,
+    /// Flow-control window of each stream, bytes (the client's upload pace).
+    #[serde(default = "default_h2_stream_window")]
+    pub initial_stream_window: u32,
+    /// Flow-control window of a whole connection, bytes.
+    #[serde(default = "default_h2_connection_window")]
+    pub initial_connection_window: u32,
+}
+
+impl Default for Http2Settings {
+    fn default() -> Http2Settings {
+        Http2Settings {
+            max_concurrent_streams: default_h2_streams(),
+            max_header_list_size: default_h2_header_list(),
+            initial_stream_window: default_h2_stream_window(),
+            initial_connection_window: default_h2_connection_window(),
+        }
+    }
+}
+
+fn default_h2_streams() -> u32 {
+    256
+}
+fn default_h2_header_list() -> u32 {
+    64 * 1024
+}
+fn default_h2_stream_window() -> u32 {
+    1 << 20
+}
+fn default_h2_connection_window() -> u32 {
+    4 << 20
 }
 
 /// TLS on a listener: its certificates, chosen by the name the client asks for (SNI).

@@ -236,7 +236,7 @@ pub async fn serve(
     drain: Drain,
     stop: tokio_util::sync::CancellationToken,
 ) {
-    let mut builder = http_builder(Duration::ZERO);
+    let mut builder = http_builder((Duration::ZERO, edge_config::Http2Settings::default()));
     let conns = Arc::new(Conns::default());
     let started = Instant::now();
     loop {
@@ -263,9 +263,10 @@ pub async fn serve(
             // A reload removed this listener; it is being stopped.
             continue;
         };
-        let limits = ListenerLimits::of(&node.config.listeners[index]);
-        if builder.0 != limits.header_timeout {
-            builder = http_builder(limits.header_timeout);
+        let l = &node.config.listeners[index];
+        let limits = ListenerLimits::of(l);
+        if builder.0 != (limits.header_timeout, l.http2) {
+            builder = http_builder((limits.header_timeout, l.http2));
         }
         let place = match conns.admit(crate::client::address_key(peer.ip()), &limits) {
             Ok(p) => p,
@@ -294,13 +295,17 @@ pub async fn serve(
     }
 }
 
-/// The HTTP/1 and HTTP/2 connection settings, with `header_timeout`.
+/// What a listener's connection settings are made from.
+type BuilderKey = (Duration, edge_config::Http2Settings);
+
+/// The HTTP/1 and HTTP/2 connection settings of a listener.
 fn http_builder(
-    header_timeout: Duration,
+    key: BuilderKey,
 ) -> (
-    Duration,
+    BuilderKey,
     Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
 ) {
+    let (header_timeout, h2) = key;
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -310,8 +315,11 @@ fn http_builder(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(256);
-    (header_timeout, Arc::new(builder))
+        .max_concurrent_streams(h2.max_concurrent_streams)
+        .max_header_list_size(h2.max_header_list_size)
+        .initial_stream_window_size(h2.initial_stream_window)
+        .initial_connection_window_size(h2.initial_connection_window);
+    (key, Arc::new(builder))
 }
 
 /// Requests in flight on one connection and when that last changed; responses

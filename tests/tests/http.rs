@@ -194,3 +194,26 @@ async fn reload_swaps_the_config_and_requests_in_flight_finish_on_the_old_one() 
     assert!(node.running.reload(parsed).await.is_err());
     assert_eq!(node.get("/").await.status, StatusCode::IM_A_TEAPOT);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_advertises_its_configured_http2_settings() {
+    let origin = TestOrigin::start().await;
+    let toml = config(origin.addr, &[], "").replace(
+        "address = \"127.0.0.1:0\"\n",
+        "address = \"127.0.0.1:0\"\nhttp2 = { max_concurrent_streams = 7 }\n",
+    );
+    let node = TestNode::new(&toml).await;
+    let tcp = tokio::net::TcpStream::connect(node.addr)
+        .await
+        .expect("connect");
+    let (client, conn) = h2::client::handshake(tcp).await.expect("h2c handshake");
+    tokio::spawn(conn);
+    let mut client = client.ready().await.expect("ready");
+    let req = Request::get(format!("http://{}/echo", node.addr))
+        .body(())
+        .expect("request");
+    let (resp, _) = client.send_request(req, true).expect("send");
+    let resp = resp.await.expect("response");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(client.current_max_send_streams(), 7);
+}
