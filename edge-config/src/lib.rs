@@ -41,6 +41,9 @@ pub struct Diagnostic {
     pub column: usize,
     /// What is wrong and what was expected.
     pub message: String,
+    /// The line it is on (shown under the message with a caret at the column);
+    /// empty when there is no line to show.
+    pub snippet: String,
 }
 
 impl fmt::Display for Diagnostic {
@@ -49,7 +52,24 @@ impl fmt::Display for Diagnostic {
             f,
             "{}:{}:{}: {}",
             self.file, self.line, self.column, self.message
-        )
+        )?;
+        if !self.snippet.trim().is_empty() {
+            let gutter = self.line.to_string();
+            let pad = " ".repeat(gutter.len());
+            // The caret under the column, tabs kept so it lines up.
+            let lead: String = self
+                .snippet
+                .chars()
+                .take(self.column.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            write!(
+                f,
+                "\n {pad} |\n {gutter} | {}\n {pad} | {lead}^",
+                self.snippet
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -101,11 +121,23 @@ impl Source {
         message: impl Into<String>,
     ) -> Diagnostic {
         let (line, column) = self.position(span.start);
+        // Only a real position gets a snippet (0..0 is "no position").
+        let snippet = if span.end > 0 {
+            self.text
+                .lines()
+                .nth(line - 1)
+                .unwrap_or("")
+                .trim_end()
+                .to_string()
+        } else {
+            String::new()
+        };
         Diagnostic {
             file: self.name.clone(),
             line,
             column,
             message: message.into(),
+            snippet,
         }
     }
 }
@@ -115,6 +147,73 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+/// Schema errors reported at most, per file.
+const MAX_ERRORS: usize = 50;
+
+/// Blank out (with spaces, newlines kept) the entry of `text` at byte `at`: its
+/// `key = value` line and the lines its value continues on, or a `[table]` header
+/// with the entries under it. False when there is nothing left to blank there.
+fn blank_entry(text: &mut String, at: usize) -> bool {
+    let at = floor_char_boundary(text, at.min(text.len()));
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = |from: usize| text[from..].find('\n').map_or(text.len(), |i| from + i);
+    let first = text[start..line_end(start)].trim_start();
+    if first.is_empty() || first.starts_with('#') {
+        return false;
+    }
+    let mut end = line_end(start);
+    if first.starts_with('[') {
+        // A table header: it and its entries, up to the next header.
+        while end < text.len() {
+            let next = end + 1;
+            let line = text[next..line_end(next)].trim_start();
+            if line.starts_with('[') {
+                break;
+            }
+            end = line_end(next);
+        }
+    } else {
+        // A value may go on over lines: until its brackets and braces close.
+        let mut depth = bracket_depth(&text[start..end]);
+        while depth > 0 && end < text.len() {
+            let next = end + 1;
+            end = line_end(next);
+            depth += bracket_depth(&text[next..end]);
+        }
+    }
+    let blank: String = text[start..end]
+        .chars()
+        .map(|c| if c == '\n' { '\n' } else { ' ' })
+        .collect();
+    text.replace_range(start..end, &blank);
+    true
+}
+
+/// Opening minus closing brackets and braces on a line, outside strings and
+/// comments (a rough count: enough to find where a multi-line value ends).
+fn bracket_depth(line: &str) -> i32 {
+    let mut depth = 0;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some('"'), '\\') if !escaped => {
+                escaped = true;
+                continue;
+            }
+            (Some(q), c) if c == q && !escaped => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '#') => break,
+            (None, '[' | '{') => depth += 1,
+            (None, ']' | '}') => depth -= 1,
+            (None, _) => {}
+        }
+        escaped = false;
+    }
+    depth
 }
 
 /// An origin address must end in a port.
@@ -173,6 +272,7 @@ impl Config {
                 line,
                 column,
                 message,
+                snippet: String::new(),
             }],
         };
         let bytes = read_capped(path, MAX_CONFIG_BYTES)
@@ -217,25 +317,48 @@ impl Config {
         })
     }
 
-    /// Parse and validate configuration text.
+    /// Parse and validate configuration text, reporting every error found in one
+    /// pass, in file order.
+    ///
+    /// A syntax error is fatal (nothing after it can be trusted). A schema error
+    /// (unknown key, wrong type, bad value) is recorded, its entry blanked out of a
+    /// copy of the text (offsets kept), and the copy parsed again, so every such
+    /// error is found; once the schema holds, validation adds its own. A missing
+    /// key that only a blanked entry could have supplied ends the search rather
+    /// than reporting a consequence as an error.
     pub fn from_source(source: Source) -> Result<Config, ConfigError> {
-        let mut config: Config = match toml::from_str(&source.text) {
-            Ok(c) => c,
-            Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                let message = e.message().trim_end().to_string();
-                return Err(ConfigError {
-                    diagnostics: vec![source.diagnostic(span, message)],
-                });
+        let fail = |diagnostics: Vec<Diagnostic>| Err(ConfigError { diagnostics });
+        if let Err(e) = source.text.parse::<toml::Table>() {
+            let span = e.span().unwrap_or(0..0);
+            return fail(vec![source.diagnostic(span, e.message().trim_end())]);
+        }
+        let mut text = source.text.clone();
+        let mut errors = Vec::new();
+        let parsed = loop {
+            let e = match toml::from_str::<Config>(&text) {
+                Ok(c) => break Some(c),
+                Err(e) => e,
+            };
+            let span = e.span().unwrap_or(0..0);
+            let message = e.message().trim_end().to_string();
+            if !errors.is_empty() && message.starts_with("missing field") {
+                break None;
+            }
+            errors.push(source.diagnostic(span.clone(), message));
+            if errors.len() >= MAX_ERRORS || !blank_entry(&mut text, span.start) {
+                break None;
             }
         };
-        config.source = source;
-        let diagnostics = config.validate();
-        if diagnostics.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError { diagnostics })
+        if let Some(mut config) = parsed {
+            config.source = source.clone();
+            errors.extend(config.validate());
+            if errors.is_empty() {
+                return Ok(config);
+            }
         }
+        errors.sort_by_key(|d| (d.line, d.column));
+        errors.dedup();
+        fail(errors)
     }
 
     /// The cache's sizes, and each route's cache rules.
@@ -728,9 +851,19 @@ adress = "oops"
 "#,
         )
         .unwrap_err();
-        let d = &err.diagnostics[0];
+        let d = err
+            .diagnostics
+            .iter()
+            .find(|d| d.message.contains("unknown field `adress`"))
+            .expect("the unknown field is reported");
         assert_eq!(d.line, 4, "{err}");
-        assert!(d.message.contains("unknown field `adress`"), "{err}");
+        // The rest of the file is still checked: it has no routes.
+        assert!(
+            err.diagnostics
+                .iter()
+                .any(|d| d.message.contains("at least one `[[routes]]`")),
+            "{err}"
+        );
     }
 
     #[test]

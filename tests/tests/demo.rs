@@ -55,8 +55,45 @@ async fn the_embedded_default_serves_a_filtered_live_stream() {
     let dir = media_uri.rsplit_once('/').map_or("", |(d, _)| d);
     let (status, bytes) = get(format!("{base}/live/{dir}/{seg}")).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(bytes.len() > 100_000, "segment of {} bytes", bytes.len());
     assert_eq!(bytes[0], 0x47, "MPEG-TS sync byte");
+    // Real video: ffprobe decodes it, H.264 and AAC, two seconds.
+    let file = cache.path().join("segment.ts");
+    std::fs::write(&file, &bytes).expect("write segment");
+    let probe = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-show_entries"])
+        .arg("stream=codec_name,width,nb_read_frames:format=duration")
+        .args(["-of", "json"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run ffprobe ({e}): install Debian's ffmpeg (.ci/run does)")
+        });
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&probe.stdout).expect("ffprobe json");
+    let codecs: Vec<&str> = info["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .filter_map(|s| s["codec_name"].as_str())
+        .collect();
+    assert_eq!(codecs, ["h264", "aac"], "{info}");
+    let frames: u64 = info["streams"][0]["nb_read_frames"]
+        .as_str()
+        .and_then(|f| f.parse().ok())
+        .expect("frames decoded");
+    assert!(
+        frames >= 55,
+        "{frames} video frames decoded of a 2 s segment at 30 fps"
+    );
+    let seconds: f64 = info["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .expect("duration");
+    assert!((1.8..2.3).contains(&seconds), "{seconds} s");
     // The compile cache was written: a restart does not recompile.
     assert!(std::fs::read_dir(cache.path()).expect("cache dir").count() >= 3);
 }

@@ -1492,3 +1492,89 @@ async fn hls_js_plays_a_live_ladder_through_the_cache() {
         "the origin saw other spellings of Accept-Encoding\n{context}"
     );
 }
+
+/// hls.js in headless Chromium plays the built-in demo stream through a node on
+/// the embedded default config (plus one route for the player page): real H.264
+/// clips looped live, across the discontinuity where the loop starts over, with
+/// the default cap holding back the 1080p rung.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_js_plays_the_demo_stream_through_the_default_node() {
+    require_tool(&chromium_binary(), "--version", "chromium");
+    let page = tempfile::tempdir().expect("tempdir");
+    let player_dir = page.path().join("player");
+    std::fs::create_dir_all(&player_dir).expect("player dir");
+    player_files(&player_dir);
+    let origin = StaticOrigin::start(page.path()).await;
+    let toml = edge_config::EMBEDDED_DEFAULT.replacen(
+        "[[routes]]",
+        &format!(
+            "[origins.page]\naddress = \"{}\"\n\n[[routes]]\nname = \"player\"\n\
+             path_prefix = \"/player/\"\norigin = \"page\"\n\n[[routes]]",
+            origin.addr
+        ),
+        1,
+    );
+    let node = TestNode::new(&toml).await;
+    let player = Player::open(&format!(
+        "http://{}/player/index.html?src=/live/master.m3u8",
+        node.addr
+    ));
+    // Live: it never ends. Watch until it has played past two loops of the clips
+    // (6 s each), or fails.
+    let page_reports = |seen: &[Seen]| -> Vec<BTreeMap<String, String>> {
+        seen.iter()
+            .filter(|s| s.path == "/player/report")
+            .map(|s| query_map(&s.query))
+            .collect()
+    };
+    let start = Instant::now();
+    let (outcome, played) = loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let reps = page_reports(&origin.requests());
+        // A live stream starts near its live edge, not at 0: how far playback got
+        // is the span of the positions reported once it started moving.
+        let positions: Vec<f64> = reps
+            .iter()
+            .filter(|r| event(r, "tick"))
+            .filter_map(|r| r.get("t")?.parse::<f64>().ok())
+            .filter(|t| *t > 0.0)
+            .collect();
+        let played = positions.iter().copied().fold(0.0f64, f64::max)
+            - positions.iter().copied().fold(f64::INFINITY, f64::min);
+        if reps
+            .iter()
+            .any(|r| event(r, "error") && r.get("fatal").map(String::as_str) == Some("true"))
+        {
+            break ("fatal hls.js error", played);
+        }
+        if played >= 13.0 {
+            break ("played", played);
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            break ("timeout", played);
+        }
+    };
+    drop(player);
+    let reps = page_reports(&origin.requests());
+    let events: Vec<String> = reps
+        .iter()
+        .filter(|r| !event(r, "tick"))
+        .map(|r| format!("{r:?}"))
+        .collect();
+    let context = format!("{outcome}: played {played} s\n{}", events.join("\n"));
+    eprintln!("{context}");
+    assert_eq!(outcome, "played", "{context}");
+    let manifest = reps
+        .iter()
+        .find(|r| event(r, "manifest"))
+        .expect("hls.js parsed the master");
+    assert_eq!(
+        manifest.get("heights").map(String::as_str),
+        Some("360,540,720"),
+        "{context}"
+    );
+    assert!(
+        reps.iter().filter(|r| event(r, "frag")).count() >= 6,
+        "{context}"
+    );
+}
