@@ -329,7 +329,11 @@ mod tests {
         for r in LADDER {
             for n in 0..CLIPS as u64 * 2 {
                 let s = segment(&r, n);
-                assert!(s.len() > 10_000 && s.len().is_multiple_of(188), "{} {n}", r.name);
+                assert!(
+                    s.len() > 10_000 && s.len().is_multiple_of(188),
+                    "{} {n}",
+                    r.name
+                );
                 // Every packet starts with the sync byte.
                 assert!(s.chunks(188).all(|p| p[0] == 0x47), "{} {n}", r.name);
             }

@@ -186,6 +186,19 @@ impl Runtime {
         }
     }
 
+    /// The contract version a guest was built against, when it is not this node's
+    /// (read from the `outpost:edge/...@V` names it imports and exports).
+    fn contract_version(&self, component: &Component) -> Option<String> {
+        let ty = component.component_type();
+        let imports = ty.imports(&self.engine).map(|(n, _)| n);
+        let exports = ty.exports(&self.engine).map(|(n, _)| n);
+        imports
+            .chain(exports)
+            .filter_map(crate::contract::version_of)
+            .find(|v| *v != crate::contract::VERSION)
+            .map(str::to_string)
+    }
+
     /// Link a compiled guest and find the hooks it exports.
     fn link(&self, component: &Component, parts: Linked) -> Result<Arc<Guest>, GuestError> {
         let Linked {
@@ -196,6 +209,17 @@ impl Runtime {
             metrics,
         } = parts;
         let name = &*name;
+        if let Some(theirs) = self.contract_version(component) {
+            return Err(GuestError::Load {
+                guest: name.to_string(),
+                message: format!(
+                    "built against the contract {pkg}@{theirs}, and this node speaks \
+                     {pkg}@{ours}: rebuild the guest with the SDK of this node's version",
+                    pkg = crate::contract::PACKAGE,
+                    ours = crate::contract::VERSION,
+                ),
+            });
+        }
         let pre = self
             .linker
             .instantiate_pre(component)
@@ -726,6 +750,54 @@ fn classify(guest: &Arc<str>, e: wasmtime::Error, seen: Seen) -> GuestError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_guest_built_against_another_contract_version_is_refused_naming_both() {
+        let runtime = Runtime::new(&EngineOptions {
+            max_instances: 4,
+            max_memory_bytes: 1 << 20,
+            tick: Duration::from_millis(1),
+            keep_resident: false,
+        })
+        .expect("engine");
+        let component = |version: &str| {
+            wat::parse_str(format!(
+                r#"(component
+                    (core module $m (func (export "f")))
+                    (core instance $i (instantiate $m))
+                    (func $f (canon lift (core func $i "f")))
+                    (instance $hook (export "noop" (func $f)))
+                    (export "outpost:edge/request-hook@{version}" (instance $hook)))"#
+            ))
+            .expect("wat")
+        };
+        let load = |wasm: &[u8]| {
+            runtime
+                .load(
+                    "future",
+                    wasm,
+                    GuestLimits {
+                        memory_bytes: 1 << 20,
+                        cpu: Duration::from_millis(50),
+                        reuse: 0,
+                    },
+                    BTreeMap::new(),
+                    None,
+                    GuestMetrics::default(),
+                )
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        let newer = load(&component("0.2.0"));
+        assert!(
+            newer.contains("outpost:edge@0.2.0") && newer.contains("outpost:edge@0.1.0"),
+            "{newer}"
+        );
+        // The same shape at this node's version is not refused for its version.
+        let same = load(&component(crate::contract::VERSION));
+        assert!(!same.contains("built against"), "{same}");
+    }
 
     #[test]
     fn failures_are_classified_by_what_the_store_saw_not_by_their_wording() {
