@@ -1,4 +1,4 @@
-//! The `outpost` command: `serve` (the default), `check`, `replay`.
+//! The `outpost` command: `serve` (the default), `check`, `replay`, `new`, `build`.
 
 #![warn(clippy::too_many_lines)]
 
@@ -39,6 +39,10 @@ enum Command {
         /// Do not read or write the compiled-guest cache.
         #[arg(long)]
         no_cache: bool,
+        /// Rebuild the guests the config loads from their own crates when their
+        /// sources change, and reload; a failed build keeps the running version.
+        #[arg(long)]
+        watch: bool,
     },
     /// Validate a configuration, load and link every guest, report every error.
     Check {
@@ -48,6 +52,29 @@ enum Command {
     /// Replay recorded traffic (HAR, Common/Combined Log Format, Outpost JSONL;
     /// told from the content) through a node and report its decisions.
     Replay(Box<cli::replay::ReplayArgs>),
+    /// Create a guest crate: a working example with its tests, a README, and a
+    /// config that serves it.
+    New {
+        /// The hooks it exports.
+        #[arg(value_enum)]
+        kind: cli::new::Kind,
+        /// The crate's name (and directory).
+        name: String,
+        /// Create it under this directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Depend on the SDK at this path (default: the checkout this binary was
+        /// built from, if present, else the repository by git).
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
+    /// Build a guest crate for wasm32-wasip2, check it against this node's
+    /// contract, and print its size and hooks.
+    Build {
+        /// The crate's directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 /// Print a line to stdout; a closed stdout (`outpost | head -1`) is not an error:
@@ -96,6 +123,7 @@ fn main() -> ExitCode {
         listen: None,
         admin: None,
         no_cache: false,
+        watch: false,
     });
     runtime.block_on(async {
         match command {
@@ -104,9 +132,20 @@ fn main() -> ExitCode {
                 listen,
                 admin,
                 no_cache,
-            } => cli::serve::serve(config, listen, admin, no_cache).await,
+                watch,
+            } => cli::serve::serve(config, listen, admin, no_cache, watch).await,
             Command::Check { config } => cli::check::check(config).await,
             Command::Replay(args) => cli::replay::replay(*args).await,
+            Command::New {
+                kind,
+                name,
+                dir,
+                sdk_path,
+            } => {
+                let sdk = sdk_path.map_or_else(cli::new::default_sdk, cli::new::Sdk::Path);
+                cli::new::new(kind, &name, &dir, &sdk)
+            }
+            Command::Build { dir } => cli::build::build(&dir),
         }
     })
 }

@@ -341,3 +341,126 @@ fn sigterm_drains_a_request_in_flight_then_exits_zero() {
     assert!(status.success(), "exit {status:?}: {rest}");
     assert!(rest.contains("drained"), "{rest}");
 }
+
+/// `GET path` over a plain HTTP/1.1 connection; the status line and body.
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return (String::new(), String::new());
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    );
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
+/// Run `cmd`, failing the test with its output when it fails.
+fn succeed(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn a_new_guest_builds_tests_serves_and_is_rebuilt_on_change_outside_the_repository() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    succeed(
+        outpost()
+            .args(["new", "request", "hello", "--dir"])
+            .arg(tmp.path()),
+        "outpost new",
+    );
+    let dir = tmp.path().join("hello");
+    for f in ["Cargo.toml", "src/lib.rs", "README.md", "edge.toml"] {
+        assert!(dir.join(f).is_file(), "{f} was not generated");
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let tests = succeed(
+        Command::new(&cargo).arg("test").current_dir(&dir),
+        "cargo test in the new crate",
+    );
+    assert!(tests.contains("2 passed"), "{tests}");
+    let built = succeed(outpost().arg("build").arg(&dir), "outpost build");
+    assert!(built.contains("hooks: request"), "{built}");
+
+    let mut child = outpost()
+        .args([
+            "serve",
+            "-c",
+            "edge.toml",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-cache",
+            "--watch",
+        ])
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut addr = None;
+    for _ in 0..10 {
+        let mut line = String::new();
+        out.read_line(&mut line).expect("a line");
+        if let Some(a) = line.trim().strip_prefix("listening on http://") {
+            addr = Some(a.to_string());
+            break;
+        }
+    }
+    let addr = addr.expect("the node says where it listens");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let until = |want: &str| {
+        let start = Instant::now();
+        loop {
+            let (status, body) = http_get(&addr, "/hello");
+            if body == want {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "waited for {want:?}, got {status} {body:?}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    assert!(until("hello from hello\n").contains("200"));
+    // An edit is rebuilt and reloaded without a restart.
+    let lib = dir.join("src/lib.rs");
+    let code = std::fs::read_to_string(&lib).expect("lib.rs");
+    std::fs::write(&lib, code.replace("from hello", "from the edited hello")).expect("edit");
+    until("hello from the edited hello\n");
+    // A broken edit fails to build, and the last good build keeps serving.
+    std::fs::write(&lib, "this is not rust\n").expect("break");
+    std::thread::sleep(Duration::from_secs(15));
+    assert_eq!(http_get(&addr, "/hello").1, "hello from the edited hello\n");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let errors = errors.join().unwrap_or_default();
+    assert!(errors.contains("the build failed"), "{errors}");
+}

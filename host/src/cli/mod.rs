@@ -1,8 +1,11 @@
-//! The subcommands: `serve` (the default), `check`, `replay`.
+//! The subcommands: `serve` (the default), `check`, `replay`, `new`, `build`.
 
+pub mod build;
 pub mod check;
+pub mod new;
 pub mod replay;
 pub mod serve;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -15,6 +15,7 @@ pub async fn serve(
     listen: Option<SocketAddr>,
     admin: Option<SocketAddr>,
     no_cache: bool,
+    watch: bool,
 ) -> ExitCode {
     let config = match load(path.as_ref()) {
         Ok(c) => c,
@@ -42,7 +43,22 @@ pub async fn serve(
     };
     let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
     banner(&running, path.as_ref());
-    until_stopped(&running, path.as_ref(), hangup).await;
+    let watched = if watch {
+        let w = super::watch::crates(&running.node().config);
+        for c in &w {
+            say!(
+                "  watching     {} (rebuilt and reloaded on change)",
+                c.dir.display()
+            );
+        }
+        if w.is_empty() {
+            say!("  --watch: no guest of this config is built from a crate of its own");
+        }
+        w
+    } else {
+        Vec::new()
+    };
+    until_stopped(&running, path.as_ref(), hangup, watched).await;
     drop(term);
     drain(&running).await;
     running.shutdown();
@@ -120,7 +136,7 @@ fn banner(running: &Running, path: Option<&PathBuf>) {
         say!("  admin API    http://{a}/metrics  /healthz  /guests  /config");
     }
     if let (Some(demo), Some(l)) = (running.node().demo_origin, running.listeners.first()) {
-        say!("  demo origin  http://{demo} (a synthetic live HLS stream)");
+        say!("  demo origin  http://{demo} (a live HLS stream of looped test clips)");
         say!("");
         say!("Try it:");
         say!("  curl -s http://{l}/live/master.m3u8");
@@ -137,8 +153,16 @@ async fn until_stopped(
     running: &Running,
     path: Option<&PathBuf>,
     mut hangup: Option<tokio::signal::unix::Signal>,
+    mut watched: Vec<super::watch::Watched>,
 ) {
     loop {
+        let idle = watched.is_empty();
+        let tick = async move {
+            if idle {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        };
         let reload = async {
             match hangup.as_mut() {
                 Some(h) => h.recv().await,
@@ -148,7 +172,41 @@ async fn until_stopped(
         tokio::select! {
             () = stop_signal() => return,
             _ = reload => reload_from(running, path).await,
+            () = tick => rebuild_changed(running, path, &mut watched).await,
         }
+    }
+}
+
+/// Rebuild the watched crates that changed; reload if one did and built.
+async fn rebuild_changed(
+    running: &Running,
+    path: Option<&PathBuf>,
+    watched: &mut [super::watch::Watched],
+) {
+    let mut built = false;
+    for w in watched.iter_mut() {
+        if !w.changed() {
+            continue;
+        }
+        say!("{} changed: rebuilding", w.dir.display());
+        let dir = w.dir.clone();
+        let result = tokio::task::spawn_blocking(move || super::watch::rebuild(&dir)).await;
+        match result {
+            Ok(Ok(())) => {
+                say!("{}: built", w.dir.display());
+                built = true;
+            }
+            Ok(Err(errors)) => {
+                say_err!(
+                    "{}: the build failed; still serving the last good build\n{errors}",
+                    w.dir.display()
+                );
+            }
+            Err(e) => say_err!("{}: the build did not finish: {e}", w.dir.display()),
+        }
+    }
+    if built {
+        reload_from(running, path).await;
     }
 }
 

@@ -66,6 +66,33 @@ pub struct EngineOptions {
     pub keep_resident: bool,
 }
 
+/// Load `wasm` as the node would (compile, check the contract version, link, find
+/// its hooks); the hooks it exports, or why it cannot be loaded.
+pub fn inspect(wasm: &[u8]) -> Result<String, String> {
+    let runtime = Runtime::new(&EngineOptions {
+        max_instances: 4,
+        max_memory_bytes: 16 << 20,
+        tick: Duration::from_millis(1),
+        keep_resident: false,
+    })
+    .map_err(|e| format!("cannot start the wasm engine: {e:#}"))?;
+    let guest = runtime
+        .load(
+            "guest",
+            wasm,
+            GuestLimits {
+                memory_bytes: 16 << 20,
+                cpu: Duration::from_millis(50),
+                reuse: 0,
+            },
+            BTreeMap::new(),
+            None,
+            GuestMetrics::default(),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(guest.hooks.to_string())
+}
+
 /// The shared wasmtime engine and its epoch ticker. Dropping it stops the ticker.
 pub struct Runtime {
     engine: Engine,
