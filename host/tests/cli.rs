@@ -426,8 +426,13 @@ fn a_new_guest_builds_tests_serves_and_is_rebuilt_on_change_outside_the_reposito
             break;
         }
     }
-    let addr = addr.expect("the node says where it listens");
     let mut stderr = child.stderr.take().expect("stderr");
+    let Some(addr) = addr else {
+        let _ = child.kill();
+        let mut why = String::new();
+        let _ = stderr.read_to_string(&mut why);
+        panic!("the node did not say where it listens:\n{why}");
+    };
     let errors = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = stderr.read_to_string(&mut s);

@@ -69,6 +69,10 @@ fn compile(dir: &Path, manifest: &Path) -> Result<PathBuf, String> {
             "--manifest-path",
         ])
         .arg(manifest)
+        // The crate's own target directory, whatever CARGO_TARGET_DIR says: its
+        // edge.toml names the component there.
+        .arg("--target-dir")
+        .arg(dir.join("target"))
         .current_dir(dir)
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
@@ -88,13 +92,11 @@ fn compile(dir: &Path, manifest: &Path) -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
     let meta: serde_json::Value =
         serde_json::from_slice(&meta.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
-    let target = meta["target_directory"]
-        .as_str()
-        .ok_or("cargo metadata names no target directory")?;
+    let target = dir.join("target");
     let name = meta["packages"][0]["name"]
         .as_str()
         .ok_or("cargo metadata names no package")?;
-    let wasm = Path::new(target)
+    let wasm = target
         .join("wasm32-wasip2/release")
         .join(format!("{}.wasm", name.replace('-', "_")));
     if wasm.is_file() {

@@ -133,6 +133,15 @@ fn read_entries(args: &ReplayArgs) -> Result<(Vec<outpost_traffic::Entry>, u64),
 
 /// Run a replay.
 pub async fn replay(args: ReplayArgs) -> ExitCode {
+    // The expectations are read and checked before anything is replayed.
+    let expectations = match args.expect.as_deref().map(replay::Expectations::load) {
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+        Some(Ok(x)) => Some(x),
+        None => None,
+    };
     let (mut entries, malformed) = match read_entries(&args) {
         Ok(x) => x,
         Err(code) => return code,
@@ -179,7 +188,7 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
         .await
     };
     report.malformed = malformed;
-    finish(&args, &report, &decisions)
+    finish(&args, &report, &decisions, expectations.as_ref())
 }
 
 /// The node an in-process replay runs (model origins, a virtual clock).
@@ -273,7 +282,12 @@ async fn diff(
 }
 
 /// Write the decisions, print the report, check the expectations.
-fn finish(args: &ReplayArgs, report: &replay::Report, decisions: &[Replayed]) -> ExitCode {
+fn finish(
+    args: &ReplayArgs,
+    report: &replay::Report,
+    decisions: &[Replayed],
+    expectations: Option<&replay::Expectations>,
+) -> ExitCode {
     if let Some(path) = &args.decisions {
         let written = std::fs::File::create(path).and_then(|f| {
             let mut w = std::io::BufWriter::new(f);
@@ -293,29 +307,14 @@ fn finish(args: &ReplayArgs, report: &replay::Report, decisions: &[Replayed]) ->
     } else {
         print!("{}", report.summary());
     }
-    match &args.expect {
-        Some(path) => check_expectations(path, decisions),
+    match expectations {
+        Some(x) => check_expectations(x, decisions),
         None => ExitCode::SUCCESS,
     }
 }
 
-/// Check the expectations in `path` over `decisions`; a failing one fails the
-/// command.
-fn check_expectations(path: &PathBuf, decisions: &[Replayed]) -> ExitCode {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: reading {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    let expectations: replay::Expectations = match toml::from_str(&text) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("error: {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-    };
+/// Check `expectations` over `decisions`; a failing one fails the command.
+fn check_expectations(expectations: &replay::Expectations, decisions: &[Replayed]) -> ExitCode {
     let (lines, ok) = expectations.check(decisions);
     for l in lines {
         println!("{l}");

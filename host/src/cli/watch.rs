@@ -86,6 +86,9 @@ pub fn rebuild(dir: &Path) -> Result<(), String> {
             "--message-format",
             "short",
         ])
+        // Where `outpost build` puts it, whatever CARGO_TARGET_DIR says.
+        .arg("--target-dir")
+        .arg(dir.join("target"))
         .current_dir(dir)
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;

@@ -61,22 +61,80 @@ pub enum Bound {
 }
 
 impl Bound {
-    fn allows(&self, n: u64, of: u64) -> Result<bool, String> {
+    /// The share's percentage, for a share.
+    fn percent(s: &str) -> Result<f64, String> {
+        s.trim()
+            .strip_suffix('%')
+            .and_then(|p| p.trim().parse::<f64>().ok())
+            .filter(|p| (0.0..=100.0).contains(p))
+            .ok_or_else(|| format!("bad share {s:?}: expected a percentage such as \"1.5%\""))
+    }
+
+    /// Whether `n` of `of` is within the bound, and the verdict in words:
+    /// `0.40% (5 of 1234) > 0.1% allowed`.
+    fn judge(&self, n: u64, of: u64) -> Result<(bool, String), String> {
         match self {
-            Bound::Count(c) => Ok(n <= *c),
+            Bound::Count(c) => {
+                let ok = n <= *c;
+                let cmp = if ok { "≤" } else { ">" };
+                Ok((ok, format!("{n} of {of} {cmp} {c} allowed")))
+            }
             Bound::Share(s) => {
-                let pct: f64 = s
-                    .trim()
-                    .strip_suffix('%')
-                    .and_then(|p| p.trim().parse().ok())
-                    .ok_or_else(|| format!("bad share {s:?}: expected e.g. \"1.5%\""))?;
-                Ok(n as f64 <= pct / 100.0 * of as f64)
+                let pct = Bound::percent(s)?;
+                let ok = n as f64 <= pct / 100.0 * of as f64;
+                let got = if of == 0 {
+                    0.0
+                } else {
+                    n as f64 * 100.0 / of as f64
+                };
+                let cmp = if ok { "≤" } else { ">" };
+                Ok((
+                    ok,
+                    format!("{got:.2}% ({n} of {of}) {cmp} {} allowed", s.trim()),
+                ))
             }
         }
     }
 }
 
 impl Expectations {
+    /// Read and validate the expectations at `path`, before any replay runs: a
+    /// file that does not parse, an assertion without a bound or a share that is
+    /// not a percentage is an error naming it.
+    pub fn load(path: &std::path::Path) -> Result<Expectations, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let x: Expectations =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if x.expect.is_empty() {
+            return Err(format!("{}: no `[[expect]]` assertion", path.display()));
+        }
+        for e in &x.expect {
+            let bounds = [
+                &e.max_shed,
+                &e.max_origin_requests,
+                &e.max_edge_answers,
+                &e.max_status_4xx,
+                &e.max_status_5xx,
+            ];
+            if bounds.iter().all(|b| b.is_none()) {
+                return Err(format!(
+                    "{}: assertion `{}` sets no bound (max_shed, max_origin_requests, \
+                     max_edge_answers, max_status_4xx, max_status_5xx)",
+                    path.display(),
+                    e.name
+                ));
+            }
+            for b in bounds.into_iter().flatten() {
+                if let Bound::Share(s) = b {
+                    Bound::percent(s)
+                        .map_err(|why| format!("{}: `{}`: {why}", path.display(), e.name))?;
+                }
+            }
+        }
+        Ok(x)
+    }
+
     /// Check every assertion; the lines of the verdict and whether all held.
     pub fn check(&self, decisions: &[Replayed]) -> (Vec<String>, bool) {
         let mut lines = Vec::new();
@@ -113,36 +171,66 @@ impl Expectations {
                     count(&|t| t.answered_by.is_edge()),
                 ),
                 (
-                    "4xx",
+                    "status 4xx",
                     &e.max_status_4xx,
                     count(&|t| (400..500).contains(&t.status)),
                 ),
                 (
-                    "5xx",
+                    "status 5xx",
                     &e.max_status_5xx,
                     count(&|t| (500..600).contains(&t.status)),
                 ),
             ];
             for (what, bound, n) in checks {
                 let Some(bound) = bound else { continue };
-                let verdict = match bound.allows(n, of) {
-                    Ok(true) => "ok",
-                    Ok(false) => {
-                        ok = false;
-                        "FAILED"
+                match bound.judge(n, of) {
+                    Ok((held, words)) => {
+                        ok &= held;
+                        let verdict = if held { "ok    " } else { "FAILED" };
+                        lines.push(format!("{verdict}  {}: {what}: {words}", e.name));
                     }
                     Err(why) => {
                         ok = false;
-                        lines.push(format!("{}: {why}", e.name));
-                        continue;
+                        lines.push(format!("FAILED  {}: {why}", e.name));
                     }
-                };
-                lines.push(format!(
-                    "{verdict}  {}: {what} {n} of {of} (bound {bound:?})",
-                    e.name
-                ));
+                }
             }
         }
         (lines, ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_are_in_words() {
+        let share = Bound::Share("0.1%".into());
+        assert_eq!(
+            share.judge(5, 1234),
+            Ok((false, "0.41% (5 of 1234) > 0.1% allowed".to_string()))
+        );
+        assert_eq!(
+            Bound::Count(10).judge(3, 50),
+            Ok((true, "3 of 50 ≤ 10 allowed".to_string()))
+        );
+        assert!(Bound::Share("lots".into()).judge(1, 2).is_err());
+    }
+
+    #[test]
+    fn expectations_are_validated_when_loaded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |text: &str| {
+            let p = dir.path().join("expect.toml");
+            std::fs::write(&p, text).expect("write");
+            Expectations::load(&p)
+        };
+        let err = |text: &str| write(text).err().unwrap_or_default();
+        assert!(err("[[expect]]\nname = \"x\"\n").contains("sets no bound"));
+        assert!(err("[[expect]]\nname = \"x\"\nmax_shed = \"a lot\"\n").contains("bad share"));
+        assert!(err("[[expect]]\nname = \"x\"\nmax_shedd = 1\n").contains("unknown field"));
+        assert!(err("").contains("missing field") || err("").contains("no `[[expect]]`"));
+        assert!(write("[[expect]]\nname = \"x\"\nmax_status_5xx = \"0.1%\"\n").is_ok());
     }
 }
