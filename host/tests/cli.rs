@@ -269,7 +269,7 @@ fn replay_refuses_flags_that_diff_would_ignore() {
 
 #[test]
 fn sigterm_drains_a_request_in_flight_then_exits_zero() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufReader, Read, Write};
     use std::process::Stdio;
     use std::time::{Duration, Instant};
     // An origin that answers after 1.5 s.
@@ -303,15 +303,7 @@ fn sigterm_drains_a_request_in_flight_then_exits_zero() {
         .spawn()
         .expect("starts");
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut addr = None;
-    for _ in 0..10 {
-        let mut line = String::new();
-        out.read_line(&mut line).expect("a line");
-        if let Some(a) = line.trim().strip_prefix("listening on http://") {
-            addr = Some(a.to_string());
-            break;
-        }
-    }
+    let addr = listening_on(&mut out);
     let addr = addr.expect("the node says where it listens");
     let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
     conn.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -340,6 +332,19 @@ fn sigterm_drains_a_request_in_flight_then_exits_zero() {
     let _ = out.read_to_string(&mut rest);
     assert!(status.success(), "exit {status:?}: {rest}");
     assert!(rest.contains("drained"), "{rest}");
+}
+
+/// Where a starting `outpost serve` says it listens (its banner's first
+/// `listening on http://` line among the first ten), if it says so.
+fn listening_on(out: &mut impl std::io::BufRead) -> Option<String> {
+    for _ in 0..10 {
+        let mut line = String::new();
+        out.read_line(&mut line).ok()?;
+        if let Some(a) = line.trim().strip_prefix("listening on http://") {
+            return Some(a.to_string());
+        }
+    }
+    None
 }
 
 /// `GET path` over a plain HTTP/1.1 connection; the status line and body.
@@ -378,7 +383,7 @@ fn succeed(cmd: &mut Command, what: &str) -> String {
 
 #[test]
 fn a_new_guest_builds_tests_serves_and_is_rebuilt_on_change_outside_the_repository() {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::{BufReader, Read};
     use std::process::Stdio;
     use std::time::{Duration, Instant};
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -417,15 +422,7 @@ fn a_new_guest_builds_tests_serves_and_is_rebuilt_on_change_outside_the_reposito
         .spawn()
         .expect("serve starts");
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut addr = None;
-    for _ in 0..10 {
-        let mut line = String::new();
-        out.read_line(&mut line).expect("a line");
-        if let Some(a) = line.trim().strip_prefix("listening on http://") {
-            addr = Some(a.to_string());
-            break;
-        }
-    }
+    let addr = listening_on(&mut out);
     let mut stderr = child.stderr.take().expect("stderr");
     let Some(addr) = addr else {
         let _ = child.kill();
