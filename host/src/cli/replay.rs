@@ -229,7 +229,7 @@ async fn diff(
     .await;
     let mut other = Vec::with_capacity(total);
     let report_b = replay::in_process(&node_b, &clock_b, entries, |d| other.push(d.clone())).await;
-    let (diffs, kinds) = replay::diff(&first, &other);
+    let (diffs, _kinds) = replay::diff(&first, &other);
     println!("{} of {total} requests decided differently", diffs.len());
     // What the change does to the origin's load (a cache rule, a shed rule...).
     println!(
@@ -245,22 +245,7 @@ async fn diff(
             ),
         }
     );
-    for (kind, n) in &kinds {
-        println!("  {n:>8}  {kind}");
-    }
-    for d in diffs.iter().take(20) {
-        println!(
-            "  #{} {}: {} → {}",
-            d.seq,
-            d.request,
-            d.a.forwarded
-                .clone()
-                .unwrap_or_else(|| d.a.answered_by.to_string()),
-            d.b.forwarded
-                .clone()
-                .unwrap_or_else(|| d.b.answered_by.to_string())
-        );
-    }
+    print_groups(&diffs);
     let Some(path) = args.decisions.as_ref() else {
         return ExitCode::SUCCESS;
     };
@@ -279,6 +264,36 @@ async fn diff(
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// The differences grouped by what changed, before → after, largest first, each
+/// with its first request.
+fn print_groups(diffs: &[replay::Difference]) {
+    const SHOWN: usize = 12;
+    let groups = replay::grouped(diffs);
+    if groups.is_empty() {
+        return;
+    }
+    println!("{} distinct changes:", groups.len());
+    for g in groups.iter().take(SHOWN) {
+        println!("  {:>8}  {}", g.count, g.changes.join("; "));
+        let detail = if g.example_changes.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", g.example_changes.join("; "))
+        };
+        println!(
+            "            e.g. #{} {}{detail}",
+            g.example.seq, g.example.request
+        );
+    }
+    if groups.len() > SHOWN {
+        let rest: u64 = groups[SHOWN..].iter().map(|g| g.count).sum();
+        println!(
+            "  {rest:>8}  in {} more groups (every difference is in --decisions)",
+            groups.len() - SHOWN
+        );
+    }
 }
 
 /// Write the decisions, print the report, check the expectations.

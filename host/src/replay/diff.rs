@@ -32,6 +32,104 @@ pub fn changed_fields(a: &Decision, b: &Decision) -> Vec<&'static str> {
     out
 }
 
+/// What changed, field by field, in words: `status: 200 → 503`.
+pub fn changes(a: &Decision, b: &Decision) -> Vec<String> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let headers = |d: &Decision| {
+        format!(
+            "set [{}] removed [{}]",
+            d.headers_set.join(", "),
+            d.headers_removed.join(", ")
+        )
+    };
+    let mut out = Vec::new();
+    let mut field = |name: &str, x: String, y: String| {
+        if x != y {
+            out.push(format!("{name}: {x} → {y}"));
+        }
+    };
+    field("route", opt(&a.route), opt(&b.route));
+    field("class", opt(&a.class), opt(&b.class));
+    field("guests", list(&a.guests), list(&b.guests));
+    field("forwarded", opt(&a.forwarded), opt(&b.forwarded));
+    field("headers", headers(a), headers(b));
+    field("origin", opt(&a.origin), opt(&b.origin));
+    field(
+        "answered_by",
+        a.answered_by.to_string(),
+        b.answered_by.to_string(),
+    );
+    field("status", a.status.to_string(), b.status.to_string());
+    field(
+        "body_replaced",
+        a.body_replaced.to_string(),
+        b.body_replaced.to_string(),
+    );
+    field("cache", opt(&a.cache), opt(&b.cache));
+    out
+}
+
+/// Fields whose values are the request's own (a path, header values): a group
+/// names them changed, and shows their values on its example.
+const PER_REQUEST: [&str; 2] = ["forwarded", "headers"];
+
+/// Differences with the same changes, counted, with the first as an example.
+#[derive(Debug, Clone)]
+pub struct Group<'a> {
+    /// The changes, in words (`status: 200 → 503`; `forwarded: changed` for the
+    /// fields whose values are each request's own).
+    pub changes: Vec<String>,
+    /// The example's changes to those fields, before → after.
+    pub example_changes: Vec<String>,
+    /// How many requests changed so.
+    pub count: u64,
+    /// The first of them.
+    pub example: &'a Difference,
+}
+
+/// `diffs` grouped by their changes, the largest group first.
+pub fn grouped(diffs: &[Difference]) -> Vec<Group<'_>> {
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    let mut index: BTreeMap<Vec<String>, usize> = BTreeMap::new();
+    for d in diffs {
+        let all = changes(&d.a, &d.b);
+        let own = |c: &String| PER_REQUEST.iter().any(|f| c.starts_with(&format!("{f}: ")));
+        let key: Vec<String> = all
+            .iter()
+            .map(|c| {
+                match PER_REQUEST
+                    .iter()
+                    .find(|f| c.starts_with(&format!("{f}: ")))
+                {
+                    Some(f) => format!("{f}: changed"),
+                    None => c.clone(),
+                }
+            })
+            .collect();
+        match index.get(&key) {
+            Some(&i) => groups[i].count += 1,
+            None => {
+                index.insert(key.clone(), groups.len());
+                groups.push(Group {
+                    changes: key,
+                    example_changes: all.into_iter().filter(|c| own(c)).collect(),
+                    count: 1,
+                    example: d,
+                });
+            }
+        }
+    }
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+    groups
+}
+
 /// One request whose decisions differ between two runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Difference {
@@ -66,4 +164,65 @@ pub fn diff(a: &[Replayed], b: &[Replayed]) -> (Vec<Difference>, BTreeMap<String
         });
     }
     (out, kinds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::AnsweredBy;
+
+    fn decision(status: u16, by: AnsweredBy) -> Decision {
+        Decision {
+            status,
+            answered_by: by,
+            ..Decision::detailed()
+        }
+    }
+
+    #[test]
+    fn differences_are_grouped_by_what_changed_before_and_after() {
+        let d = |seq, b: Decision| Difference {
+            seq,
+            request: format!("GET /{seq}"),
+            changed: vec![],
+            a: decision(200, AnsweredBy::Origin),
+            b,
+        };
+        let diffs = vec![
+            d(1, decision(503, AnsweredBy::Limiter)),
+            d(2, decision(404, AnsweredBy::Origin)),
+            d(3, decision(503, AnsweredBy::Limiter)),
+        ];
+        let groups = grouped(&diffs);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].count, 2);
+        assert_eq!(
+            groups[0].changes,
+            ["answered_by: origin → limiter", "status: 200 → 503"]
+        );
+        assert_eq!(groups[0].example.seq, 1);
+        assert_eq!(groups[1].changes, ["status: 200 → 404"]);
+        // Per-request values group together and show on the example.
+        let fwd = |seq, path: &str| Difference {
+            seq,
+            request: format!("GET {path}"),
+            changed: vec![],
+            a: Decision {
+                forwarded: Some(format!("GET {path}")),
+                ..decision(200, AnsweredBy::Origin)
+            },
+            b: Decision {
+                forwarded: Some(format!("GET /img{path}")),
+                ..decision(200, AnsweredBy::Origin)
+            },
+        };
+        let diffs = [fwd(1, "/a.gif"), fwd(2, "/b.gif")];
+        let groups = grouped(&diffs);
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].changes, ["forwarded: changed"]);
+        assert_eq!(
+            groups[0].example_changes,
+            ["forwarded: GET /a.gif → GET /img/a.gif"]
+        );
+    }
 }

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decision::{AnsweredBy, Decision};
 
-pub use diff::{Difference, changed_fields, diff};
+pub use diff::{Difference, Group, changed_fields, changes, diff, grouped};
 pub use expect::{Bound, Expect, Expectations};
 pub use in_process::{in_process, replay_node, replay_node_with};
 pub use network::{Pacing, network};
