@@ -149,6 +149,38 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// serde's `invalid type: X, expected Y` in an operator's words: what was
+/// expected first, TOML's names for it, and the fix when it is plain (a single
+/// name where a list is expected).
+fn plain_words(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("invalid type: ") else {
+        return message.to_string();
+    };
+    let Some((found, expected)) = rest.rsplit_once(", expected ") else {
+        return message.to_string();
+    };
+    let toml_name = |s: &str| match s {
+        "a sequence" => "a list (`[...]`)".to_string(),
+        "a map" => "a table (`{ ... }` or a `[section]`)".to_string(),
+        "a boolean" => "`true` or `false`".to_string(),
+        other => other.to_string(),
+    };
+    let found_words = found
+        .replace("string ", "the string ")
+        .replace("integer `", "the number `")
+        .replace("floating point `", "the number `")
+        .replace("boolean `", "`")
+        .replace("sequence", "a list")
+        .replace("map", "a table");
+    let mut out = format!("expected {}, found {found_words}", toml_name(expected));
+    if expected == "a sequence"
+        && let Some(s) = found.strip_prefix("string ")
+    {
+        out.push_str(&format!(": write `[{s}]`"));
+    }
+    out
+}
+
 /// Schema errors reported at most, per file.
 const MAX_ERRORS: usize = 50;
 
@@ -340,7 +372,7 @@ impl Config {
                 Err(e) => e,
             };
             let span = e.span().unwrap_or(0..0);
-            let message = e.message().trim_end().to_string();
+            let message = plain_words(e.message().trim_end());
             if !errors.is_empty() && message.starts_with("missing field") {
                 break None;
             }

@@ -135,6 +135,14 @@ impl RequestHead {
         self
     }
 
+    /// Builder: set the client's country (ISO 3166-1 alpha-2, as the host gives
+    /// it), for tests of country rules.
+    #[must_use]
+    pub fn with_country(mut self, country: &str) -> Self {
+        self.client.country = Some(country.to_string());
+        self
+    }
+
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         find_header(&self.headers, name)

@@ -17,12 +17,19 @@ pub async fn check(path: PathBuf) -> ExitCode {
     let routes = config.routes.len();
     match outpost::Node::build(config, &BuildOptions::default()).await {
         Ok(node) => {
+            let count = |n: usize, one: &str| {
+                if n == 1 {
+                    format!("1 {one}")
+                } else {
+                    format!("{n} {one}s")
+                }
+            };
             println!(
-                "{}: ok ({} routes, {} guests, {} origins)",
+                "{}: ok ({}, {}, {})",
                 path.display(),
-                routes,
-                node.guests.len(),
-                node.origins.len()
+                count(routes, "route"),
+                count(node.guests.len(), "guest"),
+                count(node.origins.len(), "origin")
             );
             for (name, g) in &node.guests {
                 println!("  guest {name}: exports {}", g.hooks);

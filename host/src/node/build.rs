@@ -605,9 +605,11 @@ fn resolve_guest(
         errors.push(config.source().diagnostic(
             g.span(),
             format!(
-                "route `{rname}` uses guest `{}` as a {phase} guest, but it does not export \
-                 `outpost:edge/{phase}-hook@0.1.0` (it exports: {})",
+                "route `{rname}` uses guest `{}` as {} {phase} guest, but it does not export \
+                 `outpost:edge/{phase}-hook@{}` (it exports: {})",
                 g.get_ref(),
+                if phase.starts_with('a') { "an" } else { "a" },
+                crate::contract::VERSION,
                 guest.hooks
             ),
         ));
