@@ -373,11 +373,18 @@ impl Config {
             };
             let span = e.span().unwrap_or(0..0);
             let message = plain_words(e.message().trim_end());
-            if !errors.is_empty() && message.starts_with("missing field") {
+            let missing = message.starts_with("missing field");
+            if !errors.is_empty() && missing {
                 break None;
             }
             errors.push(source.diagnostic(span.clone(), message));
-            if errors.len() >= MAX_ERRORS || !blank_entry(&mut text, span.start) {
+            // A missing field blanks nothing (its span is the whole table); a
+            // blank that leaves the text unparsable would report our edit.
+            if missing
+                || errors.len() >= MAX_ERRORS
+                || !blank_entry(&mut text, span.start)
+                || text.parse::<toml::Table>().is_err()
+            {
                 break None;
             }
         };
@@ -577,13 +584,20 @@ impl Config {
                     Some(_) => {}
                 }
             }
-            if let Some(h) = &o.health_check
-                && !h.get_ref().path.starts_with('/')
-            {
-                out.push(src.diagnostic(
-                    h.span(),
-                    format!("origin `{name}`: health_check.path must start with `/`"),
-                ));
+            if let Some(h) = &o.health_check {
+                let c = h.get_ref();
+                let problem = if !c.path.starts_with('/') {
+                    Some("health_check.path must start with `/`")
+                } else if c.interval.0 < 100 {
+                    Some("health_check.interval must be at least 100ms")
+                } else if c.timeout.0 == 0 || c.timeout.0 > c.interval.0 {
+                    Some("health_check.timeout must be at least 1ms and at most its interval")
+                } else {
+                    None
+                };
+                if let Some(p) = problem {
+                    out.push(src.diagnostic(h.span(), format!("origin `{name}`: {p}")));
+                }
             }
         }
         if self.routes.is_empty() {

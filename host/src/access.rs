@@ -37,8 +37,8 @@ const BATCH_BYTES: usize = 64 * 1024;
 pub struct AccessLog {
     tx: SyncSender<Vec<u8>>,
     dropped: Counter,
-    /// Log every n-th request (0: none).
-    every: u64,
+    /// The share of requests logged.
+    sample: f64,
     seen: std::sync::atomic::AtomicU64,
 }
 
@@ -63,26 +63,23 @@ impl AccessLog {
         std::thread::Builder::new()
             .name("outpost-access-log".into())
             .spawn(move || write_lines(out, &rx))?;
-        let every = if target.sample <= 0.0 {
-            0
-        } else {
-            (1.0 / target.sample).round().max(1.0) as u64
-        };
         Ok(AccessLog {
             tx,
             dropped,
-            every,
+            sample: target.sample.clamp(0.0, 1.0),
             seen: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    /// Whether this request is logged (the sample).
+    /// Whether this request is logged: the n-th request is when the running
+    /// count of logged ones, `floor(n × sample)`, goes up (exactly the share, the
+    /// first request always).
     pub fn sample(&self) -> bool {
-        self.every > 0
-            && self
-                .seen
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                .is_multiple_of(self.every)
+        if self.sample >= 1.0 {
+            return true;
+        }
+        let n = self.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as f64;
+        ((n + 1.0) * self.sample).ceil() > (n * self.sample).ceil()
     }
 
     /// Log one finished request.
@@ -166,9 +163,12 @@ impl Out {
                 keep,
             } => {
                 if *max_bytes > 0 && *written > 0 && *written + batch.len() as u64 > *max_bytes {
-                    rotate(path, *keep)?;
+                    // Reopened and counted from zero whatever the rotation did: a
+                    // failed rename must not make every later batch rotate again.
+                    let rotated = rotate(path, *keep);
                     *file = append(path)?;
-                    *written = 0;
+                    *written = file.metadata().map_or(0, |m| m.len());
+                    rotated?;
                 }
                 file.write_all(batch)?;
                 *written += batch.len() as u64;
@@ -186,7 +186,12 @@ fn append(path: &std::path::Path) -> std::io::Result<std::fs::File> {
 }
 
 /// `path.(keep-1)` → `path.keep` ... `path` → `path.1`; the oldest is dropped.
+/// When `path` is gone (moved away by someone else), nothing is shifted: the
+/// caller reopens it.
 fn rotate(path: &std::path::Path, keep: u32) -> std::io::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
     let numbered = |n: u32| {
         let mut p = path.as_os_str().to_owned();
         p.push(format!(".{n}"));
@@ -378,6 +383,29 @@ mod tests {
         assert_eq!(read(&numbered(1)).len(), 80);
         assert_eq!(read(&numbered(2)).len(), 80);
         assert!(!numbered(3).exists(), "keep = 2");
+        // The file moved away by someone else: nothing rotated is lost, and the
+        // log goes on in a new file.
+        std::fs::remove_file(&path).expect("remove");
+        for _ in 0..3 {
+            out.write_batch(&line).expect("write");
+        }
+        assert_eq!(read(&numbered(1)).len(), 80, "rotated files are kept");
+        assert_eq!(read(&numbered(2)).len(), 80);
+        assert!(!read(&path).is_empty());
+    }
+
+    #[test]
+    fn a_sample_logs_exactly_its_share() {
+        for share in [0.25, 0.6, 0.7, 0.75, 0.4, 0.01] {
+            let log = AccessLog {
+                tx: sync_channel(1).0,
+                dropped: Counter::default(),
+                sample: share,
+                seen: std::sync::atomic::AtomicU64::new(0),
+            };
+            let logged = (0..1000).filter(|_| log.sample()).count();
+            assert_eq!(logged, (1000.0 * share) as usize, "{share}");
+        }
     }
 
     #[test]

@@ -125,12 +125,15 @@ pub fn media_playlist(now_secs: u64) -> String {
 pub fn segment(r: &Rendition, n: u64) -> Bytes {
     let clip = r.clips[(n % CLIPS as u64) as usize];
     let lap = n / CLIPS as u64;
-    let mut out = retime(clip, lap * CLIPS as u64 * TARGET_DURATION * 90_000);
+    // Modulo the wrap first: a segment number from the URL may be any u64.
+    let loop_ticks = CLIPS as u64 * TARGET_DURATION * 90_000;
+    let offset = ((u128::from(lap) * u128::from(loop_ticks)) % u128::from(WRAP)) as u64;
+    let mut out = retime(clip, offset);
     let steps = loop_steps(r);
     for p in out.chunks_exact_mut(188) {
         let pid = usize::from(p[1] & 0x1f) << 8 | usize::from(p[2]);
         let step = u64::from(steps.get(&pid).copied().unwrap_or(0));
-        p[3] = (p[3] & 0xf0) | (((u64::from(p[3] & 0x0f) + lap * step) % 16) as u8);
+        p[3] = (p[3] & 0xf0) | (((u64::from(p[3] & 0x0f) + (lap % 16) * step) % 16) as u8);
     }
     Bytes::from(out)
 }
@@ -197,7 +200,7 @@ pub fn retime(ts: &[u8], offset: u64) -> Vec<u8> {
             }
             at = 5 + len;
         }
-        if !unit_start || control & 0x1 == 0 || at + 19 > 188 {
+        if !unit_start || control & 0x1 == 0 || at + 9 > 188 {
             continue;
         }
         let pes = &mut p[at..];
@@ -207,6 +210,11 @@ pub fn retime(ts: &[u8], offset: u64) -> Vec<u8> {
             continue;
         }
         let flags = pes[7] >> 6;
+        // The header holds a PTS (5 bytes from 9) and maybe a DTS (5 more).
+        let needs = if flags == 0x3 { 19 } else { 14 };
+        if pes.len() < needs {
+            continue;
+        }
         if flags & 0x2 != 0 {
             shift_timestamp(&mut pes[9..14], offset);
         }
@@ -422,6 +430,9 @@ mod tests {
                 }
             }
         }
+        // Any segment number from a URL is served, however large.
+        let far = segment(&LADDER[0], u64::MAX);
+        assert!(!far.is_empty());
         // The fields wrap at 2^33, markers intact.
         let mut b = [0x21, 0x00, 0x01, 0x00, 0x01];
         shift_timestamp(&mut b, WRAP - 1);

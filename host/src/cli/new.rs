@@ -65,6 +65,26 @@ fn create(kind: Kind, name: &str, parent: &Path, sdk: &Sdk) -> Result<PathBuf, S
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    const RESERVED: [&str; 12] = [
+        "test",
+        "core",
+        "std",
+        "alloc",
+        "proc_macro",
+        "self",
+        "super",
+        "crate",
+        "fn",
+        "mod",
+        "type",
+        "outpost-guest",
+    ];
+    if valid && (name.len() > 64 || RESERVED.contains(&name)) {
+        return Err(format!(
+            "`{name}` cannot name a guest crate: it is reserved in Rust or longer than \
+             64 characters"
+        ));
+    }
     if !valid {
         return Err(format!(
             "`{name}` is not a crate name for a guest: expected lower-case ASCII letters, \
@@ -136,7 +156,9 @@ strip = "debuginfo"
 }
 
 fn lib_rs(kind: Kind, name: &str) -> String {
-    let ty = type_name(name);
+    // A suffix so the type never takes a name the SDK's imports hold
+    // (`response` would otherwise be `Response`).
+    let ty = format!("{}Guest", type_name(name));
     let header = format!(
         "//! `{name}`: an Outpost guest. Edit the hooks below; `cargo test` runs the tests\n\
          //! at the end natively (the SDK stands in for the host), `outpost build` makes the\n\

@@ -155,6 +155,10 @@ async fn until_stopped(
     mut hangup: Option<tokio::signal::unix::Signal>,
     mut watched: Vec<super::watch::Watched>,
 ) {
+    // One stop signal for the whole run: one made anew each time round would miss
+    // a signal that came while a reload or a rebuild ran.
+    let stop = stop_signal();
+    tokio::pin!(stop);
     loop {
         let idle = watched.is_empty();
         let tick = async move {
@@ -170,9 +174,15 @@ async fn until_stopped(
             }
         };
         tokio::select! {
-            () = stop_signal() => return,
-            _ = reload => reload_from(running, path).await,
-            () = tick => rebuild_changed(running, path, &mut watched).await,
+            () = &mut stop => return,
+            _ = reload => tokio::select! {
+                () = &mut stop => return,
+                () = reload_from(running, path) => {}
+            },
+            () = tick => tokio::select! {
+                () = &mut stop => return,
+                () = rebuild_changed(running, path, &mut watched) => {}
+            },
         }
     }
 }

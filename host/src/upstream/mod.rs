@@ -305,6 +305,15 @@ impl OriginClient {
         }
         if !self.pool.any_available() {
             if let Some(backup) = self.backup.get().and_then(Weak::upgrade) {
+                // The backup's own `Host`, when it names one (its TLS name does).
+                let mut req = req;
+                if let Some(v) = backup
+                    .host_header
+                    .as_deref()
+                    .and_then(|h| http::HeaderValue::from_str(h).ok())
+                {
+                    req.headers_mut().insert(http::header::HOST, v);
+                }
                 return backup
                     .send_here(req, upload, !backup.pool.any_available())
                     .await;
