@@ -45,7 +45,15 @@ impl Exchange<'_> {
         d.answered(|| AnsweredBy::Origin);
         permit.begin();
         let sent = tokio::time::Instant::now();
-        let resp = match self.origin.client.send(req, self.upload).await {
+        // Made anew only if it must be sent again (a pooled connection the origin
+        // was closing): cheaper than a copy of every request, in case.
+        let anew = || origin_request(head, self.origin, self.client, crate::body::empty()).ok();
+        let resp = match self
+            .origin
+            .client
+            .send_again(req, self.upload, Some(&anew))
+            .await
+        {
             Ok(r) => r,
             // The client's fault: the origin's latency is unknown, the limiter learns
             // nothing.
