@@ -129,13 +129,22 @@ pub fn segment(r: &Rendition, n: u64) -> Bytes {
     let loop_ticks = CLIPS as u64 * TARGET_DURATION * 90_000;
     let offset = ((u128::from(lap) * u128::from(loop_ticks)) % u128::from(WRAP)) as u64;
     let mut out = retime(clip, offset);
-    let steps = loop_steps(r);
+    let steps = loop_steps_of(r);
     for p in out.chunks_exact_mut(188) {
         let pid = usize::from(p[1] & 0x1f) << 8 | usize::from(p[2]);
         let step = u64::from(steps.get(&pid).copied().unwrap_or(0));
         p[3] = (p[3] & 0xf0) | (((u64::from(p[3] & 0x0f) + (lap % 16) * step) % 16) as u8);
     }
     Bytes::from(out)
+}
+
+/// [`loop_steps`] of `r`, worked out once per rendition of the ladder.
+fn loop_steps_of(r: &Rendition) -> &'static std::collections::HashMap<usize, u8> {
+    static STEPS: std::sync::OnceLock<Vec<std::collections::HashMap<usize, u8>>> =
+        std::sync::OnceLock::new();
+    let all = STEPS.get_or_init(|| LADDER.iter().map(loop_steps).collect());
+    let i = LADDER.iter().position(|l| l.name == r.name).unwrap_or(0);
+    &all[i]
 }
 
 /// Per PID, how far one loop moves its continuity counter: what makes the first

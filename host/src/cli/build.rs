@@ -57,23 +57,28 @@ fn ensure_target() -> Result<(), String> {
     }
 }
 
-/// `cargo build --release --target wasm32-wasip2`; the component it made.
+/// `cargo build --release --target wasm32-wasip2` of the crate in `dir`, into the
+/// crate's own target directory whatever CARGO_TARGET_DIR says (its edge.toml
+/// names the component there). `--watch` rebuilds with the same command.
+pub fn wasm_build(dir: &Path) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip2",
+        "--target-dir",
+    ])
+    .arg(dir.join("target"))
+    .current_dir(dir);
+    c
+}
+
+/// Build the crate in `dir`; the component it made.
 fn compile(dir: &Path, manifest: &Path) -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(&cargo)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--manifest-path",
-        ])
-        .arg(manifest)
-        // The crate's own target directory, whatever CARGO_TARGET_DIR says: its
-        // edge.toml names the component there.
-        .arg("--target-dir")
-        .arg(dir.join("target"))
-        .current_dir(dir)
+    let status = wasm_build(dir)
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {

@@ -74,22 +74,10 @@ fn modified(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
-/// `cargo build --release --target wasm32-wasip2` in `dir`: Ok, or cargo's errors.
+/// [`super::build::wasm_build`] of `dir`: Ok, or cargo's errors.
 pub fn rebuild(dir: &Path) -> Result<(), String> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--message-format",
-            "short",
-        ])
-        // Where `outpost build` puts it, whatever CARGO_TARGET_DIR says.
-        .arg("--target-dir")
-        .arg(dir.join("target"))
-        .current_dir(dir)
+    let out = super::build::wasm_build(dir)
+        .args(["--message-format", "short"])
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if out.status.success() {

@@ -353,11 +353,15 @@ impl OriginClient {
         again: Option<Again<'_>>,
     ) -> Result<Response<Body>, EdgeError> {
         let start = tokio::time::Instant::now();
-        let key = req
-            .uri()
-            .path_and_query()
-            .map_or(&b"/"[..], |pq| pq.as_str().as_bytes())
-            .to_vec();
+        // The hash key (path and query), copied only for a pool that hashes.
+        let key = if self.pool.hashes() {
+            req.uri()
+                .path_and_query()
+                .map_or(&b"/"[..], |pq| pq.as_str().as_bytes())
+                .to_vec()
+        } else {
+            Vec::new()
+        };
         let taken = self
             .pool
             .pick(&key, None, panic)

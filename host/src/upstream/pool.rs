@@ -131,6 +131,11 @@ impl Pool {
             && m.ejected_until_ms.load(Ordering::Relaxed) <= self.now_ms()
     }
 
+    /// Whether picks hash a key (else the key is not read).
+    pub fn hashes(&self) -> bool {
+        self.balance == Balance::Hash
+    }
+
     /// Whether some member may take requests.
     pub fn any_available(&self) -> bool {
         self.members.iter().any(|m| self.available(m))
