@@ -1,4 +1,4 @@
-//! Embeds the WIT contract (`../../wit/outpost.wit`) into a macro so that a
+//! Embeds the WIT contract (`wit/outpost.wit`, a link to the repository's `wit/`) into a macro so that a
 //! guest crate can generate the bindings of exactly the world it exports, without
 //! knowing where the WIT files live.
 
@@ -6,7 +6,9 @@ use std::{env, fs, path::PathBuf};
 
 fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let wit = manifest.join("../../wit/outpost.wit");
+    // `wit` is a symbolic link to the repository's `wit/` (the single source of
+    // truth); `cargo package` follows it, so the published crate carries the file.
+    let wit = manifest.join("wit/outpost.wit");
     println!("cargo:rerun-if-changed={}", wit.display());
     let text =
         fs::read_to_string(&wit).unwrap_or_else(|e| panic!("reading {}: {e}", wit.display()));

@@ -67,6 +67,10 @@ enum Command {
         /// built from, if present, else the repository by git).
         #[arg(long)]
         sdk_path: Option<PathBuf>,
+        /// Depend on the SDK by version from the registry (`0.1`), as a guest
+        /// outside any checkout does once the SDK is published.
+        #[arg(long, conflicts_with = "sdk_path")]
+        sdk_version: Option<String>,
     },
     /// Build a guest crate for wasm32-wasip2, check it against this node's
     /// contract, and print its size and hooks.
@@ -141,8 +145,13 @@ fn main() -> ExitCode {
                 name,
                 dir,
                 sdk_path,
+                sdk_version,
             } => {
-                let sdk = sdk_path.map_or_else(cli::new::default_sdk, cli::new::Sdk::Path);
+                let sdk = match (sdk_path, sdk_version) {
+                    (Some(p), _) => cli::new::Sdk::Path(p),
+                    (None, Some(v)) => cli::new::Sdk::Version(v),
+                    (None, None) => cli::new::default_sdk(),
+                };
                 cli::new::new(kind, &name, &dir, &sdk)
             }
             Command::Build { dir } => cli::build::build(&dir),

@@ -466,3 +466,75 @@ fn a_new_guest_builds_tests_serves_and_is_rebuilt_on_change_outside_the_reposito
     let errors = errors.join().unwrap_or_default();
     assert!(errors.contains("the build failed"), "{errors}");
 }
+
+/// The SDK as published: `cargo package` makes the crates a registry would hold
+/// (the WIT contract inside, through the `wit` link), and a guest made by
+/// `outpost new --sdk-version` builds for wasm against exactly those files.
+#[test]
+fn a_guest_builds_against_the_sdk_as_cargo_packages_it() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let pkg = tmp.path().join("pkg");
+    let package = |dir: &std::path::Path, krate: &str, extra: &[&str]| {
+        succeed(
+            Command::new(&cargo)
+                .args(["package", "--allow-dirty", "--no-verify", "-p", krate])
+                .args(extra)
+                .arg("--target-dir")
+                .arg(&pkg)
+                .current_dir(dir),
+            &format!("cargo package -p {krate}"),
+        );
+    };
+    package(&root, "outpost-common", &[]);
+    // Until outpost-common is on the registry, the SDK's packaging resolves it here.
+    package(
+        &root.join("guests"),
+        "outpost-guest",
+        &[
+            "--config",
+            "patch.crates-io.outpost-common.path=\"../common\"",
+        ],
+    );
+    let vendor = tmp.path().join("vendor");
+    std::fs::create_dir_all(&vendor).expect("vendor dir");
+    for krate in ["outpost-common-0.1.0", "outpost-guest-0.1.0"] {
+        succeed(
+            Command::new("tar")
+                .arg("xzf")
+                .arg(pkg.join("package").join(format!("{krate}.crate")))
+                .arg("-C")
+                .arg(&vendor),
+            "tar",
+        );
+    }
+    assert!(
+        vendor.join("outpost-guest-0.1.0/wit/outpost.wit").is_file(),
+        "the packaged SDK lacks its WIT"
+    );
+    succeed(
+        outpost()
+            .args(["new", "request", "hello", "--sdk-version", "0.1", "--dir"])
+            .arg(tmp.path()),
+        "outpost new --sdk-version",
+    );
+    let manifest = tmp.path().join("hello/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).expect("Cargo.toml");
+    assert!(
+        text.contains(r#"outpost-guest = { version = "0.1", features = ["request"] }"#),
+        "{text}"
+    );
+    // The registry, as a guest outside the repository would see it once published.
+    let patched = format!(
+        "{text}\n[patch.crates-io]\n\
+         outpost-guest = {{ path = \"../vendor/outpost-guest-0.1.0\" }}\n\
+         outpost-common = {{ path = \"../vendor/outpost-common-0.1.0\" }}\n"
+    );
+    std::fs::write(&manifest, patched).expect("patch");
+    let built = succeed(
+        outpost().arg("build").arg(tmp.path().join("hello")),
+        "outpost build",
+    );
+    assert!(built.contains("hooks: request"), "{built}");
+}

@@ -206,7 +206,7 @@ macro_rules! export_init {
 }
 
 // `__outpost_generate!`: `wit_bindgen::generate!` with the WIT package inlined
-// (written by build.rs from ../../wit/outpost.wit).
+// (written by build.rs from wit/outpost.wit, a link to the repository's wit/).
 include!(concat!(env!("OUT_DIR"), "/wit_macro.rs"));
 
 /// Support for the export macros. Not part of the API.

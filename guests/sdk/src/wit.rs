@@ -9,7 +9,8 @@
 
 mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        // `wit` links to the repository's `wit/`; the packaged crate holds the file.
+        path: "wit",
         inline: "
             package outpost:guest-sdk;
             world sdk {

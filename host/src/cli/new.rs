@@ -26,6 +26,8 @@ pub enum Sdk {
     Path(PathBuf),
     /// The repository, by git.
     Git(String),
+    /// The registry, by version requirement.
+    Version(String),
 }
 
 /// The SDK this binary was built beside, if that checkout is still there; else
@@ -125,6 +127,7 @@ fn cargo_toml(kind: Kind, name: &str, sdk: &Sdk) -> String {
     let source = match sdk {
         Sdk::Path(p) => format!("path = {:?}", p.display().to_string()),
         Sdk::Git(url) => format!("git = {url:?}"),
+        Sdk::Version(v) => format!("version = {v:?}"),
     };
     format!(
         r#"[package]
