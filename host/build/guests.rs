@@ -21,6 +21,12 @@ pub fn root() -> PathBuf {
 /// holds `<crate_name>.wasm`. Re-runs when the WIT, the guests or the code they
 /// share with the node change.
 pub fn build(packages: &[&str], exclude: &[&str]) -> PathBuf {
+    build_for("wasm32-wasip2", packages, exclude)
+}
+
+/// [`build`] for another target: `wasm32-unknown-unknown` for the console's
+/// playground, which runs the guests' own logic in a browser.
+pub fn build_for(target: &str, packages: &[&str], exclude: &[&str]) -> PathBuf {
     let root = root();
     let guests = root.join("guests");
     for watched in [
@@ -44,7 +50,7 @@ pub fn build(packages: &[&str], exclude: &[&str]) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&guests)
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .args(["build", "--release", "--target", target])
         .arg("--target-dir")
         .arg(&target_dir);
     if packages.is_empty() {
@@ -76,11 +82,11 @@ pub fn build(packages: &[&str], exclude: &[&str]) -> PathBuf {
         .unwrap_or_else(|e| panic!("cannot run cargo for the guests: {e}"));
     if !status.success() {
         panic!(
-            "building the guests (cd guests && cargo build --release --target wasm32-wasip2) failed; \
-             is the target installed? run: rustup target add wasm32-wasip2"
+            "building the guests (cd guests && cargo build --release --target {target}) failed; \
+             is the target installed? run: rustup target add {target}"
         );
     }
-    target_dir.join("wasm32-wasip2").join("release")
+    target_dir.join(target).join("release")
 }
 
 fn watch_crates(guests: &Path) {

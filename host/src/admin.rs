@@ -1,5 +1,6 @@
 //! The admin API: `/metrics` (Prometheus text, or OpenMetrics on request), `/healthz`
-//! (503 while draining), `/config`, `/guests`, `/origins` (each address's health). It serves what the modules registered; it counts nothing.
+//! (503 while draining), `/config`, `/guests`, `/origins` (each address's health),
+//! and the web console under `/console/` (`crate::console`). It serves what the modules registered; it counts nothing.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -12,23 +13,6 @@ use tokio::net::TcpListener;
 use crate::body::{Body, full};
 use crate::metrics::{self, content_type};
 use crate::node::{Node, NodeSlot, Telemetry};
-
-/// Render every metric: the gauges read off the node serving now, then the
-/// process's registry, in OpenMetrics when the scraper asks for it.
-pub fn metrics_text(node: &Node, telemetry: &Telemetry, openmetrics: bool) -> String {
-    let mut origins: Vec<_> = node.origins.iter().collect();
-    origins.sort_by(|a, b| a.0.cmp(b.0));
-    telemetry.families.set_gauges(
-        origins
-            .iter()
-            .map(|(name, o)| (name.as_str(), o.limiter.snapshot())),
-        node.fairness.as_ref().map_or(0, |f| f.len()),
-    );
-    if let Some(c) = &node.cache {
-        telemetry.families.cache.set_gauges(c);
-    }
-    metrics::encode(&telemetry.registry, openmetrics)
-}
 
 fn text(status: StatusCode, ctype: &'static str, body: String) -> Response<Body> {
     let mut r = Response::new(full(body));
@@ -55,7 +39,7 @@ pub fn handle<B>(
             } else {
                 content_type::PROMETHEUS
             };
-            text(StatusCode::OK, ctype, metrics_text(node, telemetry, om))
+            text(StatusCode::OK, ctype, telemetry.text(node, om))
         }
         "/healthz" if draining => text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -241,7 +225,7 @@ pub async fn serve(
     drain: crate::server::Drain,
 ) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         let slot = slot.clone();
@@ -249,23 +233,24 @@ pub async fn serve(
         let drain = drain.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                let node = slot.current();
-                let resp = handle(&node, &telemetry, &req, drain.is_draining());
-                async move { Ok::<_, Infallible>(resp) }
+                let slot = slot.clone();
+                let telemetry = telemetry.clone();
+                let draining = drain.is_draining();
+                async move {
+                    let path = req.uri().path();
+                    let resp = if path == "/console" || path.starts_with("/console/") {
+                        crate::console::handle(&slot, &telemetry, req, peer).await
+                    } else {
+                        handle(&slot.current(), &telemetry, &req, draining)
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });
     }
-}
-
-/// Whether a guest config key holds a secret (its value is never shown).
-pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    ["secret", "password", "token", "credential", "private"]
-        .iter()
-        .any(|w| k.contains(w))
 }
 
 /// The config's text with the values of secret guest config keys replaced.
@@ -275,7 +260,7 @@ fn redacted_source(config: &edge_config::Config) -> String {
         .guests
         .values()
         .flat_map(|g| g.config.iter())
-        .filter(|(k, _)| is_secret_key(k))
+        .filter(|(k, _)| crate::console::is_secret_key(k))
         .map(|(_, v)| v.span())
         .chain(config.node.admin_token.as_ref().map(|t| t.span()))
         .filter(|s| s.end <= text.len() && s.start < s.end)

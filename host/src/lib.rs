@@ -42,6 +42,8 @@ pub mod record;
 
 pub mod access;
 
+pub mod tail;
+
 pub mod runtime;
 
 pub mod node;
@@ -51,6 +53,8 @@ pub mod proxy;
 pub mod replay;
 
 pub mod server;
+
+pub mod console;
 
 pub mod admin;
 

@@ -29,6 +29,7 @@ use outpost::{BuildOptions, Config, Running};
 use tokio::net::TcpListener;
 
 pub mod burst;
+pub mod cdp;
 pub mod nginx;
 pub mod overload;
 pub mod tls;

@@ -67,9 +67,9 @@ impl outpost_guest::Init for Rewrite {
 outpost_guest::export_request!(Rewrite, check: Rewrite);
 outpost_guest::export_init!(Rewrite);
 
-/// Run `f` with the configuration. On wasm32 it is parsed once per instance
-/// (the config of an instance never changes); natively it is read every time,
-/// so tests can change the mock config.
+/// Run `f` with the configuration. In the component (`wasm32-wasip2`) it is parsed
+/// once per instance (the config of an instance never changes); elsewhere (native
+/// tests, the browser playground) it is read every time, as the mock config changes.
 fn with_config<R>(f: impl FnOnce(&Config) -> R) -> R {
     static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
     host::with_config(&CONFIG, Config::from_host, f)

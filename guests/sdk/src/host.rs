@@ -1,13 +1,15 @@
 //! What the host offers a guest: configuration, load signals, clocks and logging.
 //!
-//! On `wasm32` these call the `outpost:edge/host` imports. Everywhere else they
-//! read the thread-local mock that [`crate::testing`] sets, so guests unit-test
-//! natively with plain `cargo test`.
+//! On the component target (`wasm32-wasip2`, `target_os = "wasi"`) these call the
+//! `outpost:edge/host` imports. Everywhere else (native tests, and a browser build
+//! on `wasm32-unknown-unknown`, which has no component imports) they read the
+//! thread-local mock that [`crate::testing`] sets, so guests unit-test natively
+//! with plain `cargo test`.
 
 use crate::types::{LoadSignals, LogLevel};
 use std::str::FromStr;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(target_os = "wasi")]
 mod imp {
     use crate::types::{LoadSignals, LogLevel};
     use crate::wit::host as h;
@@ -38,7 +40,7 @@ mod imp {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(not(target_os = "wasi"))]
 use crate::testing::mock as imp;
 
 /// A value of this guest's shared store (kept by the node per guest, seen by
@@ -160,8 +162,8 @@ pub fn config_lines(key: &str) -> Option<Vec<String>> {
 /// instance's configuration never changes (a reload starts new instances), so a
 /// guest that parses rules or tables keeps them in `cell` for every later call on
 /// the same instance (with `instance_reuse`, or a pre-initialised instance). Off
-/// wasm32 (native tests, where the mock config changes between tests) it parses
-/// every time.
+/// the component target (native tests and the browser build, where the mock config
+/// changes between calls) it parses every time.
 ///
 /// ```ignore
 /// static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
@@ -172,11 +174,11 @@ pub fn with_config<T, R>(
     parse: impl FnOnce() -> T,
     f: impl FnOnce(&T) -> R,
 ) -> R {
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(target_os = "wasi")]
     {
         f(cell.get_or_init(parse))
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(not(target_os = "wasi"))]
     {
         let _ = cell;
         f(&parse())

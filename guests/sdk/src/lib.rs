@@ -28,9 +28,10 @@
 //!   `export_response!`).
 //! * The types ([`RequestHead`], [`RequestEdit`], [`Response`] ...) are plain Rust,
 //!   independent of wit-bindgen; the export macro converts at the boundary.
-//! * [`host`] has the imports (config, load, clocks, log). Off wasm32 they read a
-//!   thread-local mock that [`testing`] sets, so a guest's unit tests are plain
-//!   `cargo test`.
+//! * [`host`] has the imports (config, load, clocks, log). Off the component
+//!   target (`wasm32-wasip2`, `target_os = "wasi"`) they read a thread-local mock
+//!   that [`testing`] sets, so a guest's unit tests are plain `cargo test`, and the
+//!   guests' logic also builds for the browser (`wasm32-unknown-unknown`).
 //! * The export macro generates, in the guest crate, the bindings of exactly the
 //!   world it exports, so the component exports only the hooks it implements.
 //!   Depend on this crate under its own name (`outpost_guest`): the generated
@@ -48,7 +49,7 @@ pub mod types;
 pub mod ua;
 pub mod url;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(target_os = "wasi")]
 pub mod wit;
 
 pub use types::{
@@ -121,15 +122,15 @@ impl ConfigCheck for NoCheck {
 /// outpost_guest::export_check!(Both);
 /// ```
 ///
-/// Off wasm32 it only checks the trait bound.
+/// Off the component target it only checks the trait bound.
 #[macro_export]
 macro_rules! export_check {
     ($c:ty) => {
         const _: fn() = $crate::__private::assert_check::<$c>;
-        #[cfg(target_arch = "wasm32")]
+        #[cfg(target_os = "wasi")]
         #[doc(hidden)]
         type __OutpostCheck = $c;
-        #[cfg(target_arch = "wasm32")]
+        #[cfg(target_os = "wasi")]
         #[doc(hidden)]
         #[allow(unsafe_code, missing_docs, unused, clippy::all)]
         mod __outpost_check_export {
@@ -174,15 +175,15 @@ macro_rules! export_check {
 /// outpost_guest::export_init!(Rewrite);
 /// ```
 ///
-/// Off wasm32 it only checks the trait bound.
+/// Off the component target it only checks the trait bound.
 #[macro_export]
 macro_rules! export_init {
     ($t:ty) => {
         const _: fn() = $crate::__private::assert_init::<$t>;
-        #[cfg(target_arch = "wasm32")]
+        #[cfg(target_os = "wasi")]
         #[doc(hidden)]
         type __OutpostInit = $t;
-        #[cfg(target_arch = "wasm32")]
+        #[cfg(target_os = "wasi")]
         #[doc(hidden)]
         #[allow(unsafe_code, missing_docs, unused, clippy::all)]
         mod __outpost_init_export {
@@ -216,7 +217,7 @@ pub mod __private {
 
     pub use wit_bindgen;
 
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(target_os = "wasi")]
     pub use crate::wit;
 
     /// The type a guest's generated `Guest` trait is implemented for.
@@ -244,21 +245,21 @@ pub mod __private {
     #[cfg(feature = "response")]
     pub fn assert_response<T: crate::ResponseHook>() {}
 
-    #[cfg(all(target_arch = "wasm32", feature = "admit"))]
+    #[cfg(all(target_os = "wasi", feature = "admit"))]
     impl<T: crate::AdmitHook> Glue<T> {
         pub fn run_admit(req: wit::types::RequestHead) -> wit::types::AdmitDecision {
             T::on_admit(&req.into()).into()
         }
     }
 
-    #[cfg(all(target_arch = "wasm32", feature = "request"))]
+    #[cfg(all(target_os = "wasi", feature = "request"))]
     impl<T: crate::RequestHook> Glue<T> {
         pub fn run_request(req: wit::types::RequestHead) -> wit::types::RequestAction {
             T::on_request(&req.into()).into()
         }
     }
 
-    #[cfg(all(target_arch = "wasm32", feature = "response"))]
+    #[cfg(all(target_os = "wasi", feature = "response"))]
     impl<T: crate::ResponseHook> Glue<T> {
         pub fn run_response(
             req: wit::types::RequestHead,
@@ -275,7 +276,7 @@ pub mod __private {
 /// Use once per crate, at item level; `, check: C` also exports `C: ConfigCheck` as
 /// the load-time configuration check (without one, every configuration passes), as
 /// [`export_check!`] does. A crate exporting several hooks exports its check once:
-/// with one of them, or with `export_check!`. Off wasm32 it only checks the trait
+/// with one of them, or with `export_check!`. Off the component target it only checks the trait
 /// bounds.
 #[cfg(feature = "admit")]
 #[macro_export]
@@ -286,10 +287,10 @@ macro_rules! export_admit {
     };
     ($t:ty) => {
         const _: fn() = $crate::__private::assert_admit::<$t>;
-        #[cfg(target_arch = "wasm32")]
+        #[cfg(target_os = "wasi")]
         #[doc(hidden)]
         type __OutpostAdmitGlue = $crate::__private::Glue<$t>;
-        #[cfg(target_arch = "wasm32")]
+        #[cfg(target_os = "wasi")]
         #[doc(hidden)]
         #[allow(unsafe_code, missing_docs, unused, clippy::all)]
         mod __outpost_admit_export {
@@ -320,7 +321,7 @@ macro_rules! export_admit {
 /// Use once per crate, at item level; `, check: C` also exports `C: ConfigCheck` as
 /// the load-time configuration check (without one, every configuration passes), as
 /// [`export_check!`] does. A crate exporting several hooks exports its check once:
-/// with one of them, or with `export_check!`. Off wasm32 it only checks the trait
+/// with one of them, or with `export_check!`. Off the component target it only checks the trait
 /// bounds.
 #[cfg(feature = "request")]
 #[macro_export]
@@ -331,10 +332,10 @@ macro_rules! export_request {
     };
     ($t:ty) => {
         const _: fn() = $crate::__private::assert_request::<$t>;
-        #[cfg(target_arch = "wasm32")]
+        #[cfg(target_os = "wasi")]
         #[doc(hidden)]
         type __OutpostRequestGlue = $crate::__private::Glue<$t>;
-        #[cfg(target_arch = "wasm32")]
+        #[cfg(target_os = "wasi")]
         #[doc(hidden)]
         #[allow(unsafe_code, missing_docs, unused, clippy::all)]
         mod __outpost_request_export {
@@ -365,7 +366,7 @@ macro_rules! export_request {
 /// Use once per crate, at item level; `, check: C` also exports `C: ConfigCheck` as
 /// the load-time configuration check (without one, every configuration passes), as
 /// [`export_check!`] does. A crate exporting several hooks exports its check once:
-/// with one of them, or with `export_check!`. Off wasm32 it only checks the trait
+/// with one of them, or with `export_check!`. Off the component target it only checks the trait
 /// bounds.
 #[cfg(feature = "response")]
 #[macro_export]
@@ -376,10 +377,10 @@ macro_rules! export_response {
     };
     ($t:ty) => {
         const _: fn() = $crate::__private::assert_response::<$t>;
-        #[cfg(target_arch = "wasm32")]
+        #[cfg(target_os = "wasi")]
         #[doc(hidden)]
         type __OutpostResponseGlue = $crate::__private::Glue<$t>;
-        #[cfg(target_arch = "wasm32")]
+        #[cfg(target_os = "wasi")]
         #[doc(hidden)]
         #[allow(unsafe_code, missing_docs, unused, clippy::all)]
         mod __outpost_response_export {

@@ -77,8 +77,8 @@ pub fn take_logs() -> Vec<(LogLevel, String)> {
     STATE.with(|s| std::mem::take(&mut s.borrow_mut().logs))
 }
 
-/// The implementation behind [`crate::host`] off wasm32.
-#[cfg(not(target_arch = "wasm32"))]
+/// The implementation behind [`crate::host`] off the component target.
+#[cfg(not(target_os = "wasi"))]
 pub(crate) mod mock {
     use super::STATE;
     use crate::types::{LoadSignals, LogLevel};

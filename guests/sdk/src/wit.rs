@@ -1,5 +1,6 @@
 //! The wit-bindgen bindings of the host imports and the shared types, and the
-//! conversions to and from this crate's native types. wasm32 only.
+//! conversions to and from this crate's native types. Component target
+//! (`target_os = "wasi"`) only.
 //!
 //! Only imports are generated here. Each guest generates the export side of the
 //! world it implements through the `export_*!` macros, so its component exports

@@ -134,6 +134,7 @@ fn banner(running: &Running, path: Option<&PathBuf>) {
     }
     if let Some(a) = running.admin {
         say!("  admin API    http://{a}/metrics  /healthz  /guests  /config");
+        say!("  console      http://{a}/console/");
     }
     if let (Some(demo), Some(l)) = (running.node().demo_origin, running.listeners.first()) {
         say!("  demo origin  http://{demo} (a live HLS stream of looped test clips)");

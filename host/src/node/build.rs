@@ -66,6 +66,7 @@ impl Node {
             cache,
             listener_tls,
             access_log,
+            tail: opts.families.tail.clone(),
             runtime,
             route_index: super::routing::RouteIndex::new(
                 routes

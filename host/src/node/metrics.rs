@@ -27,6 +27,23 @@ impl Telemetry {
         let families = NodeFamilies::register(&mut registry);
         Telemetry { registry, families }
     }
+
+    /// Render every metric: the gauges read off `node` (the one serving now), then
+    /// the process's registry, in OpenMetrics when the scraper asks for it.
+    pub fn text(&self, node: &super::Node, openmetrics: bool) -> String {
+        let mut origins: Vec<_> = node.origins.iter().collect();
+        origins.sort_by(|a, b| a.0.cmp(b.0));
+        self.families.set_gauges(
+            origins
+                .iter()
+                .map(|(name, o)| (name.as_str(), o.limiter.snapshot())),
+            node.fairness.as_ref().map_or(0, |f| f.len()),
+        );
+        if let Some(c) = &node.cache {
+            self.families.cache.set_gauges(c);
+        }
+        crate::metrics::encode(&self.registry, openmetrics)
+    }
 }
 
 impl Default for Telemetry {
@@ -65,6 +82,8 @@ pub struct NodeFamilies {
     origin_ejections: ByName,
     /// Access log lines dropped because its writer fell behind.
     pub access_log_dropped: Counter,
+    /// The console's stream of decisions (process-wide, like the counters).
+    pub tail: crate::tail::Tail,
 }
 
 impl NodeFamilies {

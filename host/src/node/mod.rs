@@ -166,6 +166,8 @@ pub struct Node {
     pub listener_tls: Vec<Option<Arc<rustls::ServerConfig>>>,
     /// The access log, when `[node] access_log` is set.
     pub access_log: Option<Arc<crate::access::AccessLog>>,
+    /// The console's decisions stream.
+    pub tail: crate::tail::Tail,
     next_request_id: std::sync::atomic::AtomicU64,
 }
 

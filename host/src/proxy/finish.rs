@@ -60,19 +60,23 @@ impl http_body::Body for PermitBody {
 }
 
 /// Who is told about a request once its response has gone: the recorder (a
-/// sampled request) and the access log.
+/// sampled request), the access log and the console's tail.
 pub(super) struct Watchers {
     pub recorder: Option<(Arc<Recorder>, Entry)>,
     pub access: Option<(Arc<AccessLog>, Started)>,
+    pub tail: Option<(crate::tail::Tail, crate::tail::Tailed)>,
 }
 
 /// `resp`, recorded and logged once its body has ended (or the client dropped it).
 pub(super) fn watched(
     resp: Response<Body>,
-    watchers: Watchers,
+    mut watchers: Watchers,
     decision: Decision,
     start: std::time::Instant,
 ) -> Response<Body> {
+    if let Some((_, tailed)) = &mut watchers.tail {
+        tailed.response(resp.headers());
+    }
     resp.map(|inner| {
         body::boxed(RecordedBody {
             inner,
@@ -106,6 +110,9 @@ impl RecordedBody {
             let took = p.start.elapsed();
             if let Some((log, head)) = &p.watchers.access {
                 log.log(head, &p.decision, self.sent, took);
+            }
+            if let Some((tail, tailed)) = &p.watchers.tail {
+                tail.send(tailed, &p.decision, self.sent, took);
             }
             if let Some((rec, entry)) = p.watchers.recorder {
                 rec.finish(entry, &p.decision, self.sent, took);

@@ -54,11 +54,12 @@ pub enum Phase {
 
 /// Serve one request through every phase. Never fails: errors become responses.
 /// A request in the recorder's sample is recorded by the finish phase, once its
-/// response body has gone.
+/// response body has gone (so is one the access log samples, or the console tails).
 pub async fn serve(node: &Node, req: Request<Body>, client: SocketAddr) -> Response<Body> {
     let sampled = node.recorder.as_ref().filter(|r| r.sample());
     let logged = node.access_log.as_ref().filter(|l| l.sample());
-    if sampled.is_none() && logged.is_none() {
+    let tailed = node.tail.wants();
+    if sampled.is_none() && logged.is_none() && !tailed {
         // Neither recorded nor logged: only the status is kept, nothing is
         // formatted or copied.
         return serve_decided(node, req, client, &mut Decision::default()).await;
@@ -72,6 +73,7 @@ pub async fn serve(node: &Node, req: Request<Body>, client: SocketAddr) -> Respo
             let tls = parts.extensions.get::<crate::client::OverTls>().is_some();
             (log.clone(), crate::access::Started::of(&parts, client, tls))
         }),
+        tail: tailed.then(|| (node.tail.clone(), crate::tail::Tailed::of(&parts))),
     };
     let req = Request::from_parts(parts, body);
     let resp = serve_decided(node, req, client, &mut decision).await;
