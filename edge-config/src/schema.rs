@@ -158,6 +158,12 @@ pub struct Record {
     /// Largest total of the directory's recordings, MiB; the oldest files go first.
     #[serde(default = "default_record_total")]
     pub max_total_mib: u64,
+    /// Largest response body kept per request, KiB: the bodies response guests
+    /// transform (the route's `transform` types, decoded), gzip-compressed in the
+    /// recording so replay can serve them again. Longer ones are cut there and
+    /// marked. 0: keep no body. (Bodies count toward `max_total_mib`.)
+    #[serde(default = "default_record_body")]
+    pub max_body_kib: u64,
 }
 
 fn default_sample() -> Spanned<f64> {
@@ -168,6 +174,9 @@ fn default_record_file() -> u64 {
 }
 fn default_record_total() -> u64 {
     1024
+}
+fn default_record_body() -> u64 {
+    256
 }
 
 /// How the node establishes facts about a client.

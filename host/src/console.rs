@@ -265,6 +265,55 @@ fn toml_value(v: &edge_config::ConfigValue) -> String {
     }
 }
 
+/// An embedded file, compressed for the client when it takes a coding (each
+/// file is encoded once per coding, on first request, and kept).
+fn asset(path: &str, accept: Option<&[u8]>) -> Response<Body> {
+    let Some(i) = path
+        .strip_prefix("/console/")
+        .and_then(|f| ASSETS.iter().position(|(name, _, _)| *name == f))
+    else {
+        return respond(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            full("not found\n"),
+        );
+    };
+    let (_, ctype, bytes) = ASSETS[i];
+    let coding = crate::coding::negotiate(accept).filter(|_| bytes.len() > 1024);
+    let encoded = coding.and_then(|c| {
+        static ENCODED: std::sync::Mutex<BTreeMap<(usize, &'static str), Bytes>> =
+            std::sync::Mutex::new(BTreeMap::new());
+        let mut cache = ENCODED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(b) = cache.get(&(i, c.token())) {
+            return Some((c, b.clone()));
+        }
+        let levels = crate::coding::Levels {
+            gzip: 9,
+            brotli: 8,
+            zstd: 19,
+        };
+        let b = crate::coding::encode(c, bytes, levels)?;
+        cache.insert((i, c.token()), b.clone());
+        Some((c, b))
+    });
+    let mut r = match encoded {
+        Some((c, b)) => {
+            let mut r = respond(StatusCode::OK, ctype, full(b));
+            r.headers_mut().insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(c.token()),
+            );
+            r
+        }
+        None => respond(StatusCode::OK, ctype, full(Bytes::from_static(bytes))),
+    };
+    r.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    r
+}
+
 /// Whether `/console` is allowed for this request: always on a loopback admin
 /// listener, else with the admin token (bearer or cookie). `Ok(true)`: a bearer
 /// token was sent, so the response sets the cookie.
@@ -379,19 +428,13 @@ pub async fn handle(
         ),
         "/console/api/events" => events(slot.clone(), telemetry.clone(), &node),
         p if p.starts_with("/console/play/") => play(&node, req, client).await,
-        p => match p
-            .strip_prefix("/console/")
-            .and_then(|f| ASSETS.iter().find(|(name, _, _)| *name == f))
-        {
-            Some((_, ctype, bytes)) => {
-                respond(StatusCode::OK, ctype, full(Bytes::from_static(bytes)))
-            }
-            None => respond(
-                StatusCode::NOT_FOUND,
-                "text/plain; charset=utf-8",
-                full("not found\n"),
-            ),
-        },
+        p => {
+            let accept = req
+                .headers()
+                .get(header::ACCEPT_ENCODING)
+                .map(HeaderValue::as_bytes);
+            asset(p, accept)
+        }
     };
     if signed_in && let Some(token) = node.config.node.admin_token.as_ref() {
         let cookie = format!(
@@ -449,11 +492,16 @@ fn events(slot: NodeSlot, telemetry: Arc<Telemetry>, node: &Node) -> Response<Bo
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let mut decisions = node.tail.subscribe();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // A sample now, the next a quarter second later (the page charts a rate
+        // from two, so the first chart comes at once), then one a second.
+        let mut next = tokio::time::Instant::now();
+        let mut samples = 0u64;
         loop {
             let event = tokio::select! {
-                _ = tick.tick() => {
+                () = tokio::time::sleep_until(next) => {
+                    samples += 1;
+                    let step = if samples == 1 { 250 } else { 1000 };
+                    next = tokio::time::Instant::now() + std::time::Duration::from_millis(step);
                     let node = slot.current();
                     format!("event: stats\ndata: {}\n\n", stats(&node, &telemetry))
                 }

@@ -35,6 +35,11 @@ pub struct Decision {
     pub status: u16,
     /// Whether a response guest replaced the body.
     pub body_replaced: bool,
+    /// A digest of the body the response guests made (FNV-1a, 64 bits, hex), when
+    /// they replaced it and the decision is detailed: two runs that made different
+    /// bodies differ here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_digest: Option<String>,
     /// What the edge cache did: `hit`, `collapsed` (a hit after waiting for
     /// another request's fetch), `stale`, `miss`, `collapsed-miss`, `pass ...`;
     /// none on a route that does not cache.
@@ -51,6 +56,14 @@ pub struct Decision {
     pub aside: Aside,
 }
 
+/// The digest [`Decision::body_digest`] holds: FNV-1a over the bytes, 16 hex digits.
+pub fn digest(bytes: &[u8]) -> String {
+    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{h:016x}")
+}
+
 /// Facts of one request that are not part of what was decided: a recording does
 /// not keep them and two decisions are equal whatever they hold.
 #[derive(Debug, Clone, Default)]
@@ -61,6 +74,11 @@ pub struct Aside {
     pub client: Option<String>,
     /// The origin's latency at the socket (request sent to first answer byte).
     pub upstream_ns: Option<u64>,
+    /// The origin's response headers as the response guests saw them (kept only
+    /// when the decision is detailed, for a recording).
+    pub seen_headers: Option<Vec<(String, String)>>,
+    /// The body the response guests read (decoded), for a recording.
+    pub seen_body: Option<bytes::Bytes>,
 }
 
 impl PartialEq for Aside {

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
+use bytes::Bytes;
 use http::request::Parts;
 use outpost_traffic::{Entry, RotatingWriter};
 
@@ -23,7 +24,7 @@ pub struct Recorder {
     every: u64,
     seen: AtomicU64,
     counts: RecorderFamilies,
-    tx: SyncSender<Entry>,
+    tx: SyncSender<(Entry, Option<Bytes>)>,
 }
 
 impl Recorder {
@@ -33,18 +34,28 @@ impl Recorder {
         sample: f64,
         max_file_bytes: u64,
         max_total_bytes: u64,
+        max_body: usize,
         counts: RecorderFamilies,
     ) -> std::io::Result<Recorder> {
         std::fs::create_dir_all(&dir)?;
         let mut writer = RotatingWriter::new(&dir, "outpost", max_file_bytes, max_total_bytes)?;
-        let (tx, rx) = sync_channel::<Entry>(QUEUE);
+        let (tx, rx) = sync_channel::<(Entry, Option<Bytes>)>(QUEUE);
         std::thread::Builder::new()
             .name("outpost-recorder".into())
             .spawn(move || {
                 use std::sync::mpsc::RecvTimeoutError;
+                // Each line's number, in the order written: unique and increasing
+                // across the files of one recorder.
+                let mut seq = 0u64;
                 loop {
                     match rx.recv_timeout(std::time::Duration::from_millis(100)) {
-                        Ok(e) => {
+                        Ok((mut e, body)) => {
+                            e.seq = seq;
+                            seq += 1;
+                            // Compressed here, off the request path.
+                            e.body = body
+                                .filter(|_| max_body > 0)
+                                .map(|b| kept_body(&b, max_body));
                             if let Err(err) = writer.write(&e) {
                                 tracing::warn!("recording: {err}");
                             }
@@ -106,6 +117,8 @@ impl Recorder {
             duration_us: None,
             response_headers: Vec::new(),
             decision: None,
+            body: None,
+            request_id: None,
         }
     }
 
@@ -122,10 +135,81 @@ impl Recorder {
         entry.response_bytes = Some(sent);
         entry.duration_us = Some(duration.as_micros() as u64);
         entry.decision = serde_json::to_value(decision).ok();
-        match self.tx.try_send(entry) {
+        entry.request_id.clone_from(&decision.aside.request_id);
+        // What the response guests saw, when they ran: replay serves them the same.
+        if let Some(h) = &decision.aside.seen_headers {
+            entry.response_headers.clone_from(h);
+        }
+        match self.tx.try_send((entry, decision.aside.seen_body.clone())) {
             Ok(()) => self.counts.recorded.inc(),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.counts.dropped.inc(),
         };
+    }
+}
+
+/// The client's response headers a recording keeps (when no response guest saw
+/// the origin's): what replay's model origin answers with. Framing and the edge's
+/// own per-response fields are left out.
+pub fn kept_headers(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "content-length"
+                    | "transfer-encoding"
+                    | "content-encoding"
+                    | "connection"
+                    | "keep-alive"
+                    | "age"
+                    | "cache-status"
+                    | "date"
+            )
+        })
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
+/// `body` as a recording keeps it: at most `max` bytes, gzip, base64.
+fn kept_body(body: &[u8], max: usize) -> outpost_traffic::RecordedBody {
+    use base64::Engine as _;
+    use std::io::Write as _;
+    let kept = &body[..body.len().min(max)];
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    let zipped = gz
+        .write_all(kept)
+        .and_then(|()| gz.finish())
+        .unwrap_or_default();
+    outpost_traffic::RecordedBody {
+        encoding: "gzip+base64".into(),
+        data: base64::engine::general_purpose::STANDARD.encode(zipped),
+        truncated: kept.len() < body.len(),
+    }
+}
+
+/// The bytes of a recorded body (`text`, `base64` or `gzip+base64`), at most `cap`
+/// once decoded.
+pub fn body_bytes(b: &outpost_traffic::RecordedBody, cap: usize) -> Result<Bytes, String> {
+    use base64::Engine as _;
+    use std::io::Read as _;
+    let b64 = || {
+        base64::engine::general_purpose::STANDARD
+            .decode(b.data.trim())
+            .map_err(|e| format!("recorded body: not base64: {e}"))
+    };
+    match b.encoding.as_str() {
+        "text" => Ok(Bytes::from(b.data.clone())),
+        "base64" => b64().map(Bytes::from),
+        "gzip+base64" => {
+            let zipped = b64()?;
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(zipped.as_slice())
+                .take(cap as u64)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("recorded body: not gzip: {e}"))?;
+            Ok(Bytes::from(out))
+        }
+        other => Err(format!("recorded body: unknown encoding {other:?}")),
     }
 }
 

@@ -538,3 +538,204 @@ fn a_guest_builds_against_the_sdk_as_cargo_packages_it() {
     );
     assert!(built.contains("hooks: request"), "{built}");
 }
+
+/// `GET path` with a User-Agent, over a plain HTTP/1.1 connection; the status line
+/// and body.
+fn http_get_as(addr: &str, path: &str, agent: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return (String::new(), String::new());
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: a\r\nUser-Agent: {agent}\r\nConnection: close\r\n\r\n"
+    );
+    let mut bytes = Vec::new();
+    let _ = s.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
+/// Issue "Replay that reproduces what the node decided": the demo stream served to
+/// three client classes and recorded (bodies the rendition guest shaped included),
+/// replayed with `--verify` through the same config, reproduces every decision;
+/// with the cap changed, `--diff` lists exactly the masters whose body changes,
+/// with the variants that went.
+#[test]
+fn a_recording_of_the_demo_stream_verifies_and_a_changed_cap_diffs_only_the_masters_it_trims() {
+    use std::io::BufReader;
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let classes = "\"class.mobile.max_height\" = 540\n\"class.tv.max_height\" = 360\n";
+    let base = outpost_edge_default().replacen(
+        "max_bandwidth = 4000000\n",
+        &format!("max_bandwidth = 4000000\n{classes}"),
+        1,
+    );
+    let recorded = format!("{base}\n[record]\ndir = \"rec\"\nsample = 1.0\n");
+    std::fs::write(tmp.path().join("edge.toml"), &recorded).expect("config");
+    std::fs::write(tmp.path().join("plain.toml"), &base).expect("config");
+    std::fs::write(
+        tmp.path().join("capped.toml"),
+        base.replacen("max_bandwidth = 4000000\n", "max_bandwidth = 2000000\n", 1),
+    )
+    .expect("config");
+
+    let mut child = outpost()
+        .args([
+            "serve",
+            "-c",
+            "edge.toml",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--no-cache",
+        ])
+        .current_dir(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let addr = listening_on(&mut out).expect("the node says where it listens");
+    let agents = [
+        (
+            "desktop",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36",
+        ),
+        (
+            "mobile",
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Mobile/15E148",
+        ),
+        (
+            "tv",
+            "Mozilla/5.0 (SMART-TV; Linux; Tizen 6.0) AppleWebKit/537.36 SmartTV",
+        ),
+    ];
+    let mut masters = std::collections::BTreeMap::new();
+    for round in 0..3 {
+        for (class, ua) in agents {
+            let (status, body) = http_get_as(&addr, "/live/master.m3u8", ua);
+            assert!(status.contains("200"), "{status}");
+            masters.insert(class, body.matches("#EXT-X-STREAM-INF").count());
+            let (status, playlist) = http_get_as(&addr, "/live/360p/index.m3u8", ua);
+            assert!(status.contains("200"), "{status}");
+            if round == 0 {
+                let seg = playlist
+                    .lines()
+                    .find(|l| l.ends_with(".ts"))
+                    .expect("a segment")
+                    .to_string();
+                let (status, _) = http_get_as(&addr, &format!("/live/360p/{seg}"), ua);
+                assert!(status.contains("200"), "{status}");
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    // Three classes, each capped its way (the guest keeps at least two variants).
+    assert_eq!(masters.get("desktop"), Some(&3), "{masters:?}");
+    assert_eq!(masters.get("mobile"), Some(&2), "{masters:?}");
+    assert_eq!(masters.get("tv"), Some(&2), "{masters:?}");
+    // The recorder writes off the request path: let it catch up, then stop.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(tmp.path().join("rec"))
+        .expect("recording dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "nothing recorded");
+    let lines: Vec<serde_json::Value> = files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(lines.len(), 9 * 2 + 3, "every request recorded");
+    let seqs: Vec<u64> = lines.iter().filter_map(|l| l["seq"].as_u64()).collect();
+    assert_eq!(seqs.len(), lines.len(), "every line has its seq");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "seq increases: {seqs:?}"
+    );
+    let with_body = lines.iter().filter(|l| l.get("body").is_some()).count();
+    assert_eq!(
+        with_body,
+        9 + 9,
+        "the masters and playlists keep their bodies"
+    );
+
+    let mut replay = outpost();
+    replay
+        .args(["replay", "-c", "plain.toml", "--verify"])
+        .args(&files)
+        .current_dir(tmp.path());
+    let verified = succeed(&mut replay, "outpost replay --verify");
+    eprintln!("{verified}");
+    assert!(
+        verified.contains("21 reproduced (100.0%), 0 differ"),
+        "{verified}"
+    );
+    assert!(
+        verified.contains("request ids") && verified.contains("timing"),
+        "{verified}"
+    );
+
+    let mut diff = outpost();
+    diff.args([
+        "replay",
+        "-c",
+        "plain.toml",
+        "--diff",
+        "capped.toml",
+        "--decisions",
+        "diff.jsonl",
+    ])
+    .args(&files)
+    .current_dir(tmp.path());
+    let out = diff.output().expect("replay --diff runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!("{text}");
+    assert!(
+        text.contains("3 of 21 requests decided differently"),
+        "{text}"
+    );
+    assert!(
+        text.contains("- #EXT-X-STREAM-INF:BANDWIDTH=3000000"),
+        "the variant that went is shown: {text}"
+    );
+    let diffs = std::fs::read_to_string(tmp.path().join("diff.jsonl")).expect("diff.jsonl");
+    let listed: Vec<serde_json::Value> = diffs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(listed.len(), 3);
+    for d in &listed {
+        assert_eq!(d["request"], "GET /live/master.m3u8", "{d}");
+        assert_eq!(d["changed"], serde_json::json!(["body"]), "{d}");
+    }
+}
+
+/// The embedded default config, as `outpost` prints it.
+fn outpost_edge_default() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../edge-config/src/default.toml"
+    ))
+    .expect("the default config")
+}

@@ -249,6 +249,8 @@ pub fn parse_clf_line(line: &[u8], authority: &str, scheme: &str) -> Result<Entr
         duration_us: None,
         response_headers: Vec::new(),
         decision: None,
+        body: None,
+        request_id: None,
     })
 }
 

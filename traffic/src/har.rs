@@ -8,7 +8,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::{Entry, InputError, Position, time, url};
+use crate::{Entry, InputError, Position, RecordedBody, time, url};
 
 /// Entries of a HAR file, streamed: a thread parses the document and hands over
 /// one entry at a time through a bounded channel, so a large HAR costs about one
@@ -451,6 +451,8 @@ fn parse_entry(value: &Value) -> Result<Entry, EntryError> {
         duration_us: None,
         response_headers: Vec::new(),
         decision: None,
+        body: None,
+        request_id: None,
     };
 
     let response = match entry.get("response") {
@@ -471,6 +473,23 @@ fn parse_entry(value: &Value) -> Result<Entry, EntryError> {
     out.status = u16::try_from(status).ok();
     let (response_headers, _) = read_headers(response, "response.headers")?;
     out.response_headers = response_headers;
+    // The body, when the capture kept it (`content.text`, base64 when
+    // `content.encoding` says so).
+    out.body = response
+        .get("content")
+        .and_then(Value::as_object)
+        .and_then(|c| {
+            let text = c.get("text")?.as_str()?;
+            let encoding = match c.get("encoding").and_then(Value::as_str) {
+                Some("base64") => "base64",
+                _ => "text",
+            };
+            Some(RecordedBody {
+                encoding: encoding.into(),
+                data: text.to_string(),
+                truncated: false,
+            })
+        });
     out.response_bytes = non_negative(response, "bodySize")
         .or_else(|| {
             response

@@ -80,6 +80,29 @@ pub struct Entry {
     /// Outpost's own decision for this request (Outpost's recordings only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<serde_json::Value>,
+    /// The response body the origin sent, when the input keeps it: a HAR's
+    /// `content.text`, or in Outpost's recordings the body response guests
+    /// transformed (decoded, as they saw it). Replay's model origin serves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<RecordedBody>,
+    /// The request id the node gave the request (Outpost's recordings only): a
+    /// verification names it, as a value that differs between runs by design.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// A response body kept in a recording.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedBody {
+    /// How `data` holds the bytes: `text` (as is), `base64`, or `gzip+base64`
+    /// (Outpost's recordings: gzip, then base64).
+    pub encoding: String,
+    /// The bytes, in `encoding`.
+    pub data: String,
+    /// Whether the body was cut at the recorder's cap (replay then serves what
+    /// was kept, and says so).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 impl Entry {

@@ -311,6 +311,8 @@ fn sample_entries() -> Vec<Entry> {
         duration_us: Some(0),
         response_headers: vec![("set-cookie".into(), "a=b".into())],
         decision: Some(json!({"z": [1, 2.5, null], "a": {"rule": "deny", "score": 0.1}})),
+        body: None,
+        request_id: None,
     });
     for (i, e) in all.iter_mut().enumerate() {
         e.seq = i as u64;
@@ -361,7 +363,14 @@ fn file_sizes(files: &[PathBuf]) -> Vec<u64> {
 #[test]
 fn rotating_writer_respects_caps() {
     let dir = tempfile::tempdir().unwrap();
-    let entries = sample_entries();
+    // Without the HAR bodies: one long line would leave too few lines for three files.
+    let entries: Vec<Entry> = sample_entries()
+        .into_iter()
+        .map(|mut e| {
+            e.body = None;
+            e
+        })
+        .collect();
     let max_line = entries
         .iter()
         .map(|e| to_jsonl_line(e).len() as u64)
@@ -435,4 +444,21 @@ fn rotating_writer_refuses_bad_caps_and_huge_entries() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert_eq!(w.total_bytes(), 0);
     assert!(recorded_files(dir.path(), "rec").unwrap().is_empty());
+}
+
+/// A recorded body and request id survive a JSONL round trip.
+#[test]
+fn recorded_bodies_and_request_ids_round_trip() {
+    let mut e = sample_entries().remove(0);
+    e.body = Some(outpost_traffic::RecordedBody {
+        encoding: "gzip+base64".into(),
+        data: "H4sIAAAAAAAAA8tIzcnJBwCGphA2BQAAAA==".into(),
+        truncated: true,
+    });
+    e.request_id = Some("00000000000000ff".into());
+    let line = to_jsonl_line(&e);
+    assert!(line.contains(r#""truncated":true"#), "{line}");
+    let back: Entry = serde_json::from_str(line.trim()).unwrap();
+    assert_eq!(back.body, e.body);
+    assert_eq!(back.request_id, e.request_id);
 }

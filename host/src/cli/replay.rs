@@ -24,6 +24,12 @@ pub struct ReplayArgs {
     /// --target, --json or --expect.)
     #[arg(long, conflicts_with_all = ["target", "json", "expect"])]
     diff: Option<PathBuf>,
+    /// Replay a node's own recording through the config it was recorded with and
+    /// compare each decision with the recorded one: the share reproduced, the
+    /// kinds of difference, what is left out and why. Fails unless every
+    /// decision is reproduced. (In-process only.)
+    #[arg(long, conflicts_with_all = ["target", "diff", "expect", "launch_day"])]
+    verify: bool,
     /// In-process: a header the model origin adds to every recorded answer that
     /// lacks it, `NAME: VALUE` (repeatable). An access log records no response
     /// headers: `--origin-header "cache-control: max-age=3600"` replays it as if
@@ -181,6 +187,9 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
         if let Some(b) = args.diff.clone() {
             return diff(&node, &clock, b, entries, &args).await;
         }
+        if args.verify {
+            return verify(&node, &clock, entries).await;
+        }
         replay::in_process(&node, &clock, entries, |d| {
             decisions.push(d.clone());
             progress(decisions.len());
@@ -206,6 +215,26 @@ async fn node(
             }
             ExitCode::FAILURE
         })
+}
+
+/// Replay `entries` and compare each decision with the one recorded.
+async fn verify(
+    node: &outpost::Node,
+    clock: &outpost::clock::Clock,
+    entries: Vec<outpost_traffic::Entry>,
+) -> ExitCode {
+    let mut replayed = Vec::with_capacity(entries.len());
+    replay::in_process(node, clock, entries.iter().cloned(), |d| {
+        replayed.push(d.clone());
+    })
+    .await;
+    let v = replay::verify(&entries, &replayed);
+    print!("{}", v.summary());
+    if v.compared > 0 && v.reproduced == v.compared {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// Replay through `a` and through the config at `b`; print (and write) the
@@ -286,6 +315,15 @@ fn print_groups(diffs: &[replay::Difference]) {
             "            e.g. #{} {}{detail}",
             g.example.seq, g.example.request
         );
+        // How the example's bodies differ, line by line (a manifest's variants).
+        if let Some((gone, new)) = &g.example.body_lines {
+            for l in gone.iter().take(8) {
+                println!("              - {l}");
+            }
+            for l in new.iter().take(8) {
+                println!("              + {l}");
+            }
+        }
     }
     if groups.len() > SHOWN {
         let rest: u64 = groups[SHOWN..].iter().map(|g| g.count).sum();

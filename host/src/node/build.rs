@@ -674,6 +674,7 @@ fn start_recorder(
         *r.sample.get_ref(),
         r.max_file_mib.saturating_mul(1 << 20),
         r.max_total_mib.saturating_mul(1 << 20),
+        usize::try_from(r.max_body_kib.saturating_mul(1 << 10)).unwrap_or(usize::MAX),
         opts.families.record.clone(),
     ) {
         Ok(rec) => Some(Arc::new(rec)),

@@ -77,6 +77,9 @@ pub(super) fn watched(
     if let Some((_, tailed)) = &mut watchers.tail {
         tailed.response(resp.headers());
     }
+    if let Some((_, entry)) = &mut watchers.recorder {
+        entry.response_headers = crate::record::kept_headers(resp.headers());
+    }
     resp.map(|inner| {
         body::boxed(RecordedBody {
             inner,

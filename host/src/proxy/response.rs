@@ -56,6 +56,17 @@ pub(super) async fn chain(
         status: parts.status.as_u16(),
         headers: headers_to_wit(&parts.headers),
     };
+    if d.detail {
+        // What the guests are about to see, for a recording that replays them.
+        d.aside.seen_headers = Some(
+            parts
+                .headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+                .collect(),
+        );
+        d.aside.seen_body.clone_from(&guest_body.bytes);
+    }
     for g in &route.response {
         let out = g
             .guest
@@ -76,6 +87,9 @@ pub(super) async fn chain(
             },
         };
         apply(g, edit, &mut head, &mut guest_body, d)?;
+    }
+    if d.detail && guest_body.changed {
+        d.body_digest = guest_body.bytes.as_deref().map(crate::decision::digest);
     }
     parts.status = StatusCode::from_u16(head.status).unwrap_or(parts.status);
     parts.headers = HeaderMap::with_capacity(head.headers.len());

@@ -27,7 +27,10 @@ pub fn changed_fields(a: &Decision, b: &Decision) -> Vec<&'static str> {
     check("origin", a.origin == b.origin);
     check("answered_by", a.answered_by == b.answered_by);
     check("status", a.status == b.status);
-    check("body", a.body_replaced == b.body_replaced);
+    check(
+        "body",
+        a.body_replaced == b.body_replaced && a.body_digest == b.body_digest,
+    );
     check("cache", a.cache == b.cache);
     out
 }
@@ -72,13 +75,14 @@ pub fn changes(a: &Decision, b: &Decision) -> Vec<String> {
         a.body_replaced.to_string(),
         b.body_replaced.to_string(),
     );
+    field("body", opt(&a.body_digest), opt(&b.body_digest));
     field("cache", opt(&a.cache), opt(&b.cache));
     out
 }
 
 /// Fields whose values are the request's own (a path, header values): a group
 /// names them changed, and shows their values on its example.
-const PER_REQUEST: [&str; 2] = ["forwarded", "headers"];
+const PER_REQUEST: [&str; 3] = ["forwarded", "headers", "body"];
 
 /// Differences with the same changes, counted, with the first as an example.
 #[derive(Debug, Clone)]
@@ -143,6 +147,26 @@ pub struct Difference {
     pub a: Decision,
     /// Decisions under B.
     pub b: Decision,
+    /// When both runs made a body and the bodies differ: the lines only A's body
+    /// has, and those only B's has (a trimmed manifest's variants).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_lines: Option<(Vec<String>, Vec<String>)>,
+}
+
+/// The lines only in `a`, and those only in `b` (in their order).
+pub fn line_changes(a: &[u8], b: &[u8]) -> (Vec<String>, Vec<String>) {
+    let lines = |x: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(x)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let (la, lb) = (lines(a), lines(b));
+    let only = |x: &[String], y: &[String]| -> Vec<String> {
+        let set: std::collections::BTreeSet<&String> = y.iter().collect();
+        x.iter().filter(|l| !set.contains(l)).cloned().collect()
+    };
+    (only(&la, &lb), only(&lb, &la))
 }
 
 /// Compare two decision lists (same inputs, in the same order).
@@ -155,12 +179,17 @@ pub fn diff(a: &[Replayed], b: &[Replayed]) -> (Vec<Difference>, BTreeMap<String
             continue;
         }
         *kinds.entry(changed.join("+")).or_default() += 1;
+        let body_lines = match (&x.body, &y.body) {
+            (Some(p), Some(q)) if p != q => Some(line_changes(p, q)),
+            _ => None,
+        };
         out.push(Difference {
             seq: x.seq,
             request: x.request.clone(),
             changed,
             a: x.decision.clone(),
             b: y.decision.clone(),
+            body_lines,
         });
     }
     (out, kinds)
@@ -187,6 +216,7 @@ mod tests {
             changed: vec![],
             a: decision(200, AnsweredBy::Origin),
             b,
+            body_lines: None,
         };
         let diffs = vec![
             d(1, decision(503, AnsweredBy::Limiter)),
@@ -215,6 +245,7 @@ mod tests {
                 forwarded: Some(format!("GET /img{path}")),
                 ..decision(200, AnsweredBy::Origin)
             },
+            body_lines: None,
         };
         let diffs = [fwd(1, "/a.gif"), fwd(2, "/b.gif")];
         let groups = grouped(&diffs);

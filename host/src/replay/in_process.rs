@@ -38,10 +38,15 @@ fn request_of(e: &Entry) -> Result<Request<crate::body::Body>, String> {
     if let Ok(v) = HeaderValue::from_str(&e.authority) {
         h.insert(http::header::HOST, v);
     }
+    let body = match &e.body {
+        Some(b) => Some(crate::record::body_bytes(b, 64 << 20)?),
+        None => None,
+    };
     req.extensions_mut().insert(Recorded {
         status: e.status,
         bytes: e.response_bytes,
         headers: e.response_headers.clone(),
+        body,
     });
     Ok(req)
 }
@@ -105,11 +110,27 @@ pub async fn in_process(
         let request = format!("{} {}", e.method, e.target());
         let mut decision = Decision::detailed();
         let t0 = Instant::now();
+        let mut body = None;
         let bytes = match request_of(&e) {
             Ok(req) => {
                 let resp = serve_decided(node, req, client_of(&e), &mut decision).await;
+                // A body a guest made is kept as the client got it, decoded.
+                let coding = resp
+                    .headers()
+                    .get(http::header::CONTENT_ENCODING)
+                    .and_then(|v| crate::coding::Coding::from_content_encoding(v.as_bytes()));
                 match resp.into_body().collect().await {
-                    Ok(b) => b.to_bytes().len() as u64,
+                    Ok(b) => {
+                        let b = b.to_bytes();
+                        if decision.body_replaced {
+                            body = Some(match coding {
+                                Some(c) => crate::coding::decode(c, &b, 64 << 20)
+                                    .unwrap_or_else(|_| b.clone()),
+                                None => b.clone(),
+                            });
+                        }
+                        b.len() as u64
+                    }
                     Err(_) => 0,
                 }
             }
@@ -125,6 +146,7 @@ pub async fn in_process(
             seq: e.seq,
             request,
             decision,
+            body,
         };
         report.add(&d, bytes);
         each(&d);

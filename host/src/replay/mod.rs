@@ -17,6 +17,7 @@ mod expect;
 mod in_process;
 mod network;
 mod scenario;
+mod verify;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -30,6 +31,7 @@ pub use expect::{Bound, Expect, Expectations};
 pub use in_process::{in_process, replay_node, replay_node_with};
 pub use network::{Pacing, network};
 pub use scenario::launch_day;
+pub use verify::{EXCLUDED, Verification, verify};
 
 /// One replayed request and its decision, as written to the decisions JSONL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +43,10 @@ pub struct Replayed {
     /// What the node decided.
     #[serde(flatten)]
     pub decision: Decision,
+    /// The body the response guests made, when they replaced it (in-process
+    /// replay only; `--diff` shows how two runs' bodies differ).
+    #[serde(skip)]
+    pub body: Option<bytes::Bytes>,
 }
 
 /// Totals over a replay.

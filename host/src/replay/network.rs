@@ -130,6 +130,7 @@ async fn send_one(
             status,
             ..Decision::default()
         },
+        body: None,
     };
     (d, bytes, micros)
 }

@@ -113,10 +113,13 @@ pub struct OriginClient {
 pub struct Recorded {
     /// Status (200 when the recording has none).
     pub status: Option<u16>,
-    /// Body length (the body is filler bytes of that length, capped at 1 MiB).
+    /// Body length (without a recorded body, the body is filler bytes of that
+    /// length, capped at 1 MiB).
     pub bytes: Option<u64>,
     /// Response headers, if recorded.
     pub headers: Vec<(String, String)>,
+    /// The body itself, when the recording kept it (served instead of filler).
+    pub body: Option<bytes::Bytes>,
 }
 
 impl OriginClient {
@@ -245,8 +248,11 @@ impl OriginClient {
             .get::<Recorded>()
             .cloned()
             .unwrap_or_default();
-        let len = rec.bytes.unwrap_or(0).min(1 << 20) as usize;
-        let mut resp = Response::new(crate::body::full(bytes::Bytes::from(vec![b'.'; len])));
+        let body = rec.body.clone().unwrap_or_else(|| {
+            let len = rec.bytes.unwrap_or(0).min(1 << 20) as usize;
+            bytes::Bytes::from(vec![b'.'; len])
+        });
+        let mut resp = Response::new(crate::body::full(body));
         *resp.status_mut() =
             http::StatusCode::from_u16(rec.status.unwrap_or(200)).unwrap_or(http::StatusCode::OK);
         for (k, v) in &rec.headers {
