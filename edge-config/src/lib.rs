@@ -18,7 +18,7 @@ pub use schema::{
     AccessLogSettings, Balance, CacheSettings, Certificate, Client, Compression, Config,
     ConfigValue, FailMode, ForwardedHeader, Guest, GuestSource, HealthCheck, Http2Settings,
     Limiter, Listener, ListenerTls, Node, Origin, OriginKind, OriginTls, Record, Route, RouteCache,
-    Scalar,
+    Scalar, Shadow,
 };
 pub use toml::Spanned;
 pub use values::{Addr, Cidr, Millis, Name};
@@ -651,7 +651,13 @@ impl Config {
                 .iter()
                 .map(|g| (g, "admit"))
                 .chain(route.request.iter().map(|g| (g, "request")))
-                .chain(route.response.iter().map(|g| (g, "response")));
+                .chain(route.response.iter().map(|g| (g, "response")))
+                .chain(
+                    route
+                        .shadow
+                        .iter()
+                        .flat_map(|s| s.request.iter().map(|g| (g, "shadow request"))),
+                );
             for (g, phase) in hooks {
                 if !self.guests.contains_key(g.get_ref()) {
                     out.push(src.diagnostic(
@@ -670,6 +676,15 @@ impl Config {
                     format!(
                         "route `{rname}` declares `transform` content types but has no `response` guests to transform them"
                     ),
+                ));
+            }
+        }
+        for s in self.routes.iter().filter_map(|r| r.shadow.as_ref()) {
+            let rate = *s.sample.get_ref();
+            if !(0.0..=1.0).contains(&rate) {
+                out.push(src.diagnostic(
+                    s.sample.span(),
+                    format!("shadow.sample = {rate} is out of range; expected 0 to 1"),
                 ));
             }
         }

@@ -776,6 +776,33 @@ pub struct Route {
     /// The edge cache's rules for this route; absent: the route does not cache.
     #[serde(default)]
     pub cache: Option<RouteCache>,
+    /// Candidate guests run beside the live ones on a sample of requests, never
+    /// deciding anything: their decisions are compared with the live guests'.
+    #[serde(default)]
+    pub shadow: Option<Shadow>,
+}
+
+/// A route's shadow: candidate request guests, run after the response has gone on
+/// a sample of the route's requests, on the same inputs the live request guests
+/// had, under their own bounds; their decisions are only compared and counted
+/// (`outpost_shadow_total`), and the disagreements recorded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shadow {
+    /// Candidate request guests, in order (they stand for the route's `request`).
+    pub request: Vec<Spanned<Name>>,
+    /// The share of the route's requests shadowed, 0 to 1 (exactly every
+    /// `1/sample`-th request).
+    #[serde(default = "default_shadow_sample")]
+    pub sample: Spanned<f64>,
+    /// A directory (relative to the config file) for a recording of the requests
+    /// where the candidates disagreed, which `outpost replay --diff` reads.
+    #[serde(default)]
+    pub dir: Option<String>,
+}
+
+fn default_shadow_sample() -> Spanned<f64> {
+    Spanned::new(0..0, 0.05)
 }
 
 /// The edge cache's sizes: one cache per node, shared by the routes that cache,

@@ -452,7 +452,7 @@ pub async fn handle(
 /// to its listener (same origin for the page's player, and its decisions reach the
 /// tail like any other request's).
 async fn play(
-    node: &Node,
+    node: &Arc<Node>,
     req: hyper::Request<hyper::body::Incoming>,
     client: SocketAddr,
 ) -> Response<Body> {

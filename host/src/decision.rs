@@ -79,6 +79,58 @@ pub struct Aside {
     pub seen_headers: Option<Vec<(String, String)>>,
     /// The body the response guests read (decoded), for a recording.
     pub seen_body: Option<bytes::Bytes>,
+    /// A request in its route's shadow sample: what the candidates run on, and
+    /// what the live guests decided (taken by the finish phase).
+    pub shadowed: Option<Box<Shadowed>>,
+}
+
+/// What a shadow run needs from the live request: the head the first request guest
+/// saw, and the live guests' verdict on it.
+#[derive(Debug, Clone)]
+pub struct Shadowed {
+    /// The route's index in the node's routes.
+    pub route: usize,
+    /// The request as the live request guests got it.
+    pub before: crate::contract::types::RequestHead,
+    /// What they decided.
+    pub live: Verdict,
+    /// The client, as the live request had it.
+    pub client: std::net::SocketAddr,
+}
+
+/// What a chain of request guests decided, in the fields a shadow compares.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// `forward`, `respond STATUS`, or `failed KIND` (a guest under `fail = closed`).
+    pub action: String,
+    /// The request as it would go to the origin (`METHOD /path?query`), when forwarded.
+    pub forwarded: Option<String>,
+    /// The origin it would go to, when forwarded.
+    pub origin: Option<String>,
+    /// Headers set or changed (`name: value`), sorted.
+    pub headers_set: Vec<String>,
+    /// Headers removed, sorted.
+    pub headers_removed: Vec<String>,
+}
+
+impl Verdict {
+    /// The fields in which two verdicts differ.
+    pub fn differences(&self, other: &Verdict) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.action != other.action {
+            out.push("action");
+        }
+        if self.forwarded != other.forwarded {
+            out.push("forwarded");
+        }
+        if self.origin != other.origin {
+            out.push("origin");
+        }
+        if self.headers_set != other.headers_set || self.headers_removed != other.headers_removed {
+            out.push("headers");
+        }
+        out
+    }
 }
 
 impl PartialEq for Aside {

@@ -122,6 +122,40 @@ impl Recorder {
         }
     }
 
+    /// The entry for a request known by the head guests got (a shadow's record).
+    pub fn entry_of_head(h: &crate::contract::types::RequestHead, peer: SocketAddr) -> Entry {
+        Entry {
+            seq: 0,
+            at_us: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0),
+            method: h.method.clone(),
+            scheme: h.scheme.clone(),
+            authority: h.authority.clone(),
+            path: h.path.clone(),
+            query: h.query.clone(),
+            headers: h
+                .headers
+                .iter()
+                .map(|x| {
+                    (
+                        x.name.clone(),
+                        String::from_utf8_lossy(&x.value).into_owned(),
+                    )
+                })
+                .collect(),
+            client_ip: Some(peer.ip().to_string()),
+            status: None,
+            response_bytes: None,
+            duration_us: None,
+            response_headers: Vec::new(),
+            decision: None,
+            body: None,
+            request_id: Some(h.id.clone()),
+        }
+    }
+
     /// Queue `entry` with its outcome: the decision, the body bytes sent to the
     /// client and the whole duration (to the body's end).
     pub fn finish(

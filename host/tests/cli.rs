@@ -603,6 +603,15 @@ fn a_recording_of_the_demo_stream_verifies_and_a_changed_cap_diffs_only_the_mast
         .spawn()
         .expect("serve starts");
     let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    // Killed if an assertion fails before the node is stopped.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Stop(child);
     let addr = listening_on(&mut out).expect("the node says where it listens");
     let agents = [
         (
@@ -645,9 +654,9 @@ fn a_recording_of_the_demo_stream_verifies_and_a_changed_cap_diffs_only_the_mast
     // The recorder writes off the request path: let it catch up, then stop.
     std::thread::sleep(std::time::Duration::from_millis(600));
     let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status();
-    let _ = child.wait();
+    let _ = child.0.wait();
 
     let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(tmp.path().join("rec"))
         .expect("recording dir")

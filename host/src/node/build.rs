@@ -563,7 +563,14 @@ fn resolve_routes(
             .iter()
             .filter_map(|g| resolve(g, "response", |g| g.hooks.response))
             .collect();
+        let candidates: Option<Vec<GuestRef>> = r.shadow.as_ref().map(|s| {
+            s.request
+                .iter()
+                .filter_map(|g| resolve(g, "request", |g| g.hooks.request))
+                .collect()
+        });
         check_route_target(config, r, errors);
+        let shadow = candidates.and_then(|c| shadow_entry(config, r, c, opts, errors));
         let Some(origin) = origins.get(r.origin.get_ref().as_str()) else {
             continue;
         };
@@ -584,10 +591,56 @@ fn resolve_routes(
             compress: lower(&r.compress),
             compress_min_bytes: r.compress_min_bytes,
             cache: route_cache(r).map(Arc::new),
+            shadow,
             metrics: opts.families.route(rname),
         });
     }
     routes
+}
+
+/// Route `r`'s shadow over `candidates`, with its recording of disagreements (none
+/// in an in-process replay).
+fn shadow_entry(
+    config: &Config,
+    r: &edge_config::Route,
+    candidates: Vec<GuestRef>,
+    opts: &BuildOptions,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<Arc<crate::node::ShadowEntry>> {
+    let s = r.shadow.as_ref()?;
+    let recorder = match s.dir.as_ref().filter(|_| !opts.model_origins) {
+        Some(d) => {
+            let dir = config.resolve_path(d);
+            match crate::record::Recorder::start(
+                dir.clone(),
+                1.0,
+                64 << 20,
+                1 << 30,
+                0,
+                crate::record::RecorderFamilies::default(),
+            ) {
+                Ok(rec) => Some(Arc::new(rec)),
+                Err(e) => {
+                    errors.push(config.source().diagnostic(
+                        s.sample.span(),
+                        format!(
+                            "cannot record shadow disagreements to `{}`: {e}",
+                            dir.display()
+                        ),
+                    ));
+                    return None;
+                }
+            }
+        }
+        None => None,
+    };
+    Some(Arc::new(crate::node::ShadowEntry::new(
+        candidates,
+        *s.sample.get_ref(),
+        recorder,
+        opts.families.shadow.clone(),
+        opts.families.shadow_kinds.clone(),
+    )))
 }
 
 /// A guest as route `rname` uses it in `phase`: an error if it does not export

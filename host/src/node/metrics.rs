@@ -82,6 +82,10 @@ pub struct NodeFamilies {
     origin_ejections: ByName,
     /// Access log lines dropped because its writer fell behind.
     pub access_log_dropped: Counter,
+    /// Shadow runs by route and result.
+    pub shadow: ByName,
+    /// Shadow disagreements by route and kind.
+    pub shadow_kinds: ByName,
     /// The console's stream of decisions (process-wide, like the counters).
     pub tail: crate::tail::Tail,
 }
@@ -100,6 +104,16 @@ impl NodeFamilies {
             "outpost_cache_lookups",
             "Edge cache lookups by route and result (hit, collapsed, stale, miss, pass)",
             f.cache_lookups.clone(),
+        );
+        reg.register(
+            "outpost_shadow",
+            "Shadow runs of candidate guests by route and result (agree, disagree, failed, dropped)",
+            f.shadow.clone(),
+        );
+        reg.register(
+            "outpost_shadow_disagreements",
+            "Shadow disagreements by route and what differed (action, forwarded, origin, headers)",
+            f.shadow_kinds.clone(),
         );
         reg.register(
             "outpost_responses",

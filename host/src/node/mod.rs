@@ -17,6 +17,7 @@ use crate::limiter::OriginLimiter;
 use crate::runtime::{Guest, Runtime};
 use crate::upstream::OriginClient;
 
+use crate::metrics::ByName;
 pub use metrics::{NodeFamilies, NodeMetrics, RouteMetrics, Telemetry};
 
 pub use outpost_common::builtin::BUILTIN_GUESTS;
@@ -73,8 +74,60 @@ pub struct RouteEntry {
     pub compress_min_bytes: u64,
     /// The edge cache's rules (none: the route does not cache).
     pub cache: Option<Arc<crate::cache::RouteRules>>,
+    /// Candidate guests run beside the live ones (`shadow`), if any.
+    pub shadow: Option<Arc<ShadowEntry>>,
     /// Counters.
     pub metrics: RouteMetrics,
+}
+
+/// A route's shadow: the candidate request guests, the sample, where the
+/// disagreements are recorded, and the counts.
+pub struct ShadowEntry {
+    /// Candidate request guests, in order.
+    pub request: Vec<GuestRef>,
+    every: u64,
+    seen: std::sync::atomic::AtomicU64,
+    /// The recording of the requests where the candidates disagreed.
+    pub recorder: Option<Arc<crate::record::Recorder>>,
+    /// `outpost_shadow_total{route, result}`: agree, disagree, failed, dropped.
+    pub results: ByName,
+    /// `outpost_shadow_disagreements_total{route, kind}`.
+    pub kinds: ByName,
+}
+
+impl ShadowEntry {
+    /// A shadow of `request` guests over `sample` of the requests.
+    pub fn new(
+        request: Vec<GuestRef>,
+        sample: f64,
+        recorder: Option<Arc<crate::record::Recorder>>,
+        results: ByName,
+        kinds: ByName,
+    ) -> ShadowEntry {
+        let every = if sample <= 0.0 {
+            0
+        } else {
+            (1.0 / sample).round().max(1.0) as u64
+        };
+        ShadowEntry {
+            request,
+            every,
+            seen: std::sync::atomic::AtomicU64::new(0),
+            recorder,
+            results,
+            kinds,
+        }
+    }
+
+    /// Whether the route's next request is in the sample (exactly every
+    /// `1/sample`-th).
+    pub fn sample(&self) -> bool {
+        self.every > 0
+            && self
+                .seen
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .is_multiple_of(self.every)
+    }
 }
 
 /// Options that are not in the config file.

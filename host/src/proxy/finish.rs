@@ -61,10 +61,13 @@ impl http_body::Body for PermitBody {
 
 /// Who is told about a request once its response has gone: the recorder (a
 /// sampled request), the access log and the console's tail.
+#[derive(Default)]
 pub(super) struct Watchers {
     pub recorder: Option<(Arc<Recorder>, Entry)>,
     pub access: Option<(Arc<AccessLog>, Started)>,
     pub tail: Option<(crate::tail::Tail, crate::tail::Tailed)>,
+    /// A shadow run to start (the route's candidate guests).
+    pub shadow: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// `resp`, recorded and logged once its body has ended (or the client dropped it).
@@ -119,6 +122,9 @@ impl RecordedBody {
             }
             if let Some((rec, entry)) = p.watchers.recorder {
                 rec.finish(entry, &p.decision, self.sent, took);
+            }
+            if let Some(job) = p.watchers.shadow {
+                job();
             }
         }
     }

@@ -13,7 +13,8 @@
 //! (the response guests),
 //! [`compress`] (content codings for the client), [`finish`] (what runs when the
 //! body has gone: the permit's release, the recording). Errors become responses in
-//! [`fail`]. [`serve`] reads like that list.
+//! [`fail`]. [`serve`] reads like that list. A route's candidate guests run in
+//! [`shadow`], after the response has gone, deciding nothing.
 
 mod admit;
 mod cache;
@@ -24,6 +25,7 @@ mod origin;
 mod refresh;
 mod request;
 mod response;
+mod shadow;
 mod target;
 
 use std::net::SocketAddr;
@@ -55,14 +57,28 @@ pub enum Phase {
 /// Serve one request through every phase. Never fails: errors become responses.
 /// A request in the recorder's sample is recorded by the finish phase, once its
 /// response body has gone (so is one the access log samples, or the console tails).
-pub async fn serve(node: &Node, req: Request<Body>, client: SocketAddr) -> Response<Body> {
+pub async fn serve(node: &Arc<Node>, req: Request<Body>, client: SocketAddr) -> Response<Body> {
     let sampled = node.recorder.as_ref().filter(|r| r.sample());
     let logged = node.access_log.as_ref().filter(|l| l.sample());
     let tailed = node.tail.wants();
     if sampled.is_none() && logged.is_none() && !tailed {
         // Neither recorded nor logged: only the status is kept, nothing is
         // formatted or copied.
-        return serve_decided(node, req, client, &mut Decision::default()).await;
+        let mut decision = Decision::default();
+        let resp = serve_decided(node, req, client, &mut decision).await;
+        return match decision.aside.shadowed.take() {
+            // In its route's shadow sample: the candidates run once it has gone.
+            Some(s) => finish::watched(
+                resp,
+                finish::Watchers {
+                    shadow: Some(shadow_job(node, s)),
+                    ..finish::Watchers::default()
+                },
+                decision,
+                std::time::Instant::now(),
+            ),
+            None => resp,
+        };
     }
     let mut decision = Decision::detailed();
     let start = std::time::Instant::now();
@@ -74,10 +90,53 @@ pub async fn serve(node: &Node, req: Request<Body>, client: SocketAddr) -> Respo
             (log.clone(), crate::access::Started::of(&parts, client, tls))
         }),
         tail: tailed.then(|| (node.tail.clone(), crate::tail::Tailed::of(&parts))),
+        shadow: None,
     };
     let req = Request::from_parts(parts, body);
     let resp = serve_decided(node, req, client, &mut decision).await;
+    let mut watch = watch;
+    watch.shadow = decision.aside.shadowed.take().map(|s| shadow_job(node, s));
     finish::watched(resp, watch, decision, start)
+}
+
+/// A request in its route's shadow sample: keep the head the live request guests
+/// got (`before`) and their verdict, for the candidates to run on once it has gone.
+fn note_shadow(
+    node: &Node,
+    route: &RouteEntry,
+    before: crate::contract::types::RequestHead,
+    head: &crate::contract::types::RequestHead,
+    chained: &Result<request::Chained<'_>, EdgeError>,
+    client: SocketAddr,
+    d: &mut Decision,
+) {
+    let live = match chained {
+        Ok(request::Chained::Forward(t)) => request::verdict_forward(&before, head, t.origin),
+        Ok(request::Chained::Answer(resp)) => crate::decision::Verdict {
+            action: format!("respond {}", resp.status().as_u16()),
+            ..Default::default()
+        },
+        Err(e) => crate::decision::Verdict {
+            action: format!("failed {e}"),
+            ..Default::default()
+        },
+    };
+    d.aside.shadowed = Some(Box::new(crate::decision::Shadowed {
+        route: node
+            .routes
+            .iter()
+            .position(|r| std::ptr::eq(r, route))
+            .unwrap_or(usize::MAX),
+        before,
+        live,
+        client,
+    }));
+}
+
+/// What the finish phase runs for a request in its route's shadow sample.
+fn shadow_job(node: &Arc<Node>, s: Box<crate::decision::Shadowed>) -> Box<dyn FnOnce() + Send> {
+    let node = node.clone();
+    Box::new(move || shadow::submit(node, s))
 }
 
 /// Serve one request, recording its decisions in `decision`.
@@ -129,7 +188,12 @@ async fn run<'a>(
         class,
         cost,
     };
-    let ticket = match request::chain(node, route, &mut head, ticket, d).await {
+    let shadowed = shadow::sampled(route, &head);
+    let chained = request::chain(node, route, &mut head, ticket, d).await;
+    if let Some(before) = shadowed {
+        note_shadow(node, route, before, &head, &chained, client, d);
+    }
+    let ticket = match chained {
         Ok(request::Chained::Forward(t)) => t,
         Ok(request::Chained::Answer(resp)) => return Ok((resp, route)),
         Err(e) => return Err(fail(e)),

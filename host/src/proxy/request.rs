@@ -179,6 +179,69 @@ fn edited_path(
     }
 }
 
+/// The verdict of a chain that forwards `after` (from `before`) to `origin`.
+pub(super) fn verdict_forward(
+    before: &RequestHead,
+    after: &RequestHead,
+    origin: &OriginEntry,
+) -> crate::decision::Verdict {
+    let mut d = Decision::detailed();
+    note_forwarded(&mut d, origin, after, &before.headers);
+    crate::decision::Verdict {
+        action: "forward".into(),
+        forwarded: d.forwarded,
+        origin: d.origin,
+        headers_set: d.headers_set,
+        headers_removed: d.headers_removed,
+    }
+}
+
+/// Run `guests` over a copy of `before` as the request chain would, deciding
+/// nothing (a shadow): their verdict, and whether any of them failed. A failing
+/// guest is skipped, or under `fail = "closed"` ends the chain as a failure, as
+/// live.
+pub(super) async fn shadow_chain(
+    node: &Node,
+    route: &RouteEntry,
+    guests: &[GuestRef],
+    before: &RequestHead,
+) -> (crate::decision::Verdict, bool) {
+    let mut head = before.clone();
+    let mut origin = &route.origin;
+    let load = LoadSource::new(route.origin.limiter.clone());
+    let mut any_failed = false;
+    let failed = |e: &GuestError| crate::decision::Verdict {
+        action: format!("failed {}", e.kind()),
+        ..Default::default()
+    };
+    for g in guests {
+        let err = match g.guest.request(&node.runtime, load.clone(), &head).await {
+            Ok(RequestAction::Forward(edit)) => {
+                match apply_request_edit(&mut head, edit, node, &mut origin, &g.guest.name) {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        g.guest.metrics.record_failure(&e);
+                        e
+                    }
+                }
+            }
+            Ok(RequestAction::Respond(r)) => {
+                let v = crate::decision::Verdict {
+                    action: format!("respond {}", r.status),
+                    ..Default::default()
+                };
+                return (v, any_failed);
+            }
+            Err(e) => e,
+        };
+        any_failed = true;
+        if g.fail == edge_config::FailMode::Closed {
+            return (failed(&err), true);
+        }
+    }
+    (verdict_forward(before, &head, origin), any_failed)
+}
+
 /// Record where the request went and what the guests changed in its headers.
 pub(super) fn note_forwarded(
     d: &mut Decision,

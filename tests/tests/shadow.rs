@@ -1,0 +1,176 @@
+//! Shadow mode (issue "Replay that reproduces what the node decided ... and a shadow
+//! mode"): a route's candidate request guests run on a sample of live requests
+//! after their responses have gone, deciding nothing; their disagreements with the
+//! live guests are counted and recorded. Real HTTP over real sockets, under load.
+
+use std::time::Duration;
+
+use outpost_tests::{StaticOrigin, TestNode, guest_wasm};
+
+/// `outpost_shadow_total{route="all",result=R}`.
+fn shadow_count(metrics: &str, result: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "outpost_shadow_total{{route=\"all\",result=\"{result}\"}} "
+            ))
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Paths: a quarter under `/old/` (where the candidate rewrites differently), in a
+/// fixed pseudo-random order.
+fn paths(n: usize) -> Vec<String> {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    (0..n)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x.is_multiple_of(4) {
+                format!("/old/{i}")
+            } else {
+                format!("/keep/{i}")
+            }
+        })
+        .collect()
+}
+
+fn config(origin: std::net::SocketAddr, candidate: &str, dir: &std::path::Path) -> String {
+    format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[origins.main]\naddress = \"{origin}\"\n\n\
+         [guests.live]\nwasm = \"builtin:rewrite\"\n[guests.live.config]\nrules = [\"prefix /old/ /new/\"]\n\n\
+         {candidate}\n\
+         [[routes]]\nname = \"all\"\norigin = \"main\"\nrequest = [\"live\"]\n\
+         shadow = {{ request = [\"candidate\"], sample = 0.5, dir = \"{}\" }}\n",
+        dir.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candidate_that_differs_on_a_known_share_is_measured_at_that_share_under_load() {
+    let root = tempfile::tempdir().expect("root");
+    let origin = StaticOrigin::start(root.path()).await;
+    let rec = tempfile::tempdir().expect("dir");
+    let candidate = "[guests.candidate]\nwasm = \"builtin:rewrite\"\n[guests.candidate.config]\nrules = [\"prefix /old/ /newer/\"]\n";
+    let node =
+        std::sync::Arc::new(TestNode::new(&config(origin.addr, candidate, rec.path())).await);
+    let all = paths(800);
+    let old = all.iter().filter(|p| p.starts_with("/old/")).count();
+    // Under load: eight clients at once.
+    let mut tasks = Vec::new();
+    for chunk in all.chunks(100) {
+        let (node, chunk) = (node.clone(), chunk.to_vec());
+        tasks.push(tokio::spawn(async move {
+            for p in chunk {
+                // The origin has no such file: 404, decided by the live guest.
+                let r = node.get(&p).await;
+                assert_eq!(r.status, 404, "{p}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client");
+    }
+    // The live guest alone decided: the origin saw /new/, never /newer/.
+    let seen: Vec<String> = origin.requests().into_iter().map(|s| s.path).collect();
+    assert_eq!(seen.iter().filter(|p| p.starts_with("/new/")).count(), old);
+    assert!(
+        !seen.iter().any(|p| p.starts_with("/newer/")),
+        "a candidate decided"
+    );
+
+    // Every second request is shadowed: 400 runs, counted once they finish.
+    let mut m = String::new();
+    for _ in 0..100 {
+        m = node.metrics().await;
+        if shadow_count(&m, "agree") + shadow_count(&m, "disagree") + shadow_count(&m, "dropped")
+            >= 400
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (agree, disagree, dropped) = (
+        shadow_count(&m, "agree"),
+        shadow_count(&m, "disagree"),
+        shadow_count(&m, "dropped"),
+    );
+    assert_eq!(agree + disagree + dropped, 400, "{m}");
+    // The shadow thread runs at the lowest priority: under load it may fall
+    // behind and drop samples, but its queue takes this burst whole.
+    assert_eq!(dropped, 0, "{m}");
+    let share = disagree as f64 / (agree + disagree) as f64;
+    let expected = old as f64 / all.len() as f64;
+    // The sample is every second request of a pseudo-random sequence: the
+    // binomial standard error at 400 is about 2.2 points; allow four.
+    eprintln!(
+        "shadow: measured {share:.3} disagreeing, expected {expected:.3} ({old} of {})",
+        all.len()
+    );
+    assert!(
+        (share - expected).abs() < 0.09,
+        "measured {share}, expected {expected}"
+    );
+    assert!(
+        m.contains("outpost_shadow_disagreements_total{route=\"all\",kind=\"forwarded\"}"),
+        "{m}"
+    );
+
+    // The disagreements are a recording `outpost replay --diff` reads: the
+    // requests under /old/, as the live guests got them.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let files = outpost_traffic::recorded_files(rec.path(), "outpost").expect("recording");
+    let mut recorded = Vec::new();
+    for f in files {
+        let r = outpost_traffic::read_file(&f, &outpost_traffic::Options::default()).expect("read");
+        recorded.extend(r.filter_map(Result::ok));
+    }
+    assert_eq!(recorded.len() as u64, disagree);
+    assert!(recorded.iter().all(|e| e.path.starts_with("/old/")));
+    let reason = recorded[0]
+        .decision
+        .as_ref()
+        .and_then(|d| d["reason"].as_str())
+        .unwrap_or("");
+    assert!(
+        reason.contains("/newer/") && reason.contains("/new/"),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_candidate_costs_the_live_requests_nothing() {
+    let root = tempfile::tempdir().expect("root");
+    let origin = StaticOrigin::start(root.path()).await;
+    let rec = tempfile::tempdir().expect("dir");
+    let candidate = format!(
+        "[guests.candidate]\nwasm = \"{}\"\ncpu = \"20ms\"\n",
+        guest_wasm("spin").display()
+    );
+    let node = TestNode::new(&config(origin.addr, &candidate, rec.path())).await;
+    for p in paths(200) {
+        let r = node.get(&p).await;
+        assert_eq!(r.status, 404, "{p}");
+    }
+    // Each shadow run is stopped at the candidate's own deadline (or dropped when
+    // they fall behind); none ever touched a live request.
+    let mut m = String::new();
+    let done = |m: &str| {
+        shadow_count(m, "agree") + shadow_count(m, "disagree") + shadow_count(m, "dropped")
+    };
+    for _ in 0..200 {
+        m = node.metrics().await;
+        if done(&m) >= 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(done(&m), 100, "{m}");
+    // Skipped (`fail = "open"`), as live: the candidates then forward the request
+    // unchanged, which differs from the live rewrite only under /old/.
+    assert!(shadow_count(&m, "failed") > 0, "{m}");
+    assert_eq!(origin.requests().len(), 200);
+}
