@@ -657,6 +657,12 @@ impl Config {
                         .shadow
                         .iter()
                         .flat_map(|s| s.request.iter().map(|g| (g, "shadow request"))),
+                )
+                .chain(
+                    route
+                        .shadow
+                        .iter()
+                        .flat_map(|s| s.response.iter().map(|g| (g, "shadow response"))),
                 );
             for (g, phase) in hooks {
                 if !self.guests.contains_key(g.get_ref()) {
@@ -679,7 +685,20 @@ impl Config {
                 ));
             }
         }
-        for s in self.routes.iter().filter_map(|r| r.shadow.as_ref()) {
+        for r in &self.routes {
+            let Some(s) = &r.shadow else { continue };
+            if s.request.is_empty() && s.response.is_empty() {
+                out.push(src.diagnostic(
+                    s.sample.span(),
+                    format!("route `{}`: shadow names no candidate guest; expected `request = [...]` or `response = [...]`", r.name.get_ref()),
+                ));
+            }
+            if !s.response.is_empty() && r.response.is_empty() {
+                out.push(src.diagnostic(
+                    s.response[0].span(),
+                    format!("route `{}`: shadow response guests need the route's own `response` guests to compare with", r.name.get_ref()),
+                ));
+            }
             let rate = *s.sample.get_ref();
             if !(0.0..=1.0).contains(&rate) {
                 out.push(src.diagnostic(

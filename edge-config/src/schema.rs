@@ -790,7 +790,13 @@ pub struct Route {
 #[serde(deny_unknown_fields)]
 pub struct Shadow {
     /// Candidate request guests, in order (they stand for the route's `request`).
+    #[serde(default)]
     pub request: Vec<Spanned<Name>>,
+    /// Candidate response guests, in order (they stand for the route's `response`,
+    /// on the origin's answer as the live response guests got it; the route must
+    /// have response guests of its own).
+    #[serde(default)]
+    pub response: Vec<Spanned<Name>>,
     /// The share of the route's requests shadowed, 0 to 1 (exactly every
     /// `1/sample`-th request).
     #[serde(default = "default_shadow_sample")]

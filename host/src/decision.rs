@@ -96,6 +96,22 @@ pub struct Shadowed {
     pub live: Verdict,
     /// The client, as the live request had it.
     pub client: std::net::SocketAddr,
+    /// The origin's answer as the live response guests got it, and their verdict
+    /// (when the shadow has response candidates and the response guests ran).
+    pub response: Option<ShadowedResponse>,
+}
+
+/// What response candidates run on, and the live response guests' verdict.
+#[derive(Debug, Clone)]
+pub struct ShadowedResponse {
+    /// The request head the response guests got.
+    pub req: crate::contract::types::RequestHead,
+    /// The origin's response head.
+    pub head: crate::contract::types::ResponseHead,
+    /// The body, when the route transforms its type (decoded).
+    pub body: Option<bytes::Bytes>,
+    /// What the live response guests made of it.
+    pub live: Verdict,
 }
 
 /// What a chain of request guests decided, in the fields a shadow compares.
@@ -111,6 +127,10 @@ pub struct Verdict {
     pub headers_set: Vec<String>,
     /// Headers removed, sorted.
     pub headers_removed: Vec<String>,
+    /// The status (response guests).
+    pub status: Option<u16>,
+    /// A digest of the body they made, when they replaced it (response guests).
+    pub body_digest: Option<String>,
 }
 
 impl Verdict {
@@ -128,6 +148,12 @@ impl Verdict {
         }
         if self.headers_set != other.headers_set || self.headers_removed != other.headers_removed {
             out.push("headers");
+        }
+        if self.status != other.status {
+            out.push("status");
+        }
+        if self.body_digest != other.body_digest {
+            out.push("body");
         }
         out
     }

@@ -174,3 +174,54 @@ async fn a_spinning_candidate_costs_the_live_requests_nothing() {
     assert!(shadow_count(&m, "failed") > 0, "{m}");
     assert_eq!(origin.requests().len(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_candidate_with_another_cap_disagrees_on_exactly_the_masters_it_trims() {
+    let origin = outpost_tests::TestOrigin::start().await;
+    let rec = tempfile::tempdir().expect("dir");
+    let config = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[origins.main]\naddress = \"{}\"\n\n\
+         [guests.rend]\nwasm = \"builtin:rendition\"\n[guests.rend.config]\nmax_bandwidth = 4000000\n\n\
+         [guests.rend2]\nwasm = \"builtin:rendition\"\n[guests.rend2.config]\nmax_bandwidth = 2000000\n\n\
+         [[routes]]\nname = \"all\"\norigin = \"main\"\nresponse = [\"rend\"]\n\
+         transform = [\"application/vnd.apple.mpegurl\"]\n\
+         shadow = {{ response = [\"rend2\"], sample = 1.0, dir = \"{}\" }}\n",
+        origin.addr,
+        rec.path().display()
+    );
+    let node = TestNode::new(&config).await;
+    // 10 masters (the 2 Mb/s cap trims one more variant) and 10 other answers.
+    for i in 0..10 {
+        let r = node.get(&format!("/v{i}/master.m3u8")).await;
+        assert_eq!(r.status, 200);
+        assert!(
+            r.text().contains("BANDWIDTH=3000000"),
+            "the live cap decided"
+        );
+        let r = node.get(&format!("/echo/{i}")).await;
+        assert_eq!(r.status, 200);
+    }
+    let mut m = String::new();
+    for _ in 0..100 {
+        m = node.metrics().await;
+        if shadow_count(&m, "agree") + shadow_count(&m, "disagree") >= 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(shadow_count(&m, "disagree"), 10, "{m}");
+    assert_eq!(shadow_count(&m, "agree"), 10, "{m}");
+    assert!(
+        m.contains("outpost_shadow_disagreements_total{route=\"all\",kind=\"body\"} 10"),
+        "{m}"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let files = outpost_traffic::recorded_files(rec.path(), "outpost").expect("recording");
+    let mut recorded = Vec::new();
+    for f in files {
+        let r = outpost_traffic::read_file(&f, &outpost_traffic::Options::default()).expect("read");
+        recorded.extend(r.filter_map(Result::ok));
+    }
+    assert_eq!(recorded.len(), 10);
+    assert!(recorded.iter().all(|e| e.path.ends_with("master.m3u8")));
+}

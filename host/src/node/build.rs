@@ -563,11 +563,18 @@ fn resolve_routes(
             .iter()
             .filter_map(|g| resolve(g, "response", |g| g.hooks.response))
             .collect();
-        let candidates: Option<Vec<GuestRef>> = r.shadow.as_ref().map(|s| {
-            s.request
+        let candidates = r.shadow.as_ref().map(|s| {
+            let request: Vec<GuestRef> = s
+                .request
                 .iter()
                 .filter_map(|g| resolve(g, "request", |g| g.hooks.request))
-                .collect()
+                .collect();
+            let response: Vec<GuestRef> = s
+                .response
+                .iter()
+                .filter_map(|g| resolve(g, "response", |g| g.hooks.response))
+                .collect();
+            (request, response)
         });
         check_route_target(config, r, errors);
         let shadow = candidates.and_then(|c| shadow_entry(config, r, c, opts, errors));
@@ -603,7 +610,7 @@ fn resolve_routes(
 fn shadow_entry(
     config: &Config,
     r: &edge_config::Route,
-    candidates: Vec<GuestRef>,
+    candidates: (Vec<GuestRef>, Vec<GuestRef>),
     opts: &BuildOptions,
     errors: &mut Vec<Diagnostic>,
 ) -> Option<Arc<crate::node::ShadowEntry>> {

@@ -85,6 +85,8 @@ pub struct RouteEntry {
 pub struct ShadowEntry {
     /// Candidate request guests, in order.
     pub request: Vec<GuestRef>,
+    /// Candidate response guests, in order.
+    pub response: Vec<GuestRef>,
     every: u64,
     seen: std::sync::atomic::AtomicU64,
     /// The recording of the requests where the candidates disagreed.
@@ -96,9 +98,9 @@ pub struct ShadowEntry {
 }
 
 impl ShadowEntry {
-    /// A shadow of `request` guests over `sample` of the requests.
+    /// A shadow of `request` and `response` guests over `sample` of the requests.
     pub fn new(
-        request: Vec<GuestRef>,
+        (request, response): (Vec<GuestRef>, Vec<GuestRef>),
         sample: f64,
         recorder: Option<Arc<crate::record::Recorder>>,
         results: ByName,
@@ -111,6 +113,7 @@ impl ShadowEntry {
         };
         ShadowEntry {
             request,
+            response,
             every,
             seen: std::sync::atomic::AtomicU64::new(0),
             recorder,

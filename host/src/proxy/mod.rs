@@ -130,6 +130,7 @@ fn note_shadow(
         before,
         live,
         client,
+        response: None,
     }));
 }
 

@@ -193,6 +193,7 @@ pub(super) fn verdict_forward(
         origin: d.origin,
         headers_set: d.headers_set,
         headers_removed: d.headers_removed,
+        ..Default::default()
     }
 }
 
@@ -259,7 +260,7 @@ pub(super) fn note_forwarded(
 }
 
 /// Record which headers the request guests set, changed or removed.
-fn header_changes(before: &[types::Header], after: &[types::Header], d: &mut Decision) {
+pub(super) fn header_changes(before: &[types::Header], after: &[types::Header], d: &mut Decision) {
     let values = |hs: &[types::Header], name: &str| -> Vec<String> {
         hs.iter()
             .filter(|h| h.name == name)

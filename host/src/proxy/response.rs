@@ -67,6 +67,7 @@ pub(super) async fn chain(
         );
         d.aside.seen_body.clone_from(&guest_body.bytes);
     }
+    let shadow_in = shadow_input(route, req, &head, &guest_body, d);
     for g in &route.response {
         let out = g
             .guest
@@ -88,6 +89,7 @@ pub(super) async fn chain(
         };
         apply(g, edit, &mut head, &mut guest_body, d)?;
     }
+    keep_shadow(shadow_in, &head, &guest_body, d);
     if d.detail && guest_body.changed {
         d.body_digest = guest_body.bytes.as_deref().map(crate::decision::digest);
     }
@@ -103,6 +105,115 @@ pub(super) async fn chain(
         }
     };
     Ok(Response::from_parts(parts, body))
+}
+
+/// What the response candidates of a shadow sample run on: the request head, the
+/// origin's answer and its body as the live guests get them.
+type ShadowInput = (RequestHead, types::ResponseHead, Option<Bytes>);
+
+fn shadow_input(
+    route: &RouteEntry,
+    req: &RequestHead,
+    head: &types::ResponseHead,
+    body: &GuestBody,
+    d: &Decision,
+) -> Option<ShadowInput> {
+    d.aside
+        .shadowed
+        .as_ref()
+        .filter(|_| {
+            route
+                .shadow
+                .as_ref()
+                .is_some_and(|s| !s.response.is_empty())
+        })
+        .map(|_| (req.clone(), head.clone(), body.bytes.clone()))
+}
+
+/// Keep the shadow's input with the live guests' verdict on it.
+fn keep_shadow(
+    input: Option<ShadowInput>,
+    after: &types::ResponseHead,
+    body: &GuestBody,
+    d: &mut Decision,
+) {
+    if let (Some((req, before, bytes)), Some(s)) = (input, d.aside.shadowed.as_deref_mut()) {
+        let live = verdict(&before, after, body);
+        s.response = Some(crate::decision::ShadowedResponse {
+            req,
+            head: before,
+            body: bytes,
+            live,
+        });
+    }
+}
+
+/// What a chain of response guests made of `before`: the status, the header
+/// changes, the body's digest when they replaced it.
+fn verdict(
+    before: &types::ResponseHead,
+    after: &types::ResponseHead,
+    body: &GuestBody,
+) -> crate::decision::Verdict {
+    let mut d = Decision::detailed();
+    super::request::header_changes(&before.headers, &after.headers, &mut d);
+    crate::decision::Verdict {
+        action: "response".into(),
+        headers_set: d.headers_set,
+        headers_removed: d.headers_removed,
+        status: Some(after.status),
+        body_digest: body
+            .bytes
+            .as_deref()
+            .filter(|_| body.changed)
+            .map(crate::decision::digest),
+        ..Default::default()
+    }
+}
+
+/// Run candidate response `guests` over the answer the live ones got, deciding
+/// nothing (a shadow): their verdict, and whether any of them failed.
+pub(super) async fn shadow_chain(
+    node: &Node,
+    route: &RouteEntry,
+    guests: &[GuestRef],
+    s: &crate::decision::ShadowedResponse,
+) -> (crate::decision::Verdict, bool) {
+    let load = LoadSource::new(route.origin.limiter.clone());
+    let mut head = s.head.clone();
+    let mut body = GuestBody {
+        bytes: s.body.clone(),
+        ..GuestBody::default()
+    };
+    let mut scratch = Decision::detailed();
+    let mut failed = false;
+    for g in guests {
+        let out = g
+            .guest
+            .response(
+                &node.runtime,
+                load.clone(),
+                &s.req,
+                &head,
+                body.bytes.as_deref(),
+            )
+            .await;
+        let closed = match out {
+            Ok(edit) => apply(g, edit, &mut head, &mut body, &mut scratch).err(),
+            Err(e) => {
+                failed = true;
+                on_failure(Phase::Response, g, e)
+            }
+        };
+        if let Some(e) = closed {
+            let v = crate::decision::Verdict {
+                action: format!("failed {e}"),
+                ..Default::default()
+            };
+            return (v, true);
+        }
+    }
+    (verdict(&s.head, &head, &body), failed)
 }
 
 fn step(out: &Result<ResponseEdit, GuestError>) -> String {

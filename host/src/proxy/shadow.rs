@@ -1,5 +1,7 @@
-//! Shadow runs: a route's candidate request guests, run on a sample of its live
-//! requests once their responses have gone, on the head the live guests got. They
+//! Shadow runs: a route's candidate request and response guests, run on a sample
+//! of its live requests once their responses have gone, on what the live guests
+//! got (the request head; the origin's answer, body included when the route
+//! transforms it). They
 //! decide nothing: their verdict is compared with the live guests', counted
 //! (`outpost_shadow_total{result}`: `agree` or `disagree` per run, `dropped` when
 //! the shadows are behind, and `failed` besides when a candidate failed;
@@ -106,8 +108,21 @@ async fn run(node: &Node, s: Shadowed) {
     let Some(shadow) = &route.shadow else {
         return;
     };
-    let (candidate, failed) =
-        super::request::shadow_chain(node, route, &shadow.request, &s.before).await;
+    let (candidate, mut failed) = if shadow.request.is_empty() {
+        (s.live.clone(), false)
+    } else {
+        super::request::shadow_chain(node, route, &shadow.request, &s.before).await
+    };
+    let mut differ = s.live.differences(&candidate);
+    if let (false, Some(r)) = (shadow.response.is_empty(), &s.response) {
+        let (cr, f) = super::response::shadow_chain(node, route, &shadow.response, r).await;
+        failed |= f;
+        differ.extend(r.live.differences(&cr).into_iter().map(|k| match k {
+            "headers" => "response_headers",
+            "action" => "response_action",
+            k => k,
+        }));
+    }
     let count = |result: &str| {
         shadow
             .results
@@ -117,7 +132,6 @@ async fn run(node: &Node, s: Shadowed) {
     if failed {
         count("failed");
     }
-    let differ = s.live.differences(&candidate);
     if differ.is_empty() {
         count("agree");
         return;

@@ -249,8 +249,12 @@ impl OriginClient {
             .cloned()
             .unwrap_or_default();
         let body = rec.body.clone().unwrap_or_else(|| {
+            // Filler: a slice of one shared MiB (no allocation or copy per request).
+            static FILLER: std::sync::OnceLock<bytes::Bytes> = std::sync::OnceLock::new();
             let len = rec.bytes.unwrap_or(0).min(1 << 20) as usize;
-            bytes::Bytes::from(vec![b'.'; len])
+            FILLER
+                .get_or_init(|| bytes::Bytes::from(vec![b'.'; 1 << 20]))
+                .slice(..len)
         });
         let mut resp = Response::new(crate::body::full(body));
         *resp.status_mut() =
