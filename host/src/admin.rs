@@ -186,12 +186,7 @@ fn percent_decoded(v: &str) -> String {
 /// Whether a request may change state: always on a loopback admin listener, else
 /// with the configured token.
 fn authorised<B>(node: &Node, req: &hyper::Request<B>) -> Result<(), &'static str> {
-    let loopback = node
-        .config
-        .node
-        .admin
-        .is_none_or(|a| a.0.ip().is_loopback());
-    if loopback {
+    if crate::console::open_on_loopback(node, req) {
         return Ok(());
     }
     let Some(token) = node.config.node.admin_token.as_ref().map(|t| t.get_ref()) else {
@@ -232,7 +227,11 @@ pub async fn serve(
         let telemetry = telemetry.clone();
         let drain = drain.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let local = stream.local_addr().ok();
+            let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                if let Some(l) = local {
+                    req.extensions_mut().insert(crate::console::AdminLocal(l));
+                }
                 let slot = slot.clone();
                 let telemetry = telemetry.clone();
                 let draining = drain.is_draining();

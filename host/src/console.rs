@@ -267,7 +267,7 @@ fn toml_value(v: &edge_config::ConfigValue) -> String {
 
 /// An embedded file, compressed for the client when it takes a coding (each
 /// file is encoded once per coding, on first request, and kept).
-fn asset(path: &str, accept: Option<&[u8]>) -> Response<Body> {
+async fn asset(path: &str, accept: Option<&[u8]>) -> Response<Body> {
     let Some(i) = path
         .strip_prefix("/console/")
         .and_then(|f| ASSETS.iter().position(|(name, _, _)| *name == f))
@@ -280,24 +280,41 @@ fn asset(path: &str, accept: Option<&[u8]>) -> Response<Body> {
     };
     let (_, ctype, bytes) = ASSETS[i];
     let coding = crate::coding::negotiate(accept).filter(|_| bytes.len() > 1024);
-    let encoded = coding.and_then(|c| {
-        static ENCODED: std::sync::Mutex<BTreeMap<(usize, &'static str), Bytes>> =
-            std::sync::Mutex::new(BTreeMap::new());
-        let mut cache = ENCODED
+    static ENCODED: std::sync::Mutex<BTreeMap<(usize, &'static str), Bytes>> =
+        std::sync::Mutex::new(BTreeMap::new());
+    let cached = |c: crate::coding::Coding| {
+        ENCODED
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(b) = cache.get(&(i, c.token())) {
-            return Some((c, b.clone()));
-        }
-        let levels = crate::coding::Levels {
-            gzip: 9,
-            brotli: 8,
-            zstd: 19,
-        };
-        let b = crate::coding::encode(c, bytes, levels)?;
-        cache.insert((i, c.token()), b.clone());
-        Some((c, b))
-    });
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(i, c.token()))
+            .cloned()
+    };
+    let encoded = match coding {
+        Some(c) => match cached(c) {
+            Some(b) => Some((c, b)),
+            None => {
+                // Encoded once, off the async workers and outside the lock.
+                let levels = crate::coding::Levels {
+                    gzip: 9,
+                    brotli: 8,
+                    zstd: 19,
+                };
+                let made =
+                    tokio::task::spawn_blocking(move || crate::coding::encode(c, bytes, levels))
+                        .await
+                        .ok()
+                        .flatten();
+                if let Some(b) = &made {
+                    ENCODED
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert((i, c.token()), b.clone());
+                }
+                made.map(|b| (c, b))
+            }
+        },
+        None => None,
+    };
     let mut r = match encoded {
         Some((c, b)) => {
             let mut r = respond(StatusCode::OK, ctype, full(b));
@@ -314,21 +331,54 @@ fn asset(path: &str, accept: Option<&[u8]>) -> Response<Body> {
     r
 }
 
-/// Whether `/console` is allowed for this request: always on a loopback admin
-/// listener, else with the admin token (bearer or cookie). `Ok(true)`: a bearer
-/// token was sent, so the response sets the cookie.
-fn authorised<B>(node: &Node, req: &hyper::Request<B>) -> Result<bool, &'static str> {
-    let loopback = node
+/// The address the admin connection was accepted on (a request extension the
+/// admin listener adds): what is bound, which `--admin` or a reload may make
+/// differ from the configured address.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminLocal(pub SocketAddr);
+
+/// Whether an admin request needs no token: the configured admin address and the
+/// one it came in on are both loopback, and it names a loopback host (`localhost`,
+/// `127.0.0.1`, `[::1]`), so a page that rebinds its own name to 127.0.0.1 is not
+/// let in.
+pub fn open_on_loopback<B>(node: &Node, req: &hyper::Request<B>) -> bool {
+    let configured = node
         .config
         .node
         .admin
         .is_none_or(|a| a.0.ip().is_loopback());
-    if loopback {
+    let bound = req
+        .extensions()
+        .get::<AdminLocal>()
+        .is_none_or(|l| l.0.ip().is_loopback());
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().host())
+        .unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    let loopback_name = name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    configured && bound && loopback_name
+}
+
+/// Whether `/console` is allowed for this request: on loopback (see
+/// [`open_on_loopback`]), else with the admin token (bearer or cookie).
+/// `Ok(true)`: a bearer token was sent, so the response sets the cookie.
+fn authorised<B>(node: &Node, req: &hyper::Request<B>) -> Result<bool, &'static str> {
+    if open_on_loopback(node, req) {
         return Ok(false);
     }
     let Some(token) = node.config.node.admin_token.as_ref().map(|t| t.get_ref()) else {
         return Err(
-            "the admin listener is not on loopback: set node.admin_token to use the console",
+            "the console is open without a token only on a loopback admin address reached as \
+             localhost or 127.0.0.1: set node.admin_token to use it otherwise",
         );
     };
     let same = |s: &str| {
@@ -433,7 +483,7 @@ pub async fn handle(
                 .headers()
                 .get(header::ACCEPT_ENCODING)
                 .map(HeaderValue::as_bytes);
-            asset(p, accept)
+            asset(p, accept).await
         }
     };
     if signed_in && let Some(token) = node.config.node.admin_token.as_ref() {
@@ -478,11 +528,18 @@ async fn play(
     parts.headers.remove(header::AUTHORIZATION);
     let req = hyper::Request::from_parts(parts, body::boxed(body));
     let mut resp = crate::proxy::serve(node, req, client).await;
-    // The node's answer, under the console's policy (it is shown in its page).
-    resp.headers_mut().insert(
+    // The origin's content, on the console's origin: it may be fetched (the
+    // player's XHR) but never run as the console's script or set its cookies.
+    let h = resp.headers_mut();
+    h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
+        HeaderValue::from_static("sandbox; default-src 'none'"),
     );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.remove(header::SET_COOKIE);
     resp
 }
 

@@ -22,15 +22,18 @@ const QUEUE: usize = 4096;
 /// A node's recorder.
 pub struct Recorder {
     every: u64,
+    max_body: usize,
     seen: AtomicU64,
     counts: RecorderFamilies,
     tx: SyncSender<(Entry, Option<Bytes>)>,
 }
 
 impl Recorder {
-    /// Start a recorder writing to `dir` (created if missing).
+    /// Start a recorder writing to `dir` (created if missing), in files named
+    /// `PREFIX-NNNNNNNNNN.jsonl`.
     pub fn start(
         dir: PathBuf,
+        prefix: &str,
         sample: f64,
         max_file_bytes: u64,
         max_total_bytes: u64,
@@ -38,7 +41,7 @@ impl Recorder {
         counts: RecorderFamilies,
     ) -> std::io::Result<Recorder> {
         std::fs::create_dir_all(&dir)?;
-        let mut writer = RotatingWriter::new(&dir, "outpost", max_file_bytes, max_total_bytes)?;
+        let mut writer = RotatingWriter::new(&dir, prefix, max_file_bytes, max_total_bytes)?;
         let (tx, rx) = sync_channel::<(Entry, Option<Bytes>)>(QUEUE);
         std::thread::Builder::new()
             .name("outpost-recorder".into())
@@ -76,6 +79,7 @@ impl Recorder {
         };
         Ok(Recorder {
             every,
+            max_body,
             seen: AtomicU64::new(0),
             counts,
             tx,
@@ -169,12 +173,21 @@ impl Recorder {
         entry.response_bytes = Some(sent);
         entry.duration_us = Some(duration.as_micros() as u64);
         entry.decision = serde_json::to_value(decision).ok();
-        entry.request_id.clone_from(&decision.aside.request_id);
+        if decision.aside.request_id.is_some() {
+            entry.request_id.clone_from(&decision.aside.request_id);
+        }
         // What the response guests saw, when they ran: replay serves them the same.
         if let Some(h) = &decision.aside.seen_headers {
             entry.response_headers.clone_from(h);
         }
-        match self.tx.try_send((entry, decision.aside.seen_body.clone())) {
+        // Only what will be kept is queued (a copy: a slice would hold the whole).
+        let body = decision
+            .aside
+            .seen_body
+            .as_ref()
+            .filter(|_| self.max_body > 0)
+            .map(|b| Bytes::copy_from_slice(&b[..b.len().min(self.max_body + 1)]));
+        match self.tx.try_send((entry, body)) {
             Ok(()) => self.counts.recorded.inc(),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.counts.dropped.inc(),
         };

@@ -349,22 +349,7 @@ fn listening_on(out: &mut impl std::io::BufRead) -> Option<String> {
 
 /// `GET path` over a plain HTTP/1.1 connection; the status line and body.
 fn http_get(addr: &str, path: &str) -> (String, String) {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return (String::new(), String::new());
-    };
-    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
-    let _ = write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
-    );
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (
-        head.lines().next().unwrap_or("").to_string(),
-        body.to_string(),
-    )
+    http_get_as(addr, path, "outpost-tests")
 }
 
 /// Run `cmd`, failing the test with its output when it fails.

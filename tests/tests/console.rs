@@ -556,6 +556,29 @@ async fn the_console_has_a_strict_policy_and_needs_the_token_off_loopback() {
         assert_eq!(status, 200, "{f}");
         assert!(headers.contains_key("content-security-policy"), "{f}");
     }
+    // A page that rebinds its own name to 127.0.0.1 is not let in without the token.
+    let (status, _, _) = admin_get(
+        &node,
+        "/console/api/stats",
+        &[("host", "rebind.example:9901")],
+    )
+    .await;
+    assert_eq!(status, 401, "a loopback console reached by another name");
+    // What the player fetches through the node may be read, never run as the
+    // console's script nor set its cookies.
+    let (status, headers, _) = admin_get(&node, "/console/play/live/master.m3u8", &[]).await;
+    assert_eq!(status, 200);
+    let play_csp = headers
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(play_csp.starts_with("sandbox"), "{play_csp}");
+    assert_eq!(
+        headers
+            .get("x-content-type-options")
+            .and_then(|v| v.to_str().ok()),
+        Some("nosniff")
+    );
     let (status, _, stats) = admin_get(&node, "/console/api/stats", &[]).await;
     assert_eq!(status, 200);
     let stats: Value = serde_json::from_str(&stats).expect("stats JSON");

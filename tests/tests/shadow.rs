@@ -20,6 +20,17 @@ fn shadow_count(metrics: &str, result: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The entries of the shadow's recording in `dir`, in order.
+fn recorded(dir: &std::path::Path) -> Vec<outpost_traffic::Entry> {
+    let files = outpost_traffic::recorded_files(dir, "shadow-all").expect("recording");
+    let mut out = Vec::new();
+    for f in files {
+        let r = outpost_traffic::read_file(&f, &outpost_traffic::Options::default()).expect("read");
+        out.extend(r.filter_map(Result::ok));
+    }
+    out
+}
+
 /// Paths: a quarter under `/old/` (where the candidate rewrites differently), in a
 /// fixed pseudo-random order.
 fn paths(n: usize) -> Vec<String> {
@@ -122,12 +133,7 @@ async fn a_candidate_that_differs_on_a_known_share_is_measured_at_that_share_und
     // The disagreements are a recording `outpost replay --diff` reads: the
     // requests under /old/, as the live guests got them.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let files = outpost_traffic::recorded_files(rec.path(), "outpost").expect("recording");
-    let mut recorded = Vec::new();
-    for f in files {
-        let r = outpost_traffic::read_file(&f, &outpost_traffic::Options::default()).expect("read");
-        recorded.extend(r.filter_map(Result::ok));
-    }
+    let recorded = recorded(rec.path());
     assert_eq!(recorded.len() as u64, disagree);
     assert!(recorded.iter().all(|e| e.path.starts_with("/old/")));
     let reason = recorded[0]
@@ -216,12 +222,7 @@ async fn a_response_candidate_with_another_cap_disagrees_on_exactly_the_masters_
         "{m}"
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let files = outpost_traffic::recorded_files(rec.path(), "outpost").expect("recording");
-    let mut recorded = Vec::new();
-    for f in files {
-        let r = outpost_traffic::read_file(&f, &outpost_traffic::Options::default()).expect("read");
-        recorded.extend(r.filter_map(Result::ok));
-    }
+    let recorded = recorded(rec.path());
     assert_eq!(recorded.len(), 10);
     assert!(recorded.iter().all(|e| e.path.ends_with("master.m3u8")));
 }

@@ -618,8 +618,24 @@ fn shadow_entry(
     let recorder = match s.dir.as_ref().filter(|_| !opts.model_origins) {
         Some(d) => {
             let dir = config.resolve_path(d);
+            // One writer per route (its own file names), never the recorder's.
+            let same_as_record = config
+                .record
+                .as_ref()
+                .is_some_and(|rec| config.resolve_path(&rec.dir) == dir);
+            if same_as_record {
+                errors.push(config.source().diagnostic(
+                    s.sample.span(),
+                    format!(
+                        "route `{}`: the shadow's `dir` is `[record].dir`; give the shadow a directory of its own",
+                        r.name.get_ref()
+                    ),
+                ));
+                return None;
+            }
             match crate::record::Recorder::start(
                 dir.clone(),
+                &format!("shadow-{}", r.name.get_ref().as_str()),
                 1.0,
                 64 << 20,
                 1 << 30,
@@ -731,6 +747,7 @@ fn start_recorder(
     let dir = config.resolve_path(&r.dir);
     match crate::record::Recorder::start(
         dir.clone(),
+        "outpost",
         *r.sample.get_ref(),
         r.max_file_mib.saturating_mul(1 << 20),
         r.max_total_mib.saturating_mul(1 << 20),

@@ -117,7 +117,11 @@ fn note_shadow(
             ..Default::default()
         },
         Err(e) => crate::decision::Verdict {
-            action: format!("failed {e}"),
+            // As the shadow words it: the kind of failure, not its message.
+            action: match e {
+                EdgeError::GuestClosed(g) => format!("failed {}", g.kind()),
+                e => format!("failed {e}"),
+            },
             ..Default::default()
         },
     };

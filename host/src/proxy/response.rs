@@ -206,8 +206,12 @@ pub(super) async fn shadow_chain(
             }
         };
         if let Some(e) = closed {
+            let action = match e {
+                EdgeError::GuestClosed(g) => format!("failed {}", g.kind()),
+                e => format!("failed {e}"),
+            };
             let v = crate::decision::Verdict {
-                action: format!("failed {e}"),
+                action,
                 ..Default::default()
             };
             return (v, true);

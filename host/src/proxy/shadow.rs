@@ -20,9 +20,25 @@ use crate::decision::{Decision, Shadowed, Verdict};
 use crate::metrics::labels2;
 use crate::node::{Node, RouteEntry};
 
-/// Shadow runs waiting at most (a request head each, about a KiB); past it a
-/// sample is dropped. Deep enough to take a burst and catch up after it.
+/// Shadow runs waiting at most; past it a sample is dropped. Deep enough to take a
+/// burst and catch up after it.
 const QUEUE: usize = 4096;
+
+/// Bytes the waiting runs may hold at most (a request head, and with response
+/// candidates the origin's body): past it a sample is dropped.
+const QUEUE_BYTES: usize = 64 << 20;
+
+/// Bytes held by the waiting runs.
+static QUEUED_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// What a run holds while it waits, roughly.
+fn weight(s: &Shadowed) -> usize {
+    1024 + s
+        .response
+        .as_ref()
+        .and_then(|r| r.body.as_ref())
+        .map_or(0, bytes::Bytes::len)
+}
 
 type Job = (Arc<Node>, Box<Shadowed>);
 
@@ -43,7 +59,9 @@ fn queue() -> Option<&'static SyncSender<Job>> {
                         return;
                     };
                     for (node, s) in rx {
+                        let w = weight(&s);
                         rt.block_on(run(&node, *s));
+                        QUEUED_BYTES.fetch_sub(w, std::sync::atomic::Ordering::Relaxed);
                     }
                 });
             started.ok().map(|_| tx)
@@ -85,13 +103,18 @@ pub(super) fn submit(node: Arc<Node>, s: Box<Shadowed>) {
         return;
     };
     let name = route.name.clone();
-    let dropped = match queue() {
+    let w = weight(&s);
+    let held = QUEUED_BYTES.fetch_add(w, std::sync::atomic::Ordering::Relaxed);
+    let dropped = match queue().filter(|_| held + w <= QUEUE_BYTES) {
         Some(q) => match q.try_send((node, s)) {
             Ok(()) => false,
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => true,
         },
         None => true,
     };
+    if dropped {
+        QUEUED_BYTES.fetch_sub(w, std::sync::atomic::Ordering::Relaxed);
+    }
     if dropped {
         shadow
             .results

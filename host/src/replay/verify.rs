@@ -35,6 +35,9 @@ pub struct Verification {
     pub reproduced: u64,
     /// Entries without a recorded decision (not Outpost's recording), skipped.
     pub unrecorded: u64,
+    /// Entries whose body the recorder cut (`max_body_kib`): the guests cannot see
+    /// again what they saw, so they are not compared.
+    pub truncated: u64,
     /// Kinds of difference (`status+answered_by` ...), counted.
     pub kinds: BTreeMap<String, u64>,
     /// The first few differences: the request, then its changes, recorded → replayed.
@@ -60,6 +63,12 @@ impl Verification {
             self.share(),
             self.compared - self.reproduced
         );
+        if self.truncated > 0 {
+            s.push_str(&format!(
+                "{} entries kept only part of their body (record.max_body_kib): not compared\n",
+                self.truncated
+            ));
+        }
         if self.unrecorded > 0 {
             s.push_str(&format!(
                 "{} entries carry no recorded decision (not an Outpost recording): skipped\n",
@@ -115,6 +124,10 @@ pub fn verify(entries: &[Entry], replayed: &[Replayed]) -> Verification {
             v.unrecorded += 1;
             continue;
         };
+        if e.body.as_ref().is_some_and(|b| b.truncated) {
+            v.truncated += 1;
+            continue;
+        }
         v.compared += 1;
         let recorded = masked(recorded, e.request_id.as_deref());
         let now = masked(r.decision.clone(), r.decision.aside.request_id.as_deref());
