@@ -5,8 +5,8 @@
 //! answer does to the request are repeated here, minimally but faithfully. Each
 //! names its original; keep them in step:
 //!
-//! * [`canon_path`], [`canon_host_and_authority`]: `host/src/canon.rs` (`path`,
-//!   `host_and_authority`), the one normalised target routing and guests see;
+//! * [`canon_path`], [`canon_host_and_authority`]: not repeated: the node's own
+//!   `outpost_common::canon`, the one normalised target routing and guests see;
 //! * [`HeaderMap`], [`strip_hop_by_hop`], [`strip_guest_cache_fields`], the `host`
 //!   header: `host/src/proxy/target.rs` (`route`), how the head is built, in the
 //!   order an `http::HeaderMap` gives the guests;
@@ -21,156 +21,20 @@
 //!   (`note_forwarded`, `header_changes`), the decision record.
 
 use outpost_guest::common::cache as cache_fields;
+use outpost_guest::common::canon;
 use outpost_guest::{Header, HeaderOp, RequestHead, Response};
 use serde::Serialize;
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-fn unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
-
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
-
 /// The normalised form of an origin-form path, or why it is refused (the node
-/// answers `400`): `host/src/canon.rs` `path`.
+/// answers `400`): the node's own `outpost_common::canon::path`.
 pub fn canon_path(raw: &str) -> Result<String, &'static str> {
-    let bytes = raw.as_bytes();
-    if bytes.first() != Some(&b'/') {
-        return Err("the request target must be an absolute path");
-    }
-    let mut text: Vec<u8> = Vec::with_capacity(raw.len());
-    let mut decoded = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        match b {
-            b'%' => {
-                let (Some(h), Some(l)) = (
-                    bytes.get(i + 1).copied().and_then(hex),
-                    bytes.get(i + 2).copied().and_then(hex),
-                ) else {
-                    return Err("malformed percent-escape in the path");
-                };
-                let v = h * 16 + l;
-                match v {
-                    b'/' | b'\\' => return Err("encoded slash in the path"),
-                    0..=0x1f | 0x7f => return Err("encoded control character in the path"),
-                    _ if unreserved(v) => text.push(v),
-                    _ => text.extend_from_slice(&[
-                        b'%',
-                        HEX[usize::from(v >> 4)],
-                        HEX[usize::from(v & 15)],
-                    ]),
-                }
-                decoded.push(v);
-                i += 3;
-            }
-            b'\\' => return Err("backslash in the path"),
-            b';' => return Err("path parameters (`;`) are not accepted"),
-            0..=0x20 | 0x7f => return Err("control character in the path"),
-            _ => {
-                text.push(b);
-                decoded.push(b);
-                i += 1;
-            }
-        }
-    }
-    if std::str::from_utf8(&decoded).is_err() {
-        return Err("the path does not decode to valid UTF-8");
-    }
-    let text = String::from_utf8(text).map_err(|_| "the path is not valid UTF-8")?;
-    let mut out: Vec<&str> = Vec::new();
-    let mut trailing = false;
-    for seg in text.split('/').skip(1) {
-        trailing = false;
-        match seg {
-            "" | "." => trailing = true,
-            ".." => {
-                out.pop();
-                trailing = true;
-            }
-            s => out.push(s),
-        }
-    }
-    let mut p = String::with_capacity(text.len());
-    for s in &out {
-        p.push('/');
-        p.push_str(s);
-    }
-    if trailing || out.is_empty() {
-        p.push('/');
-    }
-    Ok(p)
-}
-
-fn split_authority(authority: &str) -> Result<(&str, &str), &'static str> {
-    if authority.contains('@') {
-        return Err("userinfo in the authority");
-    }
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let Some((h, after)) = rest.split_once(']') else {
-            return Err("unterminated IPv6 literal in the authority");
-        };
-        match after.strip_prefix(':') {
-            Some(p) => (h, p),
-            None if after.is_empty() => (h, ""),
-            None => return Err("malformed authority"),
-        }
-    } else {
-        authority.rsplit_once(':').unwrap_or((authority, ""))
-    };
-    if !port.is_empty()
-        && (!port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err())
-    {
-        return Err("malformed port in the authority");
-    }
-    Ok((host, port))
-}
-
-const MAX_HOST: usize = 253;
-
-fn canon_host(authority: &str) -> Result<String, &'static str> {
-    let (host, _) = split_authority(authority)?;
-    if authority.starts_with('[') {
-        let ip: std::net::Ipv6Addr = host
-            .parse()
-            .map_err(|_| "malformed IPv6 literal in the authority")?;
-        return Ok(format!("[{ip}]"));
-    }
-    let host = host.trim_end_matches('.');
-    if host.is_empty() && !authority.is_empty() {
-        return Err("empty host in the authority");
-    }
-    if host.len() > MAX_HOST {
-        return Err("the host is longer than any host name");
-    }
-    if !host
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
-    {
-        return Err("the host has characters no host name has");
-    }
-    Ok(host.to_ascii_lowercase())
+    canon::path(raw).map_err(|r| r.0)
 }
 
 /// The normalised host (no port) and the authority to forward (`host[:port]`), or
-/// why they are refused: `host/src/canon.rs` `host_and_authority`.
+/// why they are refused: the node's own `outpost_common::canon::host_and_authority`.
 pub fn canon_host_and_authority(authority: &str) -> Result<(String, String), &'static str> {
-    let h = canon_host(authority)?;
-    let (_, port) = split_authority(authority)?;
-    let a = match port.parse::<u16>() {
-        Ok(p) => format!("{h}:{p}"),
-        Err(_) => h.clone(),
-    };
-    Ok((h, a))
+    canon::host_and_authority(authority).map_err(|r| r.0)
 }
 
 /// An RFC 9110 `tchar`.
