@@ -1,4 +1,4 @@
-//! `host/src/canon.rs` (included by path, so this crate does not build the host):
+//! `common/src/canon.rs`, the node's `canon` (included by path, so this crate does not build the host):
 //! `path`, `host` and `authority` on arbitrary UTF-8.
 //!
 //! Properties of an accepted path `p`: absolute, idempotent, no empty / `.` / `..`
@@ -8,7 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../host/src/canon.rs"]
+#[path = "../../common/src/canon.rs"]
 #[allow(dead_code)]
 mod canon;
 
