@@ -18,6 +18,9 @@ pub const TAIL_PER_SECOND: u64 = 200;
 #[derive(Clone)]
 pub struct Tail {
     tx: broadcast::Sender<Arc<str>>,
+    /// Watchers now: read on every request, so an atomic (the channel's own count
+    /// takes its lock).
+    watchers: Arc<AtomicU64>,
     /// The current second (since the epoch of `Instant`-free wall time) and how
     /// many were passed on in it, packed: `second << 32 | count`.
     window: Arc<AtomicU64>,
@@ -27,6 +30,7 @@ impl Default for Tail {
     fn default() -> Tail {
         Tail {
             tx: broadcast::channel(1024).0,
+            watchers: Arc::new(AtomicU64::new(0)),
             window: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -35,7 +39,7 @@ impl Default for Tail {
 impl std::fmt::Debug for Tail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tail")
-            .field("watchers", &self.tx.receiver_count())
+            .field("watchers", &self.watchers.load(Ordering::Relaxed))
             .finish()
     }
 }
@@ -44,7 +48,7 @@ impl Tail {
     /// Whether the next request should be tailed: someone watches, and this
     /// second's allowance is not spent. One atomic load when no one watches.
     pub fn wants(&self) -> bool {
-        if self.tx.receiver_count() == 0 {
+        if self.watchers.load(Ordering::Relaxed) == 0 {
             return false;
         }
         let second = std::time::SystemTime::now()
@@ -73,8 +77,12 @@ impl Tail {
     }
 
     /// A new watcher.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
-        self.tx.subscribe()
+    pub fn subscribe(&self) -> Watcher {
+        self.watchers.fetch_add(1, Ordering::Relaxed);
+        Watcher {
+            rx: self.tx.subscribe(),
+            watchers: self.watchers.clone(),
+        }
     }
 
     /// Pass on a finished request.
@@ -96,6 +104,25 @@ impl Tail {
             "decision": decision,
         });
         let _ = self.tx.send(Arc::from(line.to_string()));
+    }
+}
+
+/// One watcher of the tail: its decisions, counted while it lives.
+pub struct Watcher {
+    rx: broadcast::Receiver<Arc<str>>,
+    watchers: Arc<AtomicU64>,
+}
+
+impl Watcher {
+    /// The next decision (a lagging watcher is told how many it missed).
+    pub async fn recv(&mut self) -> Result<Arc<str>, broadcast::error::RecvError> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.watchers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
