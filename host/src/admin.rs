@@ -135,7 +135,7 @@ fn purge<B>(node: &Node, req: &hyper::Request<B>) -> Response<Body> {
     let param = |name: &str| {
         query.split('&').find_map(|p| {
             let (k, v) = p.split_once('=')?;
-            (k == name).then(|| percent_decoded(v))
+            (k == name).then(|| crate::tail::query_decoded(v))
         })
     };
     let purged = if let Some(k) = param("key") {
@@ -159,30 +159,6 @@ fn purge<B>(node: &Node, req: &hyper::Request<B>) -> Response<Body> {
     )
 }
 
-/// `%XX` escapes and `+` decoded (a query parameter's value).
-fn percent_decoded(v: &str) -> String {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match b[i] {
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Whether a request may change state: always on a loopback admin listener, else
 /// with the configured token.
 fn authorised<B>(node: &Node, req: &hyper::Request<B>) -> Result<(), &'static str> {
@@ -197,14 +173,7 @@ fn authorised<B>(node: &Node, req: &hyper::Request<B>) -> Result<(), &'static st
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    // Compared in constant time: the token is a secret.
-    let same = sent.is_some_and(|s| {
-        s.len() == token.len()
-            && s.bytes()
-                .zip(token.bytes())
-                .fold(0u8, |a, (x, y)| a | (x ^ y))
-                == 0
-    });
+    let same = sent.is_some_and(|s| crate::console::same_token(s, token));
     if same {
         Ok(())
     } else {

@@ -368,6 +368,16 @@ pub fn open_on_loopback<B>(node: &Node, req: &hyper::Request<B>) -> bool {
     configured && bound && loopback_name
 }
 
+/// Whether `sent` is the admin `token`, compared in constant time (it is a secret).
+pub fn same_token(sent: &str, token: &str) -> bool {
+    sent.len() == token.len()
+        && sent
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |a, (x, y)| a | (x ^ y))
+            == 0
+}
+
 /// Whether `/console` is allowed for this request: on loopback (see
 /// [`open_on_loopback`]), else with the admin token (bearer or cookie).
 /// `Ok(true)`: a bearer token was sent, so the response sets the cookie.
@@ -381,13 +391,7 @@ fn authorised<B>(node: &Node, req: &hyper::Request<B>) -> Result<bool, &'static 
              localhost or 127.0.0.1: set node.admin_token to use it otherwise",
         );
     };
-    let same = |s: &str| {
-        s.len() == token.len()
-            && s.bytes()
-                .zip(token.bytes())
-                .fold(0u8, |a, (x, y)| a | (x ^ y))
-                == 0
-    };
+    let same = |s: &str| same_token(s, token);
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -150,7 +150,7 @@ impl Tailed {
             cmcd.extend(
                 q.split('&')
                     .filter_map(|p| p.strip_prefix("CMCD="))
-                    .map(percent_decoded),
+                    .map(query_decoded),
             );
         }
         Tailed {
@@ -177,21 +177,25 @@ impl Tailed {
     }
 }
 
-fn percent_decoded(v: &str) -> String {
+/// `%XX` escapes and `+` decoded (a query parameter's value).
+pub fn query_decoded(v: &str) -> String {
     let b = v.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
         }
-        out.push(b[i]);
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()

@@ -16,6 +16,23 @@ use serde_json::{Value, json};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
+/// The flags every headless Chromium of the tests runs with (the media tests'
+/// player too): no sandbox or GPU in a container, media autoplays muted, nothing
+/// fetched in the background.
+pub const HEADLESS: [&str; 11] = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--autoplay-policy=no-user-gesture-required",
+    "--mute-audio",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
 /// A headless Chromium with one page, attached.
 pub struct Browser {
     child: Child,
@@ -31,18 +48,8 @@ impl Browser {
         let bin = std::env::var("OUTPOST_CHROMIUM").unwrap_or_else(|_| "chromium".into());
         let profile = tempfile::tempdir().expect("profile dir");
         let mut child = Command::new(&bin)
+            .args(HEADLESS)
             .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--autoplay-policy=no-user-gesture-required",
-                "--mute-audio",
-                "--no-first-run",
-                "--no-default-browser-check",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
                 "--window-size=1400,1000",
                 "--remote-debugging-port=0",
                 format!("--user-data-dir={}", profile.path().display()).as_str(),

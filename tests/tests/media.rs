@@ -765,18 +765,8 @@ impl Player {
         // `--headless=new` with a URL and nothing to dump keeps running and playing
         // in real time until killed; the test watches the origin's log and kills it.
         let child = Command::new(&chromium)
+            .args(outpost_tests::cdp::HEADLESS)
             .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--autoplay-policy=no-user-gesture-required",
-                "--mute-audio",
-                "--no-first-run",
-                "--no-default-browser-check",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
                 format!("--user-data-dir={}", profile.path().display()).as_str(),
                 url,
             ])
