@@ -138,6 +138,76 @@ async fn the_nasa_log_through_the_edge_cache_sends_under_8_percent_to_the_origin
 
 /// Two rewrite configs that differ by one rule; the raw path is kept (no
 /// normalisation) so the affected requests can be counted independently.
+/// Replay `entries` through `config` in-process on `jobs` threads.
+async fn run_on(
+    config: outpost::Config,
+    entries: &[Entry],
+    jobs: usize,
+) -> (Vec<Replayed>, replay::Report) {
+    let (node, clock) = replay::replay_node(config, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let mut out = Vec::new();
+    let report = replay::in_process_on(&node, &clock, entries.iter().cloned(), jobs, |d| {
+        out.push(d.clone())
+    })
+    .await;
+    (out, report)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nasa_log_decides_byte_for_byte_the_same_on_one_thread_and_on_four() {
+    let entries = read("nasa-ksc-1995-08-01.log");
+    let embedded = || outpost::Config::embedded().expect("embedded config");
+    let (one, alone) = run_on(embedded(), &entries, 1).await;
+    let (four, shared) = run_on(embedded(), &entries, 4).await;
+    assert_eq!(one.len(), entries.len());
+    assert!(
+        jsonl(&one) == jsonl(&four),
+        "one thread and four decided differently"
+    );
+    // The equality is not vacuous: on four threads most guest calls (the admit and
+    // the request guest of every request) were run ahead of their turn and taken.
+    assert_eq!(alone.guest_calls_taken, 0);
+    assert!(shared.guest_calls_taken > 20_000, "{}", shared.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_that_keeps_state_in_a_reused_instance_is_never_run_ahead() {
+    // `counter` counts its instance's calls; reused for 1,000 calls, the count a
+    // request gets depends on every call before it, so none may run ahead.
+    let entries: Vec<Entry> = read("nasa-ksc-1995-08-01.log")
+        .into_iter()
+        .take(3000)
+        .collect();
+    let config = || {
+        config_from(&format!(
+            "[[listeners]]\naddress = \"127.0.0.1:0\"\n[origins.main]\naddress = \"127.0.0.1:9\"\n\
+             [guests.c]\nwasm = \"{}\"\ninstance_reuse = 1000\n\
+             [[routes]]\nname = \"all\"\norigin = \"main\"\nrequest = [\"c\"]\n",
+            guest_wasm("counter").display()
+        ))
+    };
+    let (one, _) = run_on(config(), &entries, 1).await;
+    let (four, shared) = run_on(config(), &entries, 4).await;
+    assert!(
+        jsonl(&one) == jsonl(&four),
+        "one thread and four decided differently"
+    );
+    assert_eq!(shared.guest_calls_taken, 0, "{}", shared.summary());
+    let counts: Vec<&String> = four
+        .iter()
+        .filter_map(|d| {
+            d.decision
+                .headers_set
+                .iter()
+                .find(|h| h.starts_with("x-count"))
+        })
+        .collect();
+    assert!(counts.len() > 2900, "{}", counts.len());
+    assert!(counts.iter().any(|h| *h == "x-count: 1000"), "{counts:?}");
+}
+
 fn rules_config(extra_rule: &str) -> String {
     format!(
         "[[listeners]]\naddress = \"127.0.0.1:0\"\n[origins.main]\naddress = \"127.0.0.1:9\"\n\

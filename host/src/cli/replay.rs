@@ -66,6 +66,12 @@ pub struct ReplayArgs {
     /// Network mode: requests in flight at most.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// In-process: threads to use (default: one per core). The replay steps the
+    /// limiter and the cache in order on one; the others run the guests of the
+    /// requests ahead, and the replay takes a traced call only if every answer the
+    /// guest got still holds: the decisions are the same whatever the number.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -188,9 +194,9 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
             return diff(&node, &clock, b, entries, &args).await;
         }
         if args.verify {
-            return verify(&node, &clock, entries).await;
+            return verify(&node, &clock, entries, jobs(&args)).await;
         }
-        replay::in_process(&node, &clock, entries, |d| {
+        replay::in_process_on(&node, &clock, entries, jobs(&args), |d| {
             decisions.push(d.clone());
             progress(decisions.len());
         })
@@ -204,7 +210,7 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
 async fn node(
     path: Option<PathBuf>,
     origin_headers: &[(String, String)],
-) -> Result<(outpost::Node, outpost::clock::Clock), ExitCode> {
+) -> Result<(std::sync::Arc<outpost::Node>, outpost::clock::Clock), ExitCode> {
     let config = load(path.as_ref())?;
     let headers = origin_headers.to_vec();
     replay::replay_node_with(config, None, headers)
@@ -219,12 +225,13 @@ async fn node(
 
 /// Replay `entries` and compare each decision with the one recorded.
 async fn verify(
-    node: &outpost::Node,
+    node: &std::sync::Arc<outpost::Node>,
     clock: &outpost::clock::Clock,
     entries: Vec<outpost_traffic::Entry>,
+    jobs: usize,
 ) -> ExitCode {
     let mut replayed = Vec::with_capacity(entries.len());
-    replay::in_process(node, clock, entries.iter().cloned(), |d| {
+    replay::in_process_on(node, clock, entries.iter().cloned(), jobs, |d| {
         replayed.push(d.clone());
     })
     .await;
@@ -240,7 +247,7 @@ async fn verify(
 /// Replay through `a` and through the config at `b`; print (and write) the
 /// requests decided differently.
 async fn diff(
-    a: &outpost::Node,
+    a: &std::sync::Arc<outpost::Node>,
     clock_a: &outpost::clock::Clock,
     b: PathBuf,
     entries: Vec<outpost_traffic::Entry>,
@@ -252,12 +259,15 @@ async fn diff(
         Err(code) => return code,
     };
     let mut first = Vec::with_capacity(total);
-    let report_a = replay::in_process(a, clock_a, entries.iter().cloned(), |d| {
+    let report_a = replay::in_process_on(a, clock_a, entries.iter().cloned(), jobs(args), |d| {
         first.push(d.clone())
     })
     .await;
     let mut other = Vec::with_capacity(total);
-    let report_b = replay::in_process(&node_b, &clock_b, entries, |d| other.push(d.clone())).await;
+    let report_b = replay::in_process_on(&node_b, &clock_b, entries, jobs(args), |d| {
+        other.push(d.clone())
+    })
+    .await;
     let (diffs, _kinds) = replay::diff(&first, &other);
     println!("{} of {total} requests decided differently", diffs.len());
     // What the change does to the origin's load (a cache rule, a shed rule...).
@@ -390,4 +400,10 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
     http::HeaderValue::from_str(value.trim())
         .map_err(|_| format!("`{}` is not a header value", value.trim()))?;
     Ok((name.to_ascii_lowercase(), value.trim().to_string()))
+}
+
+/// The threads an in-process replay uses.
+fn jobs(args: &ReplayArgs) -> usize {
+    args.jobs
+        .map_or_else(replay::default_jobs, |j| usize::from(j))
 }

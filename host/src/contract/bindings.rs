@@ -6,6 +6,8 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "edge",
     exports: { default: async },
+    // Replay compares a call's arguments with those of a speculated one.
+    additional_derives: [PartialEq],
 });
 
 pub use self::exports::outpost::edge::{

@@ -246,7 +246,7 @@ impl Node {
 
 /// `n` as sixteen hex digits, written without the formatting machinery (every
 /// request pays for it).
-fn hex16(n: u64) -> String {
+pub(crate) fn hex16(n: u64) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     (0..16)
         .rev()

@@ -17,6 +17,7 @@
 //! [`shadow`], after the response has gone, deciding nothing.
 
 mod admit;
+mod ahead;
 mod cache;
 mod compress;
 mod fail;
@@ -39,7 +40,9 @@ use crate::error::EdgeError;
 use crate::limiter::LoadSource;
 use crate::node::{Node, RouteEntry};
 
+pub use ahead::ahead;
 pub use fail::error_response;
+pub use target::ReplayId;
 
 /// The phases of a request, named for logs and ARCHITECTURE.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -109,7 +109,7 @@ fn reroute<'n>(route: &RouteEntry, t: Ticket<'n>) -> Ticket<'n> {
 
 /// Apply a request guest's edit. Everything is validated before anything changes, so
 /// a failing guest under `fail = "open"` leaves the request exactly as it was.
-fn apply_request_edit<'n>(
+pub(super) fn apply_request_edit<'n>(
     head: &mut RequestHead,
     edit: types::RequestEdit,
     node: &'n Node,

@@ -14,6 +14,12 @@ use crate::decision::Decision;
 use crate::error::EdgeError;
 use crate::node::{Node, RouteEntry};
 
+/// In a replay, the id a request gets: its position in the recording (plus one),
+/// so a request's id does not depend on which requests before it were routed, and
+/// a run ahead of its turn knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayId(pub u64);
+
 /// Route the request and build its head. Client facts are established first: a
 /// `Connection` header must not be able to remove the forwarding headers a trusted
 /// proxy set. Hop-by-hop headers, and those the client's `Connection` names, end
@@ -65,7 +71,10 @@ pub(super) fn route<'n>(
             country: facts.country,
         },
         route: route.name.to_string(),
-        id: node.request_id(),
+        id: match parts.extensions.remove::<ReplayId>() {
+            Some(ReplayId(n)) => crate::node::hex16(n),
+            None => node.request_id(),
+        },
     };
     if d.detail {
         d.aside.request_id = Some(head.id.clone());

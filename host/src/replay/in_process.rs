@@ -1,9 +1,13 @@
 //! In-process replay: the node built with model origins (each request answered
 //! from its recording) and a virtual clock moved to each request's recorded
 //! arrival; requests one at a time, so the same input gives byte-identical
-//! decisions.
+//! decisions. The other cores run the guests of the requests ahead
+//! (`runtime::speculate`), whose traced calls the replay takes when every answer
+//! they got from the host still holds: the same decisions, sooner.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use http::{HeaderName, HeaderValue, Method, Request};
@@ -14,7 +18,8 @@ use super::{Replayed, Report, percentiles};
 use crate::clock::Clock;
 use crate::decision::{AnsweredBy, Decision};
 use crate::node::{BuildOptions, Node};
-use crate::proxy::serve_decided;
+use crate::proxy::{ReplayId, serve_decided};
+use crate::runtime::{Memo, Role, Speculation};
 use crate::upstream::Recorded;
 
 /// The request an entry describes, with its recording attached for a model origin.
@@ -64,7 +69,7 @@ fn client_of(e: &Entry) -> SocketAddr {
 pub async fn replay_node(
     config: edge_config::Config,
     cache_dir: Option<std::path::PathBuf>,
-) -> Result<(Node, Clock), Vec<edge_config::Diagnostic>> {
+) -> Result<(Arc<Node>, Clock), Vec<edge_config::Diagnostic>> {
     replay_node_with(config, cache_dir, Vec::new()).await
 }
 
@@ -74,7 +79,7 @@ pub async fn replay_node_with(
     config: edge_config::Config,
     cache_dir: Option<std::path::PathBuf>,
     model_headers: Vec<(String, String)>,
-) -> Result<(Node, Clock), Vec<edge_config::Diagnostic>> {
+) -> Result<(Arc<Node>, Clock), Vec<edge_config::Diagnostic>> {
     let clock = Clock::virtual_at(0);
     let node = Node::build(
         config,
@@ -91,67 +96,217 @@ pub async fn replay_node_with(
         },
     )
     .await?;
-    Ok((node, clock))
+    Ok((Arc::new(node), clock))
 }
 
-/// Replay `entries` in-process through `node` (from [`replay_node`]), one at a
-/// time. Each decision is passed to `each`; the report is returned.
+/// Requests replayed per chunk: the runs ahead of a chunk's turn hold at most this
+/// many requests' traced calls.
+const CHUNK: usize = 4096;
+
+/// The threads an in-process replay uses by default: one per core.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// Replay `entries` in-process through `node` (from [`replay_node`]), in order, on
+/// every core ([`in_process_on`] with [`default_jobs`]). Each decision is passed to
+/// `each`; the report is returned.
 pub async fn in_process(
-    node: &Node,
+    node: &Arc<Node>,
     clock: &Clock,
     entries: impl IntoIterator<Item = Entry>,
+    each: impl FnMut(&Replayed),
+) -> Report {
+    in_process_on(node, clock, entries, default_jobs(), each).await
+}
+
+/// Replay `entries` in-process through `node`, one request at a time on the
+/// virtual clock, with `jobs - 1` threads running the guests of the requests ahead
+/// (`runtime::speculate`): the decisions are the same whatever `jobs` is.
+pub async fn in_process_on(
+    node: &Arc<Node>,
+    clock: &Clock,
+    entries: impl IntoIterator<Item = Entry>,
+    jobs: usize,
     mut each: impl FnMut(&Replayed),
 ) -> Report {
-    let mut report = Report::default();
+    let mut report = Report {
+        jobs: jobs.max(1),
+        ..Report::default()
+    };
     let mut latencies = Vec::new();
     let started = Instant::now();
-    for e in entries {
-        clock.set(e.at_us.saturating_mul(1000));
-        let request = format!("{} {}", e.method, e.target());
-        let mut decision = Decision::detailed();
-        let t0 = Instant::now();
-        let mut body = None;
-        let bytes = match request_of(&e) {
-            Ok(req) => {
-                let resp = serve_decided(node, req, client_of(&e), &mut decision).await;
-                // A body a guest made is kept as the client got it, decoded.
-                let coding = resp
-                    .headers()
-                    .get(http::header::CONTENT_ENCODING)
-                    .and_then(|v| crate::coding::Coding::from_content_encoding(v.as_bytes()));
-                match resp.into_body().collect().await {
-                    Ok(b) => {
-                        let b = b.to_bytes();
-                        if decision.body_replaced {
-                            body = Some(match coding {
-                                Some(c) => crate::coding::decode(c, &b, 64 << 20)
-                                    .unwrap_or_else(|_| b.clone()),
-                                None => b.clone(),
-                            });
-                        }
-                        b.len() as u64
-                    }
-                    Err(_) => 0,
+    let mut entries = entries.into_iter();
+    let mut next = |base: u64| {
+        let chunk: Vec<Entry> = entries.by_ref().take(CHUNK).collect();
+        (!chunk.is_empty()).then(|| {
+            let chunk = Arc::new(chunk);
+            let ahead = (jobs > 1).then(|| Ahead::start(node, &chunk, base, jobs - 1));
+            (chunk, ahead)
+        })
+    };
+    let mut base = 0u64;
+    let mut current = next(base);
+    while let Some((chunk, ahead)) = current.take() {
+        if let Some(a) = &ahead {
+            node.runtime.speculate(Some(a.turn.clone()));
+        }
+        let after = base + chunk.len() as u64;
+        let mut following = None;
+        for (k, e) in chunk.iter().enumerate() {
+            if let Some(a) = &ahead {
+                a.arrive(k);
+                // Its threads have nothing left here: start them on the next chunk.
+                if following.is_none() && a.memo.exhausted() {
+                    following = Some(next(after));
                 }
             }
-            Err(why) => {
-                decision.answered_by = AnsweredBy::Error;
-                decision.reason = Some(why);
-                decision.status = 400;
-                0
-            }
-        };
-        latencies.push(t0.elapsed().as_micros() as u64);
-        let d = Replayed {
-            seq: e.seq,
-            request,
-            decision,
-            body,
-        };
-        report.add(&d, bytes);
-        each(&d);
+            let t0 = Instant::now();
+            let (d, bytes) = one(node, clock, e, base + k as u64 + 1).await;
+            latencies.push(t0.elapsed().as_micros() as u64);
+            report.add(&d, bytes);
+            each(&d);
+        }
+        if let Some(a) = ahead {
+            let (taken, ran) = a.finish();
+            report.guest_calls_taken += taken;
+            report.guest_calls_run += ran;
+        }
+        base = after;
+        current = following.unwrap_or_else(|| next(base));
     }
+    node.runtime.speculate(None);
     report.seconds = started.elapsed().as_secs_f64();
     report.latency_us = percentiles(latencies);
     report
+}
+
+/// One request through `node` at its recorded time, with id `id`: its decision and
+/// the bytes the client got.
+async fn one(node: &Node, clock: &Clock, e: &Entry, id: u64) -> (Replayed, u64) {
+    clock.set(e.at_us.saturating_mul(1000));
+    let request = format!("{} {}", e.method, e.target());
+    let mut decision = Decision::detailed();
+    let mut body = None;
+    let bytes = match request_of(e) {
+        Ok(mut req) => {
+            req.extensions_mut().insert(ReplayId(id));
+            let resp = serve_decided(node, req, client_of(e), &mut decision).await;
+            // A body a guest made is kept as the client got it, decoded.
+            let coding = resp
+                .headers()
+                .get(http::header::CONTENT_ENCODING)
+                .and_then(|v| crate::coding::Coding::from_content_encoding(v.as_bytes()));
+            match resp.into_body().collect().await {
+                Ok(b) => {
+                    let b = b.to_bytes();
+                    if decision.body_replaced {
+                        body = Some(match coding {
+                            Some(c) => {
+                                crate::coding::decode(c, &b, 64 << 20).unwrap_or_else(|_| b.clone())
+                            }
+                            None => b.clone(),
+                        });
+                    }
+                    b.len() as u64
+                }
+                Err(_) => 0,
+            }
+        }
+        Err(why) => {
+            decision.answered_by = AnsweredBy::Error;
+            decision.reason = Some(why);
+            decision.status = 400;
+            0
+        }
+    };
+    let d = Replayed {
+        seq: e.seq,
+        request,
+        decision,
+        body,
+    };
+    (d, bytes)
+}
+
+/// Threads running the guests of a chunk's requests ahead of their turn.
+struct Ahead {
+    memo: Arc<Memo>,
+    turn: Arc<Speculation>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Ahead {
+    /// `n` threads over `chunk` (whose first request is number `base + 1`); the
+    /// replay's runtime takes their traces once it is given `turn`.
+    fn start(node: &Arc<Node>, chunk: &Arc<Vec<Entry>>, base: u64, n: usize) -> Ahead {
+        let memo = Arc::new(Memo::new(chunk.len()));
+        let turn = Arc::new(Speculation {
+            memo: memo.clone(),
+            role: Role::Replay,
+            at: AtomicUsize::new(0),
+        });
+        let threads = (0..n)
+            .filter_map(|k| {
+                let (node, chunk, memo) = (node.clone(), chunk.clone(), memo.clone());
+                std::thread::Builder::new()
+                    .name(format!("outpost-ahead-{k}"))
+                    .spawn(move || run_ahead(&node, &chunk, base, memo))
+                    .ok()
+            })
+            .collect();
+        Ahead {
+            memo,
+            turn,
+            threads,
+        }
+    }
+
+    /// The replay is at request `k` of the chunk.
+    fn arrive(&self, k: usize) {
+        self.turn.at.store(k, Ordering::Relaxed);
+        self.memo.arrive(k);
+    }
+
+    /// The chunk is done and so are its threads: the guest calls taken from
+    /// traces and those run in turn.
+    fn finish(self) -> (u64, u64) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+        (
+            self.memo.taken.load(Ordering::Relaxed) as u64,
+            self.memo.ran.load(Ordering::Relaxed) as u64,
+        )
+    }
+}
+
+/// One thread ahead: claim requests of `chunk` past the replay's position and run
+/// their guests on a runtime of its own, with a clock of its own.
+fn run_ahead(node: &Arc<Node>, chunk: &[Entry], base: u64, memo: Arc<Memo>) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let clock = Clock::virtual_at(0);
+    let part = Arc::new(Speculation {
+        memo: memo.clone(),
+        role: Role::Ahead,
+        at: AtomicUsize::new(0),
+    });
+    let runtime = node.runtime.ahead(clock.clone(), part.clone());
+    rt.block_on(async {
+        while let Some(i) = memo.claim() {
+            let e = &chunk[i];
+            clock.set(e.at_us.saturating_mul(1000));
+            part.at.store(i, Ordering::Relaxed);
+            if let Ok(mut req) = request_of(e) {
+                req.extensions_mut().insert(ReplayId(base + i as u64 + 1));
+                crate::proxy::ahead(node, &runtime, req, client_of(e)).await;
+            }
+            memo.done(i);
+        }
+    });
 }

@@ -28,7 +28,7 @@ use crate::decision::{AnsweredBy, Decision};
 
 pub use diff::{Difference, Group, changed_fields, changes, diff, grouped};
 pub use expect::{Bound, Expect, Expectations};
-pub use in_process::{in_process, replay_node, replay_node_with};
+pub use in_process::{default_jobs, in_process, in_process_on, replay_node, replay_node_with};
 pub use network::{Pacing, network};
 pub use scenario::launch_day;
 pub use verify::{EXCLUDED, Verification, verify};
@@ -76,6 +76,12 @@ pub struct Report {
     pub latency_us: [u64; 4],
     /// Wall time of the run, seconds.
     pub seconds: f64,
+    /// Threads of an in-process replay (the replay and those running guests ahead).
+    pub jobs: usize,
+    /// Guest calls taken from a run ahead of their turn (in-process, `jobs` > 1).
+    pub guest_calls_taken: u64,
+    /// Guest calls the replay ran in turn (no trace, or one whose answers changed).
+    pub guest_calls_run: u64,
 }
 
 impl Report {
@@ -144,6 +150,12 @@ impl Report {
             self.seconds,
             self.requests as f64 / self.seconds.max(1e-9)
         );
+        if self.jobs > 1 {
+            s.push_str(&format!(
+                "threads {}: guest calls taken from runs ahead {}, run in turn {}\n",
+                self.jobs, self.guest_calls_taken, self.guest_calls_run
+            ));
+        }
         s.push_str("status:");
         for (k, v) in &self.status {
             s.push_str(&format!(" {k}={v}"));

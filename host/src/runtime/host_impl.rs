@@ -2,6 +2,7 @@
 //! fail or panic on guest input.
 
 use super::GuestState;
+use super::speculate::Asked;
 use crate::contract::bindings::host::{self, LoadSignals, LogLevel};
 
 /// Log lines one guest instance may write (a fresh instance serves one request).
@@ -9,31 +10,11 @@ pub const MAX_LOG_LINES: u32 = 64;
 
 impl host::Host for GuestState {
     fn log(&mut self, level: LogLevel, message: String) {
-        // Nor with many lines: past the cap an instance's lines are dropped, and
-        // that is said once.
-        self.logged = self.logged.saturating_add(1);
-        if self.logged > MAX_LOG_LINES {
-            if self.logged == MAX_LOG_LINES + 1 {
-                tracing::warn!(
-                    guest = &*self.guest,
-                    "guest wrote more than {MAX_LOG_LINES} log lines in one instance; dropping the rest"
-                );
-            }
+        if let Some(asked) = &mut self.asked {
+            asked.push(Asked::Log(level, message));
             return;
         }
-        // A guest cannot flood the log with one giant line.
-        let message: &str = match message.char_indices().nth(2048) {
-            Some((i, _)) => &message[..i],
-            None => &message,
-        };
-        let guest = &*self.guest;
-        match level {
-            LogLevel::Trace => tracing::trace!(guest, "{message}"),
-            LogLevel::Debug => tracing::debug!(guest, "{message}"),
-            LogLevel::Info => tracing::info!(guest, "{message}"),
-            LogLevel::Warn => tracing::warn!(guest, "{message}"),
-            LogLevel::Error => tracing::error!(guest, "{message}"),
-        }
+        log_line(&self.guest, &mut self.logged, level, &message);
     }
 
     fn config_get(&mut self, key: String) -> Option<String> {
@@ -49,6 +30,9 @@ impl host::Host for GuestState {
 
     fn load(&mut self) -> LoadSignals {
         let s = self.load.signals();
+        if let Some(asked) = &mut self.asked {
+            asked.push(Asked::Load(s.clone()));
+        }
         LoadSignals {
             in_flight: s.in_flight,
             limit: s.limit,
@@ -63,20 +47,66 @@ impl host::Host for GuestState {
     }
 
     fn shared_get(&mut self, key: String) -> Option<String> {
-        self.shared.get(&key)
+        let v = self.shared.get(&key);
+        if let Some(asked) = &mut self.asked {
+            asked.push(Asked::Get(key, v.clone()));
+        }
+        v
     }
 
     fn shared_set(&mut self, key: String, value: String) {
+        // Ahead of its turn a call changes nothing: its trace is not taken.
+        if let Some(asked) = &mut self.asked {
+            asked.push(Asked::Set);
+            return;
+        }
         if let Err(why) = self.shared.set(key, value) {
             tracing::warn!(guest = &*self.guest, "shared-set dropped: {why}");
         }
     }
 
     fn now_ns(&mut self) -> u64 {
-        self.clock.monotonic_ns()
+        let t = self.clock.monotonic_ns();
+        if let Some(asked) = &mut self.asked {
+            asked.push(Asked::Now(t));
+        }
+        t
     }
 
     fn unix_time(&mut self) -> u64 {
-        self.clock.unix_secs()
+        let t = self.clock.unix_secs();
+        if let Some(asked) = &mut self.asked {
+            asked.push(Asked::Unix(t));
+        }
+        t
+    }
+}
+
+/// Write a guest's log line under the per-instance cap (`logged` counts the lines
+/// of one instance).
+pub(super) fn log_line(guest: &str, logged: &mut u32, level: LogLevel, message: &str) {
+    // Nor with many lines: past the cap an instance's lines are dropped, and that
+    // is said once.
+    *logged = logged.saturating_add(1);
+    if *logged > MAX_LOG_LINES {
+        if *logged == MAX_LOG_LINES + 1 {
+            tracing::warn!(
+                guest,
+                "guest wrote more than {MAX_LOG_LINES} log lines in one instance; dropping the rest"
+            );
+        }
+        return;
+    }
+    // A guest cannot flood the log with one giant line.
+    let message: &str = match message.char_indices().nth(2048) {
+        Some((i, _)) => &message[..i],
+        None => message,
+    };
+    match level {
+        LogLevel::Trace => tracing::trace!(guest, "{message}"),
+        LogLevel::Debug => tracing::debug!(guest, "{message}"),
+        LogLevel::Info => tracing::info!(guest, "{message}"),
+        LogLevel::Warn => tracing::warn!(guest, "{message}"),
+        LogLevel::Error => tracing::error!(guest, "{message}"),
     }
 }

@@ -5,6 +5,7 @@ mod cache;
 mod host_impl;
 mod metrics;
 mod preinit;
+mod speculate;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::limiter::LoadSource;
 
 pub use cache::CompileCache;
 pub use metrics::{GuestFamilies, GuestMetrics};
+pub use speculate::{Memo, Role, Speculation};
 
 /// Hooks a guest exports, found in its component when it loads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -100,6 +102,8 @@ pub struct Runtime {
     tick: Duration,
     stop: Arc<AtomicBool>,
     clock: crate::clock::Clock,
+    /// Its part in a speculated replay, if any (see `speculate`).
+    speculation: std::sync::RwLock<Option<Arc<Speculation>>>,
 }
 
 impl Runtime {
@@ -173,7 +177,33 @@ impl Runtime {
             tick,
             stop,
             clock: crate::clock::Clock::default(),
+            speculation: std::sync::RwLock::new(None),
         })
+    }
+
+    /// Take part in a speculated replay (`None`: no longer).
+    pub fn speculate(&self, s: Option<Arc<Speculation>>) {
+        *self.speculation.write().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    fn speculation(&self) -> Option<Arc<Speculation>> {
+        self.speculation
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A runtime for a thread that runs guests ahead of a replay: the same engine
+    /// and guests, its own clock and part (its drop leaves the epoch ticker running).
+    pub fn ahead(&self, clock: crate::clock::Clock, s: Arc<Speculation>) -> Runtime {
+        Runtime {
+            engine: self.engine.clone(),
+            linker: self.linker.clone(),
+            tick: self.tick,
+            stop: Arc::new(AtomicBool::new(false)),
+            clock,
+            speculation: std::sync::RwLock::new(Some(s)),
+        }
     }
 
     /// The engine.
@@ -273,6 +303,10 @@ impl Runtime {
             });
         }
         let deadline_ticks = (limits.cpu.as_micros() / self.tick.as_micros().max(1)).max(1) as u64;
+        let unseen = component
+            .component_type()
+            .imports(&self.engine)
+            .any(|(n, _)| n.starts_with("wasi:random/") || n.starts_with("wasi:clocks/"));
         Ok(Arc::new(Guest {
             name: name.into(),
             pre,
@@ -289,6 +323,7 @@ impl Runtime {
             idle: std::sync::Mutex::new(Vec::new()),
             metrics,
             pre_initialized: false,
+            speculable: limits.reuse <= 1 && !unseen,
         }))
     }
 }
@@ -345,6 +380,10 @@ pub struct Guest {
     pub metrics: GuestMetrics,
     /// Its instances start from a snapshot taken after its `init` (see `preinit`).
     pub pre_initialized: bool,
+    /// Whether its calls may be run ahead of a replay: a fresh instance per call,
+    /// and no import whose answers a trace cannot see (`wasi:random`,
+    /// `wasi:clocks`).
+    speculable: bool,
 }
 
 /// A store's resource limits ([`StoreLimits`]), remembering whether they refused a
@@ -420,6 +459,8 @@ pub struct GuestState {
     ticks: u64,
     /// Log lines this instance has written (capped: `host_impl::MAX_LOG_LINES`).
     logged: u32,
+    /// Ahead of a replay: every question the guest asks the host, and the answer.
+    asked: Option<Vec<speculate::Asked>>,
 }
 
 /// A guest's shared store (`host.shared-get` / `shared-set`): bounded, per guest,
@@ -482,6 +523,7 @@ impl Guest {
             load,
             ticks: 0,
             logged: 0,
+            asked: None,
         };
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -641,6 +683,28 @@ impl Guest {
         call: Call<'_>,
     ) -> Result<Out, GuestError> {
         let start = std::time::Instant::now();
+        let speculation = runtime.speculation();
+        let ahead = match &speculation {
+            Some(s) if matches!(s.role, Role::Replay) => {
+                if let Some(out) = s.taken(self, &call, &load, &runtime.clock) {
+                    return Ok(out);
+                }
+                None
+            }
+            Some(s) => {
+                if !self.speculable || matches!(call, Call::Response(..)) {
+                    return Err(GuestError::Load {
+                        guest: self.name.to_string(),
+                        message: "not run ahead of a replay".into(),
+                    });
+                }
+                Some(s)
+            }
+            None => None,
+        };
+        if ahead.is_some() {
+            return self.ahead(runtime, load, call, ahead).await;
+        }
         let reused = if self.reuse > 0 {
             self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
         } else {
@@ -704,6 +768,37 @@ impl Guest {
         }
     }
 
+    /// A call ahead of a replay: in a fresh instance, every question to the host
+    /// traced, nothing counted; its trace kept if it succeeded.
+    async fn ahead(
+        &self,
+        runtime: &Runtime,
+        load: LoadSource,
+        call: Call<'_>,
+        s: Option<&Arc<Speculation>>,
+    ) -> Result<Out, GuestError> {
+        let start = std::time::Instant::now();
+        let mut inst = self.instantiate(runtime, load).await?;
+        inst.store.data_mut().asked = Some(Vec::new());
+        let out = match (&call, &inst.admit, &inst.request) {
+            (Call::Admit(req), Some(h), _) => {
+                h.call_on_admit(&mut inst.store, req).await.map(Out::Admit)
+            }
+            (Call::Request(req), _, Some(h)) => h
+                .call_on_request(&mut inst.store, req)
+                .await
+                .map(Out::Request),
+            _ => return Err(self.missing("admit or request")),
+        };
+        let seen = self.seen(&inst.store);
+        let out = out.map_err(|e| classify(&self.name, e, seen))?;
+        if let Some(s) = s {
+            let asked = inst.store.data_mut().asked.take().unwrap_or_default();
+            s.keep(self, &call, asked, &out, start.elapsed());
+        }
+        Ok(out)
+    }
+
     /// What `store` saw: its deadline passed, its memory cap refused a growth.
     fn seen(&self, store: &Store<GuestState>) -> Seen {
         Seen {
@@ -751,6 +846,7 @@ enum Call<'a> {
 }
 
 /// One hook call's result.
+#[derive(Clone)]
 enum Out {
     Admit(types::AdmitDecision),
     Request(types::RequestAction),
