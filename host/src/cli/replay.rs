@@ -404,6 +404,5 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
 
 /// The threads an in-process replay uses.
 fn jobs(args: &ReplayArgs) -> usize {
-    args.jobs
-        .map_or_else(replay::default_jobs, |j| usize::from(j))
+    args.jobs.map_or_else(replay::default_jobs, usize::from)
 }

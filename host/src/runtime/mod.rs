@@ -683,27 +683,15 @@ impl Guest {
         call: Call<'_>,
     ) -> Result<Out, GuestError> {
         let start = std::time::Instant::now();
-        let speculation = runtime.speculation();
-        let ahead = match &speculation {
-            Some(s) if matches!(s.role, Role::Replay) => {
-                if let Some(out) = s.taken(self, &call, &load, &runtime.clock) {
-                    return Ok(out);
+        if let Some(s) = runtime.speculation() {
+            match s.role {
+                Role::Replay => {
+                    if let Some(out) = s.taken(self, &call, &load, &runtime.clock) {
+                        return Ok(out);
+                    }
                 }
-                None
+                Role::Ahead => return self.ahead(runtime, load, call, &s).await,
             }
-            Some(s) => {
-                if !self.speculable || matches!(call, Call::Response(..)) {
-                    return Err(GuestError::Load {
-                        guest: self.name.to_string(),
-                        message: "not run ahead of a replay".into(),
-                    });
-                }
-                Some(s)
-            }
-            None => None,
-        };
-        if ahead.is_some() {
-            return self.ahead(runtime, load, call, ahead).await;
         }
         let reused = if self.reuse > 0 {
             self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
@@ -775,8 +763,14 @@ impl Guest {
         runtime: &Runtime,
         load: LoadSource,
         call: Call<'_>,
-        s: Option<&Arc<Speculation>>,
+        s: &Speculation,
     ) -> Result<Out, GuestError> {
+        if !self.speculable || matches!(call, Call::Response(..)) {
+            return Err(GuestError::Load {
+                guest: self.name.to_string(),
+                message: "not run ahead of a replay".into(),
+            });
+        }
         let start = std::time::Instant::now();
         let mut inst = self.instantiate(runtime, load).await?;
         inst.store.data_mut().asked = Some(Vec::new());
@@ -792,10 +786,8 @@ impl Guest {
         };
         let seen = self.seen(&inst.store);
         let out = out.map_err(|e| classify(&self.name, e, seen))?;
-        if let Some(s) = s {
-            let asked = inst.store.data_mut().asked.take().unwrap_or_default();
-            s.keep(self, &call, asked, &out, start.elapsed());
-        }
+        let asked = inst.store.data_mut().asked.take().unwrap_or_default();
+        s.keep(self, &call, asked, &out, start.elapsed());
         Ok(out)
     }
 
