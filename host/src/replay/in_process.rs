@@ -197,20 +197,33 @@ async fn one(node: &Node, clock: &Clock, e: &Entry, id: u64) -> (Replayed, u64) 
                 .headers()
                 .get(http::header::CONTENT_ENCODING)
                 .and_then(|v| crate::coding::Coding::from_content_encoding(v.as_bytes()));
-            match resp.into_body().collect().await {
-                Ok(b) => {
-                    let b = b.to_bytes();
-                    if decision.body_replaced {
+            let mut stream = resp.into_body();
+            if !decision.body_replaced {
+                // Only counted: drained frame by frame, never gathered into one
+                // buffer (the bodies of a day of traffic, copied, cost more than
+                // deciding them).
+                let mut n = 0u64;
+                loop {
+                    match stream.frame().await {
+                        Some(Ok(f)) => n += f.data_ref().map_or(0, |d| d.len() as u64),
+                        Some(Err(_)) => break 0,
+                        None => break n,
+                    }
+                }
+            } else {
+                match stream.collect().await {
+                    Ok(b) => {
+                        let b = b.to_bytes();
                         body = Some(match coding {
                             Some(c) => {
                                 crate::coding::decode(c, &b, 64 << 20).unwrap_or_else(|_| b.clone())
                             }
                             None => b.clone(),
                         });
+                        b.len() as u64
                     }
-                    b.len() as u64
+                    Err(_) => 0,
                 }
-                Err(_) => 0,
             }
         }
         Err(why) => {
