@@ -39,6 +39,15 @@ impl Clock {
         }
     }
 
+    /// Set a virtual clock to exactly `unix_ns`, back or forth: for a thread that
+    /// runs requests ahead of a replay in any order, reading what the replay's
+    /// clock will read then.
+    pub fn put(&self, unix_ns: u64) {
+        if let Some(t) = &self.0 {
+            t.store(unix_ns, Ordering::Relaxed);
+        }
+    }
+
     /// Monotonic nanoseconds: for intervals only.
     pub fn monotonic_ns(&self) -> u64 {
         match &self.0 {

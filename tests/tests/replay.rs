@@ -136,8 +136,6 @@ async fn the_nasa_log_through_the_edge_cache_sends_under_8_percent_to_the_origin
     );
 }
 
-/// Two rewrite configs that differ by one rule; the raw path is kept (no
-/// normalisation) so the affected requests can be counted independently.
 /// Replay `entries` through `config` in-process on `jobs` threads.
 async fn run_on(
     config: outpost::Config,
@@ -208,6 +206,8 @@ async fn a_guest_that_keeps_state_in_a_reused_instance_is_never_run_ahead() {
     assert!(counts.iter().any(|h| *h == "x-count: 1000"), "{counts:?}");
 }
 
+/// Two rewrite configs that differ by one rule; the raw path is kept (no
+/// normalisation) so the affected requests can be counted independently.
 fn rules_config(extra_rule: &str) -> String {
     format!(
         "[[listeners]]\naddress = \"127.0.0.1:0\"\n[origins.main]\naddress = \"127.0.0.1:9\"\n\

@@ -206,7 +206,7 @@ pub struct OriginLimiter {
 }
 
 /// What the load signals import reports.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct LoadSnapshot {
     /// In flight at the origin.
     pub in_flight: u32,

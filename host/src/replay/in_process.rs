@@ -130,18 +130,29 @@ pub async fn in_process_on(
     jobs: usize,
     mut each: impl FnMut(&Replayed),
 ) -> Report {
+    let jobs = jobs.clamp(1, most_jobs(node));
     let mut report = Report {
-        jobs: jobs.max(1),
+        jobs,
         ..Report::default()
     };
+    let _done = Unspeculate(node);
     let mut latencies = Vec::new();
     let started = Instant::now();
     let mut entries = entries.into_iter();
+    // What the replay's clock will read at each request (it never moves back).
+    let mut reads = clock.monotonic_ns();
     let mut next = |base: u64| {
         let chunk: Vec<Entry> = entries.by_ref().take(CHUNK).collect();
         (!chunk.is_empty()).then(|| {
+            let times: Vec<u64> = chunk
+                .iter()
+                .map(|e| {
+                    reads = reads.max(e.at_us.saturating_mul(1000));
+                    reads
+                })
+                .collect();
             let chunk = Arc::new(chunk);
-            let ahead = (jobs > 1).then(|| Ahead::start(node, &chunk, base, jobs - 1));
+            let ahead = (jobs > 1).then(|| Ahead::start(node, &chunk, times, base, jobs - 1));
             (chunk, ahead)
         })
     };
@@ -164,21 +175,43 @@ pub async fn in_process_on(
             let t0 = Instant::now();
             let (d, bytes) = one(node, clock, e, base + k as u64 + 1).await;
             latencies.push(t0.elapsed().as_micros() as u64);
+            if let Some(a) = &ahead {
+                a.memo.clear(k);
+            }
             report.add(&d, bytes);
             each(&d);
         }
         if let Some(a) = ahead {
-            let (taken, ran) = a.finish();
+            let (taken, ran, stale) = a.finish();
             report.guest_calls_taken += taken;
             report.guest_calls_run += ran;
+            report.guest_calls_stale += stale;
         }
         base = after;
         current = following.unwrap_or_else(|| next(base));
     }
-    node.runtime.speculate(None);
     report.seconds = started.elapsed().as_secs_f64();
     report.latency_us = percentiles(latencies);
     report
+}
+
+/// The most threads a replay through `node` uses: each thread ahead holds one
+/// instance at a time (two while chunks hand over), and the replay's own calls
+/// must always find one in the pool, with the idle instances of reused guests.
+fn most_jobs(node: &Node) -> usize {
+    let pool = *node.config.node.max_instances.get_ref() as usize;
+    let idle =
+        node.guests.values().filter(|g| g.limits.reuse > 1).count() * crate::runtime::MAX_IDLE;
+    1 + pool.saturating_sub(1 + idle) / 2
+}
+
+/// Leaves the node's runtime as it was however the replay ends.
+struct Unspeculate<'a>(&'a Node);
+
+impl Drop for Unspeculate<'_> {
+    fn drop(&mut self) {
+        self.0.runtime.speculate(None);
+    }
 }
 
 /// One request through `node` at its recorded time, with id `id`: its decision and
@@ -252,7 +285,14 @@ struct Ahead {
 impl Ahead {
     /// `n` threads over `chunk` (whose first request is number `base + 1`); the
     /// replay's runtime takes their traces once it is given `turn`.
-    fn start(node: &Arc<Node>, chunk: &Arc<Vec<Entry>>, base: u64, n: usize) -> Ahead {
+    fn start(
+        node: &Arc<Node>,
+        chunk: &Arc<Vec<Entry>>,
+        times: Vec<u64>,
+        base: u64,
+        n: usize,
+    ) -> Ahead {
+        let times = Arc::new(times);
         let memo = Arc::new(Memo::new(chunk.len()));
         let turn = Arc::new(Speculation {
             memo: memo.clone(),
@@ -262,9 +302,10 @@ impl Ahead {
         let threads = (0..n)
             .filter_map(|k| {
                 let (node, chunk, memo) = (node.clone(), chunk.clone(), memo.clone());
+                let times = times.clone();
                 std::thread::Builder::new()
                     .name(format!("outpost-ahead-{k}"))
-                    .spawn(move || run_ahead(&node, &chunk, base, memo))
+                    .spawn(move || run_ahead(&node, &chunk, &times, base, memo))
                     .ok()
             })
             .collect();
@@ -282,21 +323,22 @@ impl Ahead {
     }
 
     /// The chunk is done and so are its threads: the guest calls taken from
-    /// traces and those run in turn.
-    fn finish(self) -> (u64, u64) {
+    /// traces, those run in turn, and of those the ones whose trace no longer held.
+    fn finish(self) -> (u64, u64, u64) {
         for t in self.threads {
             let _ = t.join();
         }
         (
             self.memo.taken.load(Ordering::Relaxed) as u64,
             self.memo.ran.load(Ordering::Relaxed) as u64,
+            self.memo.stale.load(Ordering::Relaxed) as u64,
         )
     }
 }
 
 /// One thread ahead: claim requests of `chunk` past the replay's position and run
 /// their guests on a runtime of its own, with a clock of its own.
-fn run_ahead(node: &Arc<Node>, chunk: &[Entry], base: u64, memo: Arc<Memo>) {
+fn run_ahead(node: &Arc<Node>, chunk: &[Entry], times: &[u64], base: u64, memo: Arc<Memo>) {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -312,14 +354,26 @@ fn run_ahead(node: &Arc<Node>, chunk: &[Entry], base: u64, memo: Arc<Memo>) {
     let runtime = node.runtime.ahead(clock.clone(), part.clone());
     rt.block_on(async {
         while let Some(i) = memo.claim() {
-            let e = &chunk[i];
-            clock.set(e.at_us.saturating_mul(1000));
+            // Done however this ends (a panic too): the replay never waits on it.
+            let _done = Claimed(&memo, i);
+            let (Some(e), Some(t)) = (chunk.get(i), times.get(i)) else {
+                continue;
+            };
+            clock.put(*t);
             part.at.store(i, Ordering::Relaxed);
             if let Ok(mut req) = request_of(e) {
                 req.extensions_mut().insert(ReplayId(base + i as u64 + 1));
                 crate::proxy::ahead(node, &runtime, req, client_of(e)).await;
             }
-            memo.done(i);
         }
     });
+}
+
+/// A claimed request: marked done when dropped.
+struct Claimed<'a>(&'a Memo, usize);
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        self.0.done(self.1);
+    }
 }

@@ -82,6 +82,8 @@ pub struct Report {
     pub guest_calls_taken: u64,
     /// Guest calls the replay ran in turn (no trace, or one whose answers changed).
     pub guest_calls_run: u64,
+    /// Of those, the ones with a trace whose answers had changed.
+    pub guest_calls_stale: u64,
 }
 
 impl Report {
@@ -152,8 +154,9 @@ impl Report {
         );
         if self.jobs > 1 {
             s.push_str(&format!(
-                "threads {}: guest calls taken from runs ahead {}, run in turn {}\n",
-                self.jobs, self.guest_calls_taken, self.guest_calls_run
+                "threads {}: guest calls taken from runs ahead {}, run in turn {} \
+                 ({} with a trace whose answers had changed)\n",
+                self.jobs, self.guest_calls_taken, self.guest_calls_run, self.guest_calls_stale
             ));
         }
         s.push_str("status:");

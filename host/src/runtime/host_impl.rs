@@ -2,16 +2,37 @@
 //! fail or panic on guest input.
 
 use super::GuestState;
-use super::speculate::Asked;
+use super::speculate::{Asked, MAX_ASKED};
 use crate::contract::bindings::host::{self, LoadSignals, LogLevel};
 
 /// Log lines one guest instance may write (a fresh instance serves one request).
 pub const MAX_LOG_LINES: u32 = 64;
 
+impl GuestState {
+    /// Ahead of a replay: note a question and its answer (past
+    /// `speculate::MAX_ASKED`, the trace is spoilt and will not be kept).
+    fn ask(&mut self, a: Asked) {
+        if let Some(asked) = &mut self.asked {
+            if asked.len() < MAX_ASKED {
+                asked.push(a);
+            } else {
+                self.asked_too_much = true;
+            }
+        }
+    }
+}
+
 impl host::Host for GuestState {
     fn log(&mut self, level: LogLevel, message: String) {
-        if let Some(asked) = &mut self.asked {
-            asked.push(Asked::Log(level, message));
+        if self.asked.is_some() {
+            // Kept as the node would write it: a line of at most 2,048 characters.
+            let cut = message
+                .char_indices()
+                .nth(2048)
+                .map_or(message.len(), |(i, _)| i);
+            let mut message = message;
+            message.truncate(cut);
+            self.ask(Asked::Log(level, message));
             return;
         }
         log_line(&self.guest, &mut self.logged, level, &message);
@@ -30,9 +51,7 @@ impl host::Host for GuestState {
 
     fn load(&mut self) -> LoadSignals {
         let s = self.load.signals();
-        if let Some(asked) = &mut self.asked {
-            asked.push(Asked::Load(s.clone()));
-        }
+        self.ask(Asked::Load(s.clone()));
         LoadSignals {
             in_flight: s.in_flight,
             limit: s.limit,
@@ -48,16 +67,16 @@ impl host::Host for GuestState {
 
     fn shared_get(&mut self, key: String) -> Option<String> {
         let v = self.shared.get(&key);
-        if let Some(asked) = &mut self.asked {
-            asked.push(Asked::Get(key, v.clone()));
+        if self.asked.is_some() {
+            self.ask(Asked::Get(key, v.clone()));
         }
         v
     }
 
     fn shared_set(&mut self, key: String, value: String) {
         // Ahead of its turn a call changes nothing: its trace is not taken.
-        if let Some(asked) = &mut self.asked {
-            asked.push(Asked::Set);
+        if self.asked.is_some() {
+            self.ask(Asked::Set);
             return;
         }
         if let Err(why) = self.shared.set(key, value) {
@@ -67,17 +86,13 @@ impl host::Host for GuestState {
 
     fn now_ns(&mut self) -> u64 {
         let t = self.clock.monotonic_ns();
-        if let Some(asked) = &mut self.asked {
-            asked.push(Asked::Now(t));
-        }
+        self.ask(Asked::Now(t));
         t
     }
 
     fn unix_time(&mut self) -> u64 {
         let t = self.clock.unix_secs();
-        if let Some(asked) = &mut self.asked {
-            asked.push(Asked::Unix(t));
-        }
+        self.ask(Asked::Unix(t));
         t
     }
 }

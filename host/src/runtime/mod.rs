@@ -102,8 +102,10 @@ pub struct Runtime {
     tick: Duration,
     stop: Arc<AtomicBool>,
     clock: crate::clock::Clock,
-    /// Its part in a speculated replay, if any (see `speculate`).
+    /// Its part in a speculated replay, if any (see `speculate`); the flag spares
+    /// a live node's guest calls the lock.
     speculation: std::sync::RwLock<Option<Arc<Speculation>>>,
+    speculating: AtomicBool,
 }
 
 impl Runtime {
@@ -178,15 +180,20 @@ impl Runtime {
             stop,
             clock: crate::clock::Clock::default(),
             speculation: std::sync::RwLock::new(None),
+            speculating: AtomicBool::new(false),
         })
     }
 
     /// Take part in a speculated replay (`None`: no longer).
     pub fn speculate(&self, s: Option<Arc<Speculation>>) {
+        self.speculating.store(s.is_some(), Ordering::Release);
         *self.speculation.write().unwrap_or_else(|p| p.into_inner()) = s;
     }
 
     fn speculation(&self) -> Option<Arc<Speculation>> {
+        if !self.speculating.load(Ordering::Acquire) {
+            return None;
+        }
         self.speculation
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -203,6 +210,7 @@ impl Runtime {
             stop: Arc::new(AtomicBool::new(false)),
             clock,
             speculation: std::sync::RwLock::new(Some(s)),
+            speculating: AtomicBool::new(true),
         }
     }
 
@@ -303,10 +311,18 @@ impl Runtime {
             });
         }
         let deadline_ticks = (limits.cpu.as_micros() / self.tick.as_micros().max(1)).max(1) as u64;
+        // Only imports whose every answer a trace sees, or that answer the same
+        // every time in the guests' deny-by-default context (no preopens, no
+        // environment, no stdio): anything else (`wasi:random`, `wasi:clocks`,
+        // `wasi:sockets`...) and its calls are never run ahead of a replay.
         let unseen = component
             .component_type()
             .imports(&self.engine)
-            .any(|(n, _)| n.starts_with("wasi:random/") || n.starts_with("wasi:clocks/"));
+            .any(|(n, _)| {
+                !["outpost:edge/", "wasi:io/", "wasi:cli/", "wasi:filesystem/"]
+                    .iter()
+                    .any(|p| n.starts_with(p))
+            });
         Ok(Arc::new(Guest {
             name: name.into(),
             pre,
@@ -461,6 +477,8 @@ pub struct GuestState {
     logged: u32,
     /// Ahead of a replay: every question the guest asks the host, and the answer.
     asked: Option<Vec<speculate::Asked>>,
+    /// It asked more than a trace holds.
+    asked_too_much: bool,
 }
 
 /// A guest's shared store (`host.shared-get` / `shared-set`): bounded, per guest,
@@ -524,6 +542,7 @@ impl Guest {
             ticks: 0,
             logged: 0,
             asked: None,
+            asked_too_much: false,
         };
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -675,7 +694,8 @@ impl Guest {
 
     /// The one path every invocation takes: an instance (fresh, or a reused one when
     /// the operator opted in), one call under the guest's bounds, then teardown or
-    /// return to the idle list.
+    /// return to the idle list. In a replay on several threads, first a traced
+    /// call whose answers still hold (`speculate`); on a thread ahead, [`Self::ahead`].
     async fn invoke(
         &self,
         runtime: &Runtime,
@@ -786,8 +806,11 @@ impl Guest {
         };
         let seen = self.seen(&inst.store);
         let out = out.map_err(|e| classify(&self.name, e, seen))?;
-        let asked = inst.store.data_mut().asked.take().unwrap_or_default();
-        s.keep(self, &call, asked, &out, start.elapsed());
+        let data = inst.store.data_mut();
+        if !data.asked_too_much {
+            let asked = data.asked.take().unwrap_or_default();
+            s.keep(self, &call, asked, &out, start.elapsed());
+        }
         Ok(out)
     }
 
@@ -815,7 +838,7 @@ impl Guest {
 }
 
 /// Idle instances kept per reusable guest.
-const MAX_IDLE: usize = 64;
+pub const MAX_IDLE: usize = 64;
 
 /// An instance and its looked-up hooks.
 struct Live {

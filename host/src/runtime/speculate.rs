@@ -80,6 +80,13 @@ const CLAIMED: u8 = 1;
 const DONE: u8 = 2;
 const TAKEN: u8 = 3;
 
+/// How far past the replay's position a thread claims at the least.
+const AHEAD: usize = 1;
+
+/// Questions one traced call may ask (past them the trace is not kept: a guest
+/// that logs or reads the clock in a loop cannot grow a trace without bound).
+pub(super) const MAX_ASKED: usize = 1024;
+
 /// The traced calls of a run of requests (a chunk of the replay), one slot each.
 pub struct Memo {
     state: Vec<AtomicU8>,
@@ -88,7 +95,7 @@ pub struct Memo {
     at: AtomicUsize,
     /// One past the last request the threads have not claimed.
     back: AtomicUsize,
-    /// Traced calls taken, and run for real, by the replay.
+    /// Traced calls the replay took.
     pub taken: AtomicUsize,
     /// Guest calls the replay ran itself.
     pub ran: AtomicUsize,
@@ -125,8 +132,10 @@ impl Memo {
     /// chunk, the threads from the back, and they meet once); none when they have.
     pub fn claim(&self) -> Option<usize> {
         loop {
+            // Not the request the replay is about to reach: it would only wait
+            // for the whole chain.
             let back = self.back.load(Ordering::Acquire);
-            if back == 0 || back <= self.at.load(Ordering::Acquire) {
+            if back <= self.at.load(Ordering::Acquire) + AHEAD {
                 return None;
             }
             if self
@@ -148,7 +157,16 @@ impl Memo {
 
     /// Whether the threads have claimed every request left to them.
     pub fn exhausted(&self) -> bool {
-        self.back.load(Ordering::Acquire) <= self.at.load(Ordering::Acquire)
+        self.back.load(Ordering::Acquire) <= self.at.load(Ordering::Acquire) + AHEAD
+    }
+
+    /// The replay is done with request `i`: traces it did not take go.
+    pub fn clear(&self, i: usize) {
+        if let Some(slot) = self.calls.get(i) {
+            drop(std::mem::take(
+                &mut *slot.lock().unwrap_or_else(|p| p.into_inner()),
+            ));
+        }
     }
 
     /// A speculating thread is done with request `i`.
@@ -261,6 +279,21 @@ impl Speculation {
     }
 }
 
+/// Whether two load answers are the same to a guest: bit for bit (`-0.0` is not
+/// `0.0` to a guest that looks).
+fn same_signals(a: &LoadSnapshot, b: &LoadSnapshot) -> bool {
+    let floats = |s: &LoadSnapshot| {
+        let mut v = vec![s.shed_rate.to_bits(), s.utilization.to_bits()];
+        v.extend(s.shed_rate_by_class.iter().map(|f| f.to_bits()));
+        v
+    };
+    (a.in_flight, a.limit, a.queued, a.queue_delay_us)
+        == (b.in_flight, b.limit, b.queued, b.queue_delay_us)
+        && (a.origin_latency_us, a.origin_min_latency_us)
+            == (b.origin_latency_us, b.origin_min_latency_us)
+        && floats(a) == floats(b)
+}
+
 /// Whether the host, asked `asked` in order now, answers each the same.
 fn holds(
     asked: &[Asked],
@@ -270,7 +303,7 @@ fn holds(
 ) -> bool {
     let mut signals = None;
     asked.iter().all(|a| match a {
-        Asked::Load(then) => signals.get_or_insert_with(|| load.signals()) == then,
+        Asked::Load(then) => same_signals(signals.get_or_insert_with(|| load.signals()), then),
         Asked::Get(key, then) => shared.get(key) == *then,
         Asked::Set => false,
         Asked::Now(then) => clock.monotonic_ns() == *then,
@@ -306,9 +339,9 @@ mod tests {
         store.set("level".into(), "high".into()).expect("set");
         assert!(holds(&trace, &store, &idle, &clock));
         // Nor once the clock moved, or the load it read is not the load now.
-        clock.set(6_000_000_000);
+        clock.put(6_000_000_000);
         assert!(!holds(&trace, &store, &idle, &clock));
-        clock.set(5_000_000_000);
+        clock.put(5_000_000_000);
         let busy = vec![Asked::Load(LoadSnapshot {
             in_flight: 3,
             ..LoadSnapshot::default()
@@ -349,5 +382,15 @@ mod tests {
             "taken by the replay"
         );
         assert_eq!(memo.state[9].load(Ordering::Relaxed), DONE);
+    }
+
+    #[test]
+    fn a_thread_never_claims_the_request_the_replay_reaches_next() {
+        let memo = Memo::new(3);
+        memo.arrive(0);
+        assert_eq!(memo.claim(), Some(2));
+        // Request 1 is the replay's next: it would only wait for the whole chain.
+        assert_eq!(memo.claim(), None);
+        assert!(memo.exhausted());
     }
 }
