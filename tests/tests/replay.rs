@@ -206,6 +206,35 @@ async fn a_guest_that_keeps_state_in_a_reused_instance_is_never_run_ahead() {
     assert!(counts.iter().any(|h| *h == "x-count: 1000"), "{counts:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_loads_its_pre_initialized_guests_from_the_compile_cache_the_second_time() {
+    // In a replay `wasi:random` is a fixed stream, so a guest's snapshot after its
+    // `init` is the same every load, and the compile cache keeps it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let compiled = || {
+        std::fs::read_dir(dir.path())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let embedded = || outpost::Config::embedded().expect("embedded config");
+    let (first, _) = replay::replay_node(embedded(), Some(dir.path().to_path_buf()))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(first.guests.values().all(|g| g.pre_initialized));
+    // Each of the three guests: its component, the instrumented one, the snapshot.
+    assert_eq!(compiled(), 9);
+    drop(first);
+    let (second, _) = replay::replay_node(embedded(), Some(dir.path().to_path_buf()))
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(second.guests.values().all(|g| g.pre_initialized));
+    assert_eq!(compiled(), 9, "the second load compiled nothing new");
+}
+
 /// Two rewrite configs that differ by one rule; the raw path is kept (no
 /// normalisation) so the affected requests can be counted independently.
 fn rules_config(extra_rule: &str) -> String {

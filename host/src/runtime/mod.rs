@@ -531,8 +531,7 @@ impl Guest {
                     .build(),
                 memory_refused: false,
             },
-            // Deny by default: no preopens, no env, no args, no inherited stdio.
-            wasi: wasmtime_wasi::WasiCtx::builder().build(),
+            wasi: wasi_ctx(runtime.clock.is_virtual()),
             table: ResourceTable::new(),
             guest: self.name.clone(),
             config: self.config.clone(),
@@ -835,6 +834,23 @@ impl Guest {
             message: format!("does not export the {hook} hook"),
         }
     }
+}
+
+/// A guest's WASI context. Deny by default: no preopens, no env, no args, no
+/// inherited stdio. On a virtual clock (a replay), `wasi:random` is a fixed stream
+/// too, the same for every instance: a guest's hash seeds (and anything else it
+/// draws) are the same every run, so a replay decides the same every run and a
+/// pre-initialized snapshot is the same every load (and goes through the compile
+/// cache). A live node's guests draw real randomness.
+fn wasi_ctx(fixed: bool) -> wasmtime_wasi::WasiCtx {
+    let mut b = wasmtime_wasi::WasiCtx::builder();
+    if fixed {
+        const STREAM: [u8; 16] = *b"outpost-replay-1";
+        b.secure_random(wasmtime_wasi::random::Deterministic::new(STREAM.to_vec()))
+            .insecure_random(wasmtime_wasi::random::Deterministic::new(STREAM.to_vec()))
+            .insecure_random_seed(u128::from_le_bytes(STREAM));
+    }
+    b.build()
 }
 
 /// Idle instances kept per reusable guest.

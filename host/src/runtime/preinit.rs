@@ -6,7 +6,8 @@
 //! rewrites the data segments from what it read). Every request's fresh instance
 //! then starts from that state, copy-on-write from the pool's image, instead of
 //! redoing the start-up work. The instrumented component goes through the compile
-//! cache (it depends on the wasm alone); the snapshot is compiled at every load.
+//! cache (it depends on the wasm alone); the snapshot is compiled at every load of
+//! a live node, and cached in a replay, where it is the same every load.
 
 use std::sync::Arc;
 
@@ -91,11 +92,15 @@ impl Runtime {
         if let Some(e) = state.error {
             return Err(failed("reading its state", e));
         }
-        // Not through the compile cache: a snapshot holds whatever `init` left in
-        // memory, hash seeds drawn from `wasi:random` included, so it can differ on
-        // every load, and each would be a new entry that is never read again.
+        // A snapshot holds whatever `init` left in memory, hash seeds drawn from
+        // `wasi:random` included. Live, those are real random and differ on every
+        // load: each would be a new cache entry never read again. In a replay they
+        // come from a fixed stream (`wasi_ctx`), so the same guest and config give
+        // the same snapshot, and the compile cache spares the next replay its
+        // compilation.
+        let cache = if self.clock.is_virtual() { cache } else { None };
         let component = self
-            .compile(&snapshot, None)
+            .compile(&snapshot, cache)
             .map_err(|e| failed("compiling the snapshot", e))?;
         let parts = Linked {
             name: guest.name.clone(),
