@@ -235,6 +235,90 @@ async fn a_replay_loads_its_pre_initialized_guests_from_the_compile_cache_the_se
     assert_eq!(compiled(), 9, "the second load compiled nothing new");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_whose_answer_depends_on_its_hash_seeds_decides_the_same_in_every_replay() {
+    // `seeded` reports its HashSet's order of the request's header names: its hash
+    // seeds come from `wasi:random` in each fresh instance.
+    let names = [
+        "accept",
+        "accept-language",
+        "cookie",
+        "dnt",
+        "referer",
+        "user-agent",
+    ];
+    let entries: Vec<Entry> = read("nasa-ksc-1995-08-01.log")
+        .into_iter()
+        .take(1500)
+        .map(|mut e| {
+            e.headers = names.iter().map(|n| (n.to_string(), "1".into())).collect();
+            e
+        })
+        .collect();
+    let config = || {
+        config_from(&format!(
+            "[[listeners]]\naddress = \"127.0.0.1:0\"\n[origins.main]\naddress = \"127.0.0.1:9\"\n\
+             [guests.s]\nwasm = \"{}\"\n\
+             [[routes]]\nname = \"all\"\norigin = \"main\"\nrequest = [\"s\"]\n",
+            guest_wasm("seeded").display()
+        ))
+    };
+    let (a, _) = run_on(config(), &entries, 1).await;
+    let (b, _) = run_on(config(), &entries, 1).await;
+    let (c, ahead) = run_on(config(), &entries, 4).await;
+    assert!(jsonl(&a) == jsonl(&b), "two replays decided differently");
+    assert!(
+        jsonl(&a) == jsonl(&c),
+        "one thread and four decided differently"
+    );
+    // In a replay the stream is fixed: every instance drew the same seeds, so
+    // every request with the same header names got the same order...
+    let orders: std::collections::BTreeSet<&str> = a
+        .iter()
+        .filter_map(|d| {
+            d.decision
+                .headers_set
+                .iter()
+                .find_map(|h| h.strip_prefix("x-order: "))
+        })
+        .collect();
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    // ...and a guest that imports `wasi:random` is run ahead in a replay.
+    assert!(ahead.guest_calls_taken > 500, "{}", ahead.summary());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_node_seeds_each_instance_from_real_randomness() {
+    let origin = TestOrigin::start().await;
+    let node = TestNode::new(&outpost_tests::config(
+        origin.addr,
+        &[("s", "seeded", "")],
+        "request = [\"s\"]",
+    ))
+    .await;
+    let mut orders = std::collections::BTreeSet::new();
+    for _ in 0..16 {
+        let req = http::Request::get("/echo")
+            .header("accept", "1")
+            .header("accept-language", "1")
+            .header("cookie", "1")
+            .header("dnt", "1")
+            .header("referer", "1")
+            .header("user-agent", "1")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .expect("request");
+        let echo = node.send(req).await.json();
+        orders.insert(
+            echo["headers"]["x-order"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string(),
+        );
+    }
+    // 16 fresh instances, 7 names: all in one order by chance is (1/7!)^15.
+    assert!(orders.len() > 1, "{orders:?}");
+}
+
 /// Two rewrite configs that differ by one rule; the raw path is kept (no
 /// normalisation) so the affected requests can be counted independently.
 fn rules_config(extra_rule: &str) -> String {

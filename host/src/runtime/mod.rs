@@ -313,15 +313,18 @@ impl Runtime {
         let deadline_ticks = (limits.cpu.as_micros() / self.tick.as_micros().max(1)).max(1) as u64;
         // Only imports whose every answer a trace sees, or that answer the same
         // every time in the guests' deny-by-default context (no preopens, no
-        // environment, no stdio): anything else (`wasi:random`, `wasi:clocks`,
-        // `wasi:sockets`...) and its calls are never run ahead of a replay.
+        // environment, no stdio), and in a replay `wasi:random` (a fixed stream,
+        // the same from the start of every instance: `wasi_ctx`): anything else
+        // (`wasi:clocks`, `wasi:sockets`...) and its calls are never run ahead.
+        let fixed_random = self.clock.is_virtual();
         let unseen = component
             .component_type()
             .imports(&self.engine)
             .any(|(n, _)| {
-                !["outpost:edge/", "wasi:io/", "wasi:cli/", "wasi:filesystem/"]
+                let alike = ["outpost:edge/", "wasi:io/", "wasi:cli/", "wasi:filesystem/"]
                     .iter()
-                    .any(|p| n.starts_with(p))
+                    .any(|p| n.starts_with(p));
+                !(alike || fixed_random && n.starts_with("wasi:random/"))
             });
         Ok(Arc::new(Guest {
             name: name.into(),
