@@ -25,14 +25,8 @@ impl GuestState {
 impl host::Host for GuestState {
     fn log(&mut self, level: LogLevel, message: String) {
         if self.asked.is_some() {
-            // Kept as the node would write it: a line of at most 2,048 characters.
-            let cut = message
-                .char_indices()
-                .nth(2048)
-                .map_or(message.len(), |(i, _)| i);
-            let mut message = message;
-            message.truncate(cut);
-            self.ask(Asked::Log(level, message));
+            // Kept as the node would write it.
+            self.ask(Asked::Log(level, clipped(&message).to_string()));
             return;
         }
         log_line(&self.guest, &mut self.logged, level, &message);
@@ -112,16 +106,21 @@ pub(super) fn log_line(guest: &str, logged: &mut u32, level: LogLevel, message: 
         }
         return;
     }
-    // A guest cannot flood the log with one giant line.
-    let message: &str = match message.char_indices().nth(2048) {
-        Some((i, _)) => &message[..i],
-        None => message,
-    };
+    let message = clipped(message);
     match level {
         LogLevel::Trace => tracing::trace!(guest, "{message}"),
         LogLevel::Debug => tracing::debug!(guest, "{message}"),
         LogLevel::Info => tracing::info!(guest, "{message}"),
         LogLevel::Warn => tracing::warn!(guest, "{message}"),
         LogLevel::Error => tracing::error!(guest, "{message}"),
+    }
+}
+
+/// A log line as the node writes it: at most 2,048 characters (a guest cannot
+/// flood the log with one giant line).
+fn clipped(message: &str) -> &str {
+    match message.char_indices().nth(2048) {
+        Some((i, _)) => &message[..i],
+        None => message,
     }
 }

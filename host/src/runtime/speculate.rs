@@ -230,8 +230,14 @@ impl Speculation {
         load: &LoadSource,
         clock: &crate::clock::Clock,
     ) -> Option<Out> {
-        let i = self.at.load(Ordering::Relaxed);
-        let traced = self.memo.take(i, guest as *const Guest as usize, call);
+        // Response guests are never run ahead: nothing to look up.
+        let traced = match call {
+            Call::Response(..) => None,
+            _ => {
+                let i = self.at.load(Ordering::Relaxed);
+                self.memo.take(i, guest as *const Guest as usize, call)
+            }
+        };
         let Some(t) = traced else {
             self.memo.ran.fetch_add(1, Ordering::Relaxed);
             return None;
