@@ -226,3 +226,79 @@ async fn a_response_candidate_with_another_cap_disagrees_on_exactly_the_masters_
     assert_eq!(recorded.len(), 10);
     assert!(recorded.iter().all(|e| e.path.ends_with("master.m3u8")));
 }
+
+/// The value of the metric line starting `name` (with its labels), 0 when absent.
+fn metric(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_that_is_its_own_candidate_is_counted_once_per_role_and_its_shadow_writes_stay_in_the_shadow()
+ {
+    let root = tempfile::tempdir().expect("root");
+    let origin = StaticOrigin::start(root.path()).await;
+    let rec = tempfile::tempdir().expect("dir");
+    // The `tally` fixture counts requests in its shared store: live, and as the
+    // route's candidate on every request.
+    let config = format!(
+        "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[origins.main]\naddress = \"{}\"\n\n\
+         [guests.tally]\nwasm = \"{}\"\n\n\
+         [[routes]]\nname = \"all\"\norigin = \"main\"\nrequest = [\"tally\"]\n\
+         shadow = {{ request = [\"tally\"], sample = 1.0, dir = \"{}\" }}\n",
+        origin.addr,
+        guest_wasm("tally").display(),
+        rec.path().display()
+    );
+    let node = TestNode::new(&config).await;
+    for i in 0..40 {
+        assert_eq!(node.get(&format!("/t/{i}")).await.status, 404);
+    }
+    let mut m = String::new();
+    let done = |m: &str| {
+        shadow_count(m, "agree") + shadow_count(m, "disagree") + shadow_count(m, "dropped")
+    };
+    for _ in 0..100 {
+        m = node.metrics().await;
+        if done(&m) >= 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(done(&m), 40, "{m}");
+    assert_eq!(shadow_count(&m, "dropped"), 0, "{m}");
+    // Once all forty shadow runs have written, one more live request: the store
+    // holds the live calls' count alone.
+    assert_eq!(node.get("/t/last").await.status, 404);
+    let tallies: Vec<String> = origin
+        .requests()
+        .iter()
+        .map(|s| s.headers.get("x-tally").cloned().unwrap_or_default())
+        .collect();
+    let expected: Vec<String> = (0..=40).map(|n| n.to_string()).collect();
+    assert_eq!(tallies, expected, "a shadow run wrote to the live store");
+    // The live call reads back its own write.
+    let last = origin.requests().pop().expect("last");
+    assert_eq!(
+        last.headers.get("x-tally-next").map(String::as_str),
+        Some("41")
+    );
+    // Each role counts its own calls: 41 live, 40 in the shadow.
+    let m = node.metrics().await;
+    assert_eq!(
+        metric(&m, "outpost_guest_invocations_total{guest=\"tally\"} "),
+        41,
+        "{m}"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "outpost_shadow_guest_invocations_total{guest=\"tally\"} "
+        ),
+        40,
+        "{m}"
+    );
+}

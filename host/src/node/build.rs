@@ -67,6 +67,7 @@ impl Node {
             listener_tls,
             access_log,
             tail: opts.families.tail.clone(),
+            shadow_runtime: runtime.for_shadow(),
             runtime,
             route_index: super::routing::RouteIndex::new(
                 routes

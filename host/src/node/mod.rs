@@ -188,6 +188,8 @@ impl NodeSlot {
 pub struct Node {
     /// The wasmtime runtime.
     pub runtime: Runtime,
+    /// The same, for the shadow runs of route candidates ([`Runtime::for_shadow`]).
+    pub shadow_runtime: Runtime,
     /// Routes, in match order.
     pub routes: Vec<RouteEntry>,
     /// The routes indexed by host.

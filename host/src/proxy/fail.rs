@@ -11,18 +11,29 @@ use crate::body::{self, Body};
 use crate::decision::{AnsweredBy, Decision};
 use crate::error::{EdgeError, GuestError};
 use crate::node::{GuestRef, Node};
+use crate::runtime::GuestMetrics;
 use edge_config::FailMode;
 
 /// Fail open: count and skip (None). Fail closed: the error to answer with.
 pub(super) fn on_failure(phase: Phase, g: &GuestRef, e: GuestError) -> Option<EdgeError> {
+    on_failure_in(&g.guest.metrics, phase, g, e)
+}
+
+/// [`on_failure`], counted in `metrics` (a shadow run's: `GuestMetrics::on`).
+pub(super) fn on_failure_in(
+    metrics: &GuestMetrics,
+    phase: Phase,
+    g: &GuestRef,
+    e: GuestError,
+) -> Option<EdgeError> {
     match g.fail {
         FailMode::Open => {
-            g.guest.metrics.skipped.inc();
+            metrics.skipped.inc();
             tracing::debug!(?phase, kind = e.kind(), "skipping failed guest: {e}");
             None
         }
         FailMode::Closed => {
-            g.guest.metrics.closed.inc();
+            metrics.closed.inc();
             tracing::warn!(?phase, kind = e.kind(), "{e}");
             Some(EdgeError::GuestClosed(e))
         }

@@ -216,12 +216,13 @@ pub(super) async fn shadow_chain(
         ..Default::default()
     };
     for g in guests {
-        let err = match g.guest.request(&node.runtime, load.clone(), &head).await {
+        let runtime = &node.shadow_runtime;
+        let err = match g.guest.request(runtime, load.clone(), &head).await {
             Ok(RequestAction::Forward(edit)) => {
                 match apply_request_edit(&mut head, edit, node, &mut origin, &g.guest.name) {
                     Ok(()) => continue,
                     Err(e) => {
-                        g.guest.metrics.record_failure(&e);
+                        g.guest.metrics.on(runtime).record_failure(&e);
                         e
                     }
                 }
@@ -236,9 +237,12 @@ pub(super) async fn shadow_chain(
             Err(e) => e,
         };
         any_failed = true;
+        let metrics = g.guest.metrics.on(runtime);
         if g.fail == edge_config::FailMode::Closed {
+            metrics.closed.inc();
             return (failed(&err), true);
         }
+        metrics.skipped.inc();
     }
     (verdict_forward(before, &head, origin), any_failed)
 }

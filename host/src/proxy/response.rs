@@ -10,7 +10,7 @@ use http_body::Body as _;
 
 use super::Phase;
 use super::compress::{encode_for_client, media_type, weaken_etag};
-use super::fail::on_failure;
+use super::fail::{on_failure, on_failure_in};
 use crate::body::{self, Body, collect_capped};
 use crate::coding::{self, Coding};
 use crate::contract::convert::{append_wit_headers, headers_to_wit};
@@ -87,7 +87,7 @@ pub(super) async fn chain(
                 None => continue,
             },
         };
-        apply(g, edit, &mut head, &mut guest_body, d)?;
+        apply(&node.runtime, g, edit, &mut head, &mut guest_body, d)?;
     }
     keep_shadow(shadow_in, &head, &guest_body, d);
     if d.detail && guest_body.changed {
@@ -187,22 +187,17 @@ pub(super) async fn shadow_chain(
     };
     let mut scratch = Decision::detailed();
     let mut failed = false;
+    let runtime = &node.shadow_runtime;
     for g in guests {
         let out = g
             .guest
-            .response(
-                &node.runtime,
-                load.clone(),
-                &s.req,
-                &head,
-                body.bytes.as_deref(),
-            )
+            .response(runtime, load.clone(), &s.req, &head, body.bytes.as_deref())
             .await;
         let closed = match out {
-            Ok(edit) => apply(g, edit, &mut head, &mut body, &mut scratch).err(),
+            Ok(edit) => apply(runtime, g, edit, &mut head, &mut body, &mut scratch).err(),
             Err(e) => {
                 failed = true;
-                on_failure(Phase::Response, g, e)
+                on_failure_in(g.guest.metrics.on(runtime), Phase::Response, g, e)
             }
         };
         if let Some(e) = closed {
@@ -232,6 +227,7 @@ fn step(out: &Result<ResponseEdit, GuestError>) -> String {
 /// before applying, so a bad edit changes nothing and needs no copy of the head to
 /// roll back.
 fn apply(
+    runtime: &crate::runtime::Runtime,
     g: &GuestRef,
     edit: ResponseEdit,
     head: &mut types::ResponseHead,
@@ -255,8 +251,9 @@ fn apply(
             Ok(())
         }
         Err(e) => {
-            g.guest.metrics.record_failure(&e);
-            on_failure(Phase::Response, g, e).map_or(Ok(()), Err)
+            let metrics = g.guest.metrics.on(runtime);
+            metrics.record_failure(&e);
+            on_failure_in(metrics, Phase::Response, g, e).map_or(Ok(()), Err)
         }
     }
 }

@@ -60,6 +60,9 @@ impl host::Host for GuestState {
     }
 
     fn shared_get(&mut self, key: String) -> Option<String> {
+        if let Some(v) = self.overlay.as_ref().and_then(|o| o.get(&key)) {
+            return Some(v.clone());
+        }
         let v = self.shared.get(&key);
         if self.asked.is_some() {
             self.ask(Asked::Get(key, v.clone()));
@@ -71,6 +74,17 @@ impl host::Host for GuestState {
         // Ahead of its turn a call changes nothing: its trace is not taken.
         if self.asked.is_some() {
             self.ask(Asked::Set);
+            return;
+        }
+        if let Some(o) = &mut self.overlay {
+            // A shadow run's write: seen by its own instance only, as bounded as
+            // the store it stands in for.
+            match outpost_common::store::check_write(&key, &value, o.len(), o.contains_key(&key)) {
+                Ok(()) => drop(o.insert(key, value)),
+                Err(why) => {
+                    tracing::debug!(guest = &*self.guest, "shadow shared-set dropped: {why}")
+                }
+            }
             return;
         }
         if let Err(why) = self.shared.set(key, value) {

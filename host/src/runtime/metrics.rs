@@ -5,45 +5,43 @@ use crate::metrics::{ByName, Family, Histogram, Registry, label, labels2};
 
 type Labels = Vec<(&'static str, String)>;
 
-/// Every guest's families, registered once per process.
+/// One set of the guests' families: the live calls', or the shadow runs'.
 #[derive(Clone, Default)]
-pub struct GuestFamilies {
+struct Set {
     duration: Family<Labels, Histogram>,
     invocations: ByName,
     failures: ByName,
     fail_actions: ByName,
 }
 
-impl GuestFamilies {
-    /// Register the families in `reg`.
-    pub fn register(reg: &mut Registry) -> GuestFamilies {
-        let f = GuestFamilies::default();
+impl Set {
+    /// Register the set in `reg`, its names starting with `prefix`.
+    fn register(reg: &mut Registry, prefix: &str, of: &str) -> Set {
+        let f = Set::default();
         reg.register(
-            "outpost_guest_duration_seconds",
-            "Time per guest invocation: instantiate, call, tear down",
+            format!("{prefix}_duration_seconds"),
+            format!("Time per guest invocation{of}: instantiate, call, tear down"),
             f.duration.clone(),
         );
         reg.register(
-            "outpost_guest_invocations",
-            "Guest hook invocations",
+            format!("{prefix}_invocations"),
+            format!("Guest hook invocations{of}"),
             f.invocations.clone(),
         );
         reg.register(
-            "outpost_guest_failures",
-            "Guest failures by kind",
+            format!("{prefix}_failures"),
+            format!("Guest failures{of} by kind"),
             f.failures.clone(),
         );
         reg.register(
-            "outpost_guest_fail_actions",
-            "Failures skipped (open) or answered 503 (closed)",
+            format!("{prefix}_fail_actions"),
+            format!("Failures{of} skipped (open) or answered 503 (closed)"),
             f.fail_actions.clone(),
         );
         f
     }
 
-    /// The handles of the guest called `name` (the same counters for the same name
-    /// across reloads).
-    pub fn guest(&self, name: &str) -> GuestMetrics {
+    fn handles(&self, name: &str) -> GuestMetrics {
         let failure = |kind| {
             self.failures
                 .get_or_create_owned(&labels2("guest", name, "kind", kind))
@@ -61,6 +59,36 @@ impl GuestFamilies {
             invalid: failure("invalid"),
             skipped: action("skipped"),
             closed: action("closed"),
+            shadow: None,
+        }
+    }
+}
+
+/// Every guest's families, registered once per process: `outpost_guest_*` for the
+/// calls that decide, `outpost_shadow_guest_*` for a guest's shadow runs as a
+/// route's candidate (`proxy::shadow`), so a guest that is live on one route and a
+/// candidate on another (or the same) is never counted twice.
+#[derive(Clone, Default)]
+pub struct GuestFamilies {
+    live: Set,
+    shadow: Set,
+}
+
+impl GuestFamilies {
+    /// Register the families in `reg`.
+    pub fn register(reg: &mut Registry) -> GuestFamilies {
+        GuestFamilies {
+            live: Set::register(reg, "outpost_guest", ""),
+            shadow: Set::register(reg, "outpost_shadow_guest", " in shadow runs"),
+        }
+    }
+
+    /// The handles of the guest called `name` (the same counters for the same name
+    /// across reloads), its shadow runs' among them.
+    pub fn guest(&self, name: &str) -> GuestMetrics {
+        GuestMetrics {
+            shadow: Some(Box::new(self.shadow.handles(name))),
+            ..self.live.handles(name)
         }
     }
 }
@@ -84,9 +112,19 @@ pub struct GuestMetrics {
     pub skipped: crate::metrics::Counter,
     /// Failures answered with 503 under fail mode `closed`.
     pub closed: crate::metrics::Counter,
+    /// Its shadow runs' counters (none: counted with the live calls).
+    pub shadow: Option<Box<GuestMetrics>>,
 }
 
 impl GuestMetrics {
+    /// The counters of a call on `runtime`: its shadow runs' on a shadow runtime.
+    pub fn on(&self, runtime: &super::Runtime) -> &GuestMetrics {
+        match &self.shadow {
+            Some(s) if runtime.is_shadow() => s,
+            _ => self,
+        }
+    }
+
     /// Count a failure by kind.
     pub fn record_failure(&self, e: &GuestError) {
         let c = match e {

@@ -106,6 +106,9 @@ pub struct Runtime {
     /// a live node's guest calls the lock.
     speculation: std::sync::RwLock<Option<Arc<Speculation>>>,
     speculating: AtomicBool,
+    /// It runs a route's shadow candidates (`proxy::shadow`): their calls count in
+    /// the guests' shadow metrics and their `shared-set`s stay in their instance.
+    shadow: bool,
 }
 
 impl Runtime {
@@ -181,6 +184,7 @@ impl Runtime {
             clock: crate::clock::Clock::default(),
             speculation: std::sync::RwLock::new(None),
             speculating: AtomicBool::new(false),
+            shadow: false,
         })
     }
 
@@ -211,7 +215,29 @@ impl Runtime {
             clock,
             speculation: std::sync::RwLock::new(Some(s)),
             speculating: AtomicBool::new(true),
+            shadow: false,
         }
+    }
+
+    /// A runtime for the shadow runs of route candidates: the same engine, clock
+    /// and guests; calls counted apart, and writes to a guest's shared store kept
+    /// in the instance that made them (its drop leaves the epoch ticker running).
+    pub fn for_shadow(&self) -> Runtime {
+        Runtime {
+            engine: self.engine.clone(),
+            linker: self.linker.clone(),
+            tick: self.tick,
+            stop: Arc::new(AtomicBool::new(false)),
+            clock: self.clock.clone(),
+            speculation: std::sync::RwLock::new(None),
+            speculating: AtomicBool::new(false),
+            shadow: true,
+        }
+    }
+
+    /// Whether it runs shadow candidates ([`Self::for_shadow`]).
+    pub fn is_shadow(&self) -> bool {
+        self.shadow
     }
 
     /// The engine.
@@ -482,6 +508,9 @@ pub struct GuestState {
     asked: Option<Vec<speculate::Asked>>,
     /// It asked more than a trace holds.
     asked_too_much: bool,
+    /// In a shadow run: its `shared-set`s, which it reads back and nobody else
+    /// sees (a candidate decides nothing, and changes no live state either).
+    overlay: Option<std::collections::HashMap<String, String>>,
 }
 
 /// A guest's shared store (`host.shared-get` / `shared-set`): bounded, per guest,
@@ -545,6 +574,7 @@ impl Guest {
             logged: 0,
             asked: None,
             asked_too_much: false,
+            overlay: runtime.shadow.then(Default::default),
         };
         let mut store = Store::new(&runtime.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -730,7 +760,7 @@ impl Guest {
             }
             None => match self.instantiate(runtime, load).await {
                 Ok(i) => i,
-                Err(e) => return Err(self.failed(e, start)),
+                Err(e) => return Err(self.failed(runtime, e, start)),
             },
         };
         let out = match call {
@@ -767,13 +797,14 @@ impl Guest {
                 } else {
                     drop(inst);
                 }
-                self.metrics.invocations.inc();
-                self.metrics.duration.observe(start.elapsed());
+                let metrics = self.metrics.on(runtime);
+                metrics.invocations.inc();
+                metrics.duration.observe(start.elapsed());
                 Ok(v)
             }
             Err(e) => {
                 drop(inst);
-                Err(self.failed(classify(&self.name, e, seen), start))
+                Err(self.failed(runtime, classify(&self.name, e, seen), start))
             }
         }
     }
@@ -824,10 +855,11 @@ impl Guest {
         }
     }
 
-    fn failed(&self, err: GuestError, start: std::time::Instant) -> GuestError {
-        self.metrics.invocations.inc();
-        self.metrics.duration.observe(start.elapsed());
-        self.metrics.record_failure(&err);
+    fn failed(&self, runtime: &Runtime, err: GuestError, start: std::time::Instant) -> GuestError {
+        let metrics = self.metrics.on(runtime);
+        metrics.invocations.inc();
+        metrics.duration.observe(start.elapsed());
+        metrics.record_failure(&err);
         err
     }
 
