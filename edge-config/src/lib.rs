@@ -529,6 +529,16 @@ impl Config {
                 "node.epoch_tick must be at least 1ms",
             ));
         }
+        if !(16..=1 << 20).contains(self.node.cache_max_mib.get_ref()) {
+            out.push(src.diagnostic(
+                self.node.cache_max_mib.span(),
+                format!(
+                    "node.cache_max_mib = {} is out of range; expected 16 to 1048576 \
+                     (a compiled guest takes a few MiB)",
+                    self.node.cache_max_mib.get_ref()
+                ),
+            ));
+        }
         if !(1..=100_000).contains(self.node.max_instances.get_ref()) {
             out.push(src.diagnostic(
                 self.node.max_instances.span(),
@@ -919,6 +929,23 @@ mod tests {
         assert_eq!(s.position(3), (2, 1));
         // 'ç' is two bytes; 'd' is the second character.
         assert_eq!(s.position(5), (2, 2));
+    }
+
+    #[test]
+    fn a_compile_cache_bound_out_of_range_is_reported_at_its_line_and_column() {
+        let err = parse("[node]\ncache_max_mib = 2\n").unwrap_err();
+        let d = err
+            .diagnostics
+            .iter()
+            .find(|d| d.message.contains("node.cache_max_mib = 2 is out of range"))
+            .expect("the bound is checked");
+        assert_eq!((d.line, d.column), (2, 17), "{err}");
+        let ok = parse(
+            "[node]\ncache_max_mib = 64\n[[listeners]]\naddress = \"127.0.0.1:0\"\n\
+             [origins.o]\naddress = \"127.0.0.1:1\"\n[[routes]]\nname = \"r\"\norigin = \"o\"\n",
+        )
+        .expect("in range");
+        assert_eq!(*ok.node.cache_max_mib.get_ref(), 64);
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub struct Node {
     /// Where compiled guests are cached; relative to the working directory.
     #[serde(default = "default_cache_dir")]
     pub cache_dir: Option<String>,
+    /// The most the compile cache holds, MiB: past it the entries used least
+    /// recently are removed.
+    #[serde(default = "default_cache_max_mib")]
+    pub cache_max_mib: Spanned<u64>,
     /// The epoch ticker's period: the granularity of guest CPU deadlines.
     #[serde(default = "default_tick")]
     pub epoch_tick: Spanned<Millis>,
@@ -121,6 +125,7 @@ impl Default for Node {
             admin: None,
             admin_token: None,
             cache_dir: default_cache_dir(),
+            cache_max_mib: default_cache_max_mib(),
             epoch_tick: default_tick(),
             max_instances: default_max_instances(),
             drain_timeout: default_drain_timeout(),
@@ -134,6 +139,9 @@ fn default_drain_timeout() -> Spanned<Millis> {
 
 fn default_cache_dir() -> Option<String> {
     Some(".outpost-cache".into())
+}
+fn default_cache_max_mib() -> Spanned<u64> {
+    Spanned::new(0..0, 1024)
 }
 fn default_tick() -> Spanned<Millis> {
     Spanned::new(0..0, Millis(1))

@@ -253,7 +253,7 @@ fn compile_cache(config: &Config, opts: &BuildOptions) -> Option<CompileCache> {
     opts.cache_dir
         .clone()
         .or_else(|| config.node.cache_dir.as_ref().map(PathBuf::from))
-        .map(CompileCache::new)
+        .map(|dir| CompileCache::new(dir).bounded(*config.node.cache_max_mib.get_ref() << 20))
 }
 
 /// A guest's component: built into the binary, or read from a file.
