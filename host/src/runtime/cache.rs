@@ -117,10 +117,11 @@ impl CompileCache {
             let used = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
             match path.extension().and_then(|x| x.to_str()) {
                 Some("cwasm") => entries.push((used, meta.len(), path)),
-                Some(x) if x.starts_with("tmp") => {
-                    if now.duration_since(used).unwrap_or_default() > STALE_TMP {
-                        let _ = std::fs::remove_file(&path);
-                    }
+                Some(x)
+                    if x.starts_with("tmp")
+                        && now.duration_since(used).unwrap_or_default() > STALE_TMP =>
+                {
+                    let _ = std::fs::remove_file(&path);
                 }
                 _ => {}
             }
