@@ -239,6 +239,14 @@ fn metric(metrics: &str, name: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_that_is_its_own_candidate_is_counted_once_per_role_and_its_shadow_writes_stay_in_the_shadow()
  {
+    // Fresh instances, and reused ones: a shadow run never takes or leaves an
+    // instance a live call uses.
+    for reuse in [0, 8] {
+        own_candidate(reuse).await;
+    }
+}
+
+async fn own_candidate(reuse: u32) {
     let root = tempfile::tempdir().expect("root");
     let origin = StaticOrigin::start(root.path()).await;
     let rec = tempfile::tempdir().expect("dir");
@@ -246,7 +254,7 @@ async fn a_guest_that_is_its_own_candidate_is_counted_once_per_role_and_its_shad
     // route's candidate on every request.
     let config = format!(
         "[[listeners]]\naddress = \"127.0.0.1:0\"\n\n[origins.main]\naddress = \"{}\"\n\n\
-         [guests.tally]\nwasm = \"{}\"\n\n\
+         [guests.tally]\nwasm = \"{}\"\ninstance_reuse = {reuse}\n\n\
          [[routes]]\nname = \"all\"\norigin = \"main\"\nrequest = [\"tally\"]\n\
          shadow = {{ request = [\"tally\"], sample = 1.0, dir = \"{}\" }}\n",
         origin.addr,
@@ -270,6 +278,9 @@ async fn a_guest_that_is_its_own_candidate_is_counted_once_per_role_and_its_shad
     }
     assert_eq!(done(&m), 40, "{m}");
     assert_eq!(shadow_count(&m, "dropped"), 0, "{m}");
+    // Each candidate ran once its live request had written: it read a later
+    // tally than the live call did, so every run disagrees.
+    assert_eq!(shadow_count(&m, "disagree"), 40, "{m}");
     // Once all forty shadow runs have written, one more live request: the store
     // holds the live calls' count alone.
     assert_eq!(node.get("/t/last").await.status, 404);
@@ -279,15 +290,25 @@ async fn a_guest_that_is_its_own_candidate_is_counted_once_per_role_and_its_shad
         .map(|s| s.headers.get("x-tally").cloned().unwrap_or_default())
         .collect();
     let expected: Vec<String> = (0..=40).map(|n| n.to_string()).collect();
-    assert_eq!(tallies, expected, "a shadow run wrote to the live store");
+    assert_eq!(
+        tallies, expected,
+        "a shadow run wrote to the live store (instance_reuse = {reuse})"
+    );
     // The live call reads back its own write.
     let last = origin.requests().pop().expect("last");
     assert_eq!(
         last.headers.get("x-tally-next").map(String::as_str),
         Some("41")
     );
-    // Each role counts its own calls: 41 live, 40 in the shadow.
-    let m = node.metrics().await;
+    // Each role counts its own calls, 41 each once the last shadow run is done.
+    for _ in 0..100 {
+        m = node.metrics().await;
+        if done(&m) >= 41 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(shadow_count(&m, "disagree"), 41, "{m}");
     assert_eq!(
         metric(&m, "outpost_guest_invocations_total{guest=\"tally\"} "),
         41,
@@ -298,7 +319,83 @@ async fn a_guest_that_is_its_own_candidate_is_counted_once_per_role_and_its_shad
             &m,
             "outpost_shadow_guest_invocations_total{guest=\"tally\"} "
         ),
-        40,
+        41,
         "{m}"
     );
+}
+
+#[tokio::test]
+async fn a_shadow_call_reads_back_its_own_writes_and_leaves_the_store_as_it_was() {
+    use outpost::contract::types::{ClientInfo, HeaderOp, RequestAction, RequestHead};
+    use outpost::runtime::{EngineOptions, GuestLimits, Runtime};
+    let rt = Runtime::new(&EngineOptions {
+        max_instances: 8,
+        max_memory_bytes: 16 << 20,
+        tick: Duration::from_millis(1),
+        keep_resident: false,
+    })
+    .expect("engine");
+    let wasm = std::fs::read(guest_wasm("tally")).expect("guest built");
+    let limits = GuestLimits {
+        memory_bytes: 16 << 20,
+        cpu: Duration::from_millis(100),
+        reuse: 0,
+    };
+    let tally = rt
+        .load(
+            "tally",
+            &wasm,
+            limits,
+            Default::default(),
+            None,
+            Default::default(),
+        )
+        .expect("loads");
+    let head = RequestHead {
+        method: "GET".into(),
+        scheme: "http".into(),
+        authority: "a.test".into(),
+        path: "/".into(),
+        query: String::new(),
+        headers: Vec::new(),
+        client: ClientInfo {
+            ip: "192.0.2.1".into(),
+            country: None,
+        },
+        route: "all".into(),
+        id: "1".into(),
+    };
+    let set = |action: RequestAction| -> Vec<String> {
+        let RequestAction::Forward(edit) = action else {
+            panic!("expected forward");
+        };
+        edit.headers
+            .iter()
+            .filter_map(|op| match op {
+                HeaderOp::Set(h) => Some(String::from_utf8_lossy(&h.value).into_owned()),
+                _ => None,
+            })
+            .collect()
+    };
+    tally.shared.set("n".into(), "5".into()).expect("set");
+    let load = outpost::limiter::LoadSource::default();
+    let shadow = rt.for_shadow();
+    // The candidate reads the live tally, writes 6 and reads its 6 back...
+    let out = tally
+        .request(&shadow, load.clone(), &head)
+        .await
+        .expect("runs");
+    assert_eq!(set(out), ["5", "6"]);
+    // ...which nobody else sees: the store still says 5, and a second shadow
+    // call (a fresh instance) starts from it again.
+    assert_eq!(tally.shared.get("n").as_deref(), Some("5"));
+    let out = tally
+        .request(&shadow, load.clone(), &head)
+        .await
+        .expect("runs");
+    assert_eq!(set(out), ["5", "6"]);
+    // A live call writes for real.
+    let out = tally.request(&rt, load, &head).await.expect("runs");
+    assert_eq!(set(out), ["5", "6"]);
+    assert_eq!(tally.shared.get("n").as_deref(), Some("6"));
 }

@@ -194,7 +194,13 @@ pub(super) async fn shadow_chain(
             .response(runtime, load.clone(), &s.req, &head, body.bytes.as_deref())
             .await;
         let closed = match out {
-            Ok(edit) => apply(runtime, g, edit, &mut head, &mut body, &mut scratch).err(),
+            Ok(edit) => match apply(runtime, g, edit, &mut head, &mut body, &mut scratch) {
+                Ok(applied) => {
+                    failed |= !applied;
+                    None
+                }
+                Err(e) => Some(e),
+            },
             Err(e) => {
                 failed = true;
                 on_failure_in(g.guest.metrics.on(runtime), Phase::Response, g, e)
@@ -225,7 +231,8 @@ fn step(out: &Result<ResponseEdit, GuestError>) -> String {
 
 /// Apply one guest's edit. The status is validated first; header ops validate
 /// before applying, so a bad edit changes nothing and needs no copy of the head to
-/// roll back.
+/// roll back. `Ok(false)`: the edit was bad and skipped (fail open), counted in
+/// the guest's metrics on `runtime`.
 fn apply(
     runtime: &crate::runtime::Runtime,
     g: &GuestRef,
@@ -233,7 +240,7 @@ fn apply(
     head: &mut types::ResponseHead,
     body: &mut GuestBody,
     d: &mut Decision,
-) -> Result<(), EdgeError> {
+) -> Result<bool, EdgeError> {
     let applied = match edit.status {
         Some(s) if StatusCode::from_u16(s).is_err() => {
             Err(invalid(&g.guest.name, format!("bad status {s}")))
@@ -248,12 +255,12 @@ fn apply(
                 body.changed = true;
                 d.body_replaced = true;
             }
-            Ok(())
+            Ok(true)
         }
         Err(e) => {
             let metrics = g.guest.metrics.on(runtime);
             metrics.record_failure(&e);
-            on_failure_in(metrics, Phase::Response, g, e).map_or(Ok(()), Err)
+            on_failure_in(metrics, Phase::Response, g, e).map_or(Ok(false), Err)
         }
     }
 }

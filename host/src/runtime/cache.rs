@@ -86,9 +86,24 @@ impl CompileCache {
         }
         let component = Component::new(engine, wasm)?;
         if let Ok(bytes) = component.serialize() {
-            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            // Unique to this writer (nodes in containers sharing the directory may
+            // all be process 1): nobody else ever opens it.
+            static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let nanos = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .subsec_nanos();
+            let tmp = path.with_extension(format!("tmp{}{n:04}{nanos:09}", std::process::id()));
             let written = std::fs::create_dir_all(&self.dir)
-                .and_then(|()| std::fs::write(&tmp, &bytes))
+                .and_then(|()| {
+                    use std::io::Write;
+                    let mut f = std::fs::File::options()
+                        .write(true)
+                        .create_new(true)
+                        .open(&tmp)?;
+                    f.write_all(&bytes)
+                })
                 .and_then(|()| std::fs::rename(&tmp, &path));
             match written {
                 Ok(()) => self.evict(&path),
@@ -115,15 +130,22 @@ impl CompileCache {
                 continue;
             };
             let used = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-            match path.extension().and_then(|x| x.to_str()) {
-                Some("cwasm") => entries.push((used, meta.len(), path)),
-                Some(x)
-                    if x.starts_with("tmp")
-                        && now.duration_since(used).unwrap_or_default() > STALE_TMP =>
-                {
-                    let _ = std::fs::remove_file(&path);
-                }
-                _ => {}
+            // Only the files this cache writes: a key (64 hex digits), then
+            // `.cwasm` or `.tmp` and digits. Whatever else shares the directory stays.
+            let name = e.file_name();
+            let Some((stem, ext)) = name.to_str().and_then(|n| n.split_once('.')) else {
+                continue;
+            };
+            if stem.len() != 64 || !stem.bytes().all(|b| b.is_ascii_hexdigit()) {
+                continue;
+            }
+            let temporary = ext
+                .strip_prefix("tmp")
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+            if ext == "cwasm" {
+                entries.push((used, meta.len(), path));
+            } else if temporary && now.duration_since(used).unwrap_or_default() > STALE_TMP {
+                let _ = std::fs::remove_file(&path);
             }
         }
         let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
@@ -136,8 +158,17 @@ impl CompileCache {
             if total <= self.max_bytes {
                 break;
             }
-            if path == kept || std::fs::remove_file(&path).is_err() {
+            if path == kept {
                 continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                // Another node evicted it first: it is gone all the same.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    total -= len;
+                    continue;
+                }
+                Err(_) => continue,
             }
             total -= len;
             removed += 1;
@@ -235,23 +266,34 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_writers_temporary_file_goes_and_a_fresh_one_stays() {
+    fn a_dead_writers_temporary_file_goes_and_a_fresh_one_and_other_files_stay() {
         let dir = tempfile::tempdir().expect("dir");
         let engine = Engine::default();
         std::fs::create_dir_all(dir.path()).expect("dir");
-        let old = dir.path().join("x.tmp1");
-        let fresh = dir.path().join("y.tmp2");
+        let key = "ab".repeat(32);
+        let old = dir.path().join(format!("{key}.tmp1"));
+        let fresh = dir.path().join(format!("{key}.tmp2"));
+        let unrelated = dir.path().join("notes.tmpl");
+        let not_ours = dir.path().join("model.cwasm");
+        std::fs::write(&unrelated, b"mine").expect("write");
+        std::fs::write(&not_ours, vec![0u8; 4096]).expect("write");
         std::fs::write(&old, b"partial").expect("write");
         std::fs::write(&fresh, b"partial").expect("write");
-        std::fs::File::options()
-            .write(true)
-            .open(&old)
-            .expect("old")
-            .set_modified(SystemTime::now() - 2 * STALE_TMP)
-            .expect("mtime");
+        for p in [&old, &unrelated, &not_ours] {
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .expect("file")
+                .set_modified(SystemTime::now() - 2 * STALE_TMP)
+                .expect("mtime");
+        }
         let cache = CompileCache::new(dir.path()).bounded(1);
         cache.component(&engine, &component("e")).expect("compile");
         assert!(!old.exists(), "left by a writer that died");
         assert!(fresh.exists(), "another node may be writing it");
+        assert!(
+            unrelated.exists() && not_ours.exists(),
+            "not the cache's files"
+        );
     }
 }

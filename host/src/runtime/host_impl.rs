@@ -77,9 +77,9 @@ impl host::Host for GuestState {
             return;
         }
         if let Some(o) = &mut self.overlay {
-            // A shadow run's write: seen by its own instance only, as bounded as
-            // the store it stands in for.
-            match outpost_common::store::check_write(&key, &value, o.len(), o.contains_key(&key)) {
+            // A shadow run's write: seen by its own instance only, bounded as the
+            // live store would bound it.
+            match self.shared.check_over(o, &key, &value) {
                 Ok(()) => drop(o.insert(key, value)),
                 Err(why) => {
                     tracing::debug!(guest = &*self.guest, "shadow shared-set dropped: {why}")

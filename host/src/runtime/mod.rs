@@ -531,6 +531,20 @@ impl SharedStore {
             .cloned()
     }
 
+    /// Whether to write `key` would pass the bounds, with `pending` keys (a
+    /// shadow run's overlay) written over the store as it is.
+    pub fn check_over(
+        &self,
+        pending: &std::collections::HashMap<String, String>,
+        key: &str,
+        value: &str,
+    ) -> Result<(), &'static str> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let len = map.len() + pending.keys().filter(|k| !map.contains_key(*k)).count();
+        let exists = map.contains_key(key) || pending.contains_key(key);
+        outpost_common::store::check_write(key, value, len, exists)
+    }
+
     /// Set `key`; refused past the bounds (`outpost_common::store`, which the
     /// SDK's test double enforces too).
     pub fn set(&self, key: String, value: String) -> Result<(), &'static str> {
@@ -745,7 +759,10 @@ impl Guest {
                 Role::Ahead => return self.ahead(runtime, load, call, &s).await,
             }
         }
-        let reused = if self.reuse > 0 {
+        // A shadow run never takes or leaves an instance a live call could use: its
+        // memory and its overlay of the shared store are its own.
+        let reuse = if runtime.shadow { 0 } else { self.reuse };
+        let reused = if reuse > 0 {
             self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
         } else {
             None
@@ -789,7 +806,7 @@ impl Guest {
             Ok(v) => {
                 // A trapped instance is never reused; a healthy one may be, up to its
                 // call budget, if the operator marked the guest reusable.
-                if inst.calls < self.reuse {
+                if inst.calls < reuse {
                     let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
                     if idle.len() < MAX_IDLE {
                         idle.push(inst);
