@@ -40,6 +40,25 @@ pub fn guest_wasm(name: &str) -> PathBuf {
     outpost_test_guests::path(name)
 }
 
+/// The head a guest gets for `GET http://a.test{path}` from 192.0.2.1 on route
+/// `all`, request id 1: for calling a guest directly (`Guest::request`).
+pub fn request_head(path: &str) -> outpost::contract::types::RequestHead {
+    outpost::contract::types::RequestHead {
+        method: "GET".into(),
+        scheme: "http".into(),
+        authority: "a.test".into(),
+        path: path.into(),
+        query: String::new(),
+        headers: Vec::new(),
+        client: outpost::contract::types::ClientInfo {
+            ip: "192.0.2.1".into(),
+            country: None,
+        },
+        route: "all".into(),
+        id: "1".into(),
+    }
+}
+
 /// A 4-rendition HLS multivariant playlist, as an origin would serve it.
 pub const MASTER: &str = "#EXTM3U\n#EXT-X-VERSION:3\n\
 #EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360\nlow/index.m3u8\n\

@@ -323,7 +323,7 @@ async fn start_up_work_runs_once_at_load_and_every_fresh_instance_starts_after_i
 /// pre-initializing it in place gives the snapshot's state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_snapshot_a_fresh_instance_has_done_no_start_up_work() {
-    use outpost::contract::types::{ClientInfo, HeaderOp, RequestAction, RequestHead};
+    use outpost::contract::types::{HeaderOp, RequestAction};
     use outpost::runtime::{EngineOptions, GuestLimits, Runtime};
     let rt = Runtime::new(&EngineOptions {
         max_instances: 10,
@@ -344,20 +344,7 @@ async fn without_the_snapshot_a_fresh_instance_has_done_no_start_up_work() {
     let plain = rt
         .load("p", &wasm, limits, config, None, Default::default())
         .expect("loads");
-    let head = RequestHead {
-        method: "GET".into(),
-        scheme: "http".into(),
-        authority: "a.test".into(),
-        path: "/".into(),
-        query: String::new(),
-        headers: Vec::new(),
-        client: ClientInfo {
-            ip: "192.0.2.1".into(),
-            country: None,
-        },
-        route: "all".into(),
-        id: "1".into(),
-    };
+    let head = outpost_tests::request_head("/");
     let mark = |action: RequestAction| -> String {
         let RequestAction::Forward(edit) = action else {
             panic!("expected forward");

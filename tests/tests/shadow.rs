@@ -20,6 +20,27 @@ fn shadow_count(metrics: &str, result: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Shadow runs finished or dropped.
+fn settled(metrics: &str) -> u64 {
+    shadow_count(metrics, "agree")
+        + shadow_count(metrics, "disagree")
+        + shadow_count(metrics, "dropped")
+}
+
+/// The node's metrics once `n` shadow runs have finished or been dropped (or after
+/// `tries` tenths of a second).
+async fn metrics_once_settled(node: &TestNode, n: u64, tries: u32) -> String {
+    let mut m = String::new();
+    for _ in 0..tries {
+        m = node.metrics().await;
+        if settled(&m) >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    m
+}
+
 /// The entries of the shadow's recording in `dir`, in order.
 fn recorded(dir: &std::path::Path) -> Vec<outpost_traffic::Entry> {
     let files = outpost_traffic::recorded_files(dir, "shadow-all").expect("recording");
@@ -94,16 +115,7 @@ async fn a_candidate_that_differs_on_a_known_share_is_measured_at_that_share_und
     );
 
     // Every second request is shadowed: 400 runs, counted once they finish.
-    let mut m = String::new();
-    for _ in 0..100 {
-        m = node.metrics().await;
-        if shadow_count(&m, "agree") + shadow_count(&m, "disagree") + shadow_count(&m, "dropped")
-            >= 400
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let m = metrics_once_settled(&node, 400, 100).await;
     let (agree, disagree, dropped) = (
         shadow_count(&m, "agree"),
         shadow_count(&m, "disagree"),
@@ -163,18 +175,8 @@ async fn a_spinning_candidate_costs_the_live_requests_nothing() {
     }
     // Each shadow run is stopped at the candidate's own deadline (or dropped when
     // they fall behind); none ever touched a live request.
-    let mut m = String::new();
-    let done = |m: &str| {
-        shadow_count(m, "agree") + shadow_count(m, "disagree") + shadow_count(m, "dropped")
-    };
-    for _ in 0..200 {
-        m = node.metrics().await;
-        if done(&m) >= 100 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(done(&m), 100, "{m}");
+    let m = metrics_once_settled(&node, 100, 200).await;
+    assert_eq!(settled(&m), 100, "{m}");
     // Skipped (`fail = "open"`), as live: the candidates then forward the request
     // unchanged, which differs from the live rewrite only under /old/.
     assert!(shadow_count(&m, "failed") > 0, "{m}");
@@ -207,14 +209,7 @@ async fn a_response_candidate_with_another_cap_disagrees_on_exactly_the_masters_
         let r = node.get(&format!("/echo/{i}")).await;
         assert_eq!(r.status, 200);
     }
-    let mut m = String::new();
-    for _ in 0..100 {
-        m = node.metrics().await;
-        if shadow_count(&m, "agree") + shadow_count(&m, "disagree") >= 20 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let m = metrics_once_settled(&node, 20, 100).await;
     assert_eq!(shadow_count(&m, "disagree"), 10, "{m}");
     assert_eq!(shadow_count(&m, "agree"), 10, "{m}");
     assert!(
@@ -265,18 +260,8 @@ async fn own_candidate(reuse: u32) {
     for i in 0..40 {
         assert_eq!(node.get(&format!("/t/{i}")).await.status, 404);
     }
-    let mut m = String::new();
-    let done = |m: &str| {
-        shadow_count(m, "agree") + shadow_count(m, "disagree") + shadow_count(m, "dropped")
-    };
-    for _ in 0..100 {
-        m = node.metrics().await;
-        if done(&m) >= 40 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(done(&m), 40, "{m}");
+    let m = metrics_once_settled(&node, 40, 100).await;
+    assert_eq!(settled(&m), 40, "{m}");
     assert_eq!(shadow_count(&m, "dropped"), 0, "{m}");
     // Each candidate ran once its live request had written: it read a later
     // tally than the live call did, so every run disagrees.
@@ -301,13 +286,7 @@ async fn own_candidate(reuse: u32) {
         Some("41")
     );
     // Each role counts its own calls, 41 each once the last shadow run is done.
-    for _ in 0..100 {
-        m = node.metrics().await;
-        if done(&m) >= 41 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let m = metrics_once_settled(&node, 41, 100).await;
     assert_eq!(shadow_count(&m, "disagree"), 41, "{m}");
     assert_eq!(
         metric(&m, "outpost_guest_invocations_total{guest=\"tally\"} "),
@@ -326,7 +305,7 @@ async fn own_candidate(reuse: u32) {
 
 #[tokio::test]
 async fn a_shadow_call_reads_back_its_own_writes_and_leaves_the_store_as_it_was() {
-    use outpost::contract::types::{ClientInfo, HeaderOp, RequestAction, RequestHead};
+    use outpost::contract::types::{HeaderOp, RequestAction};
     use outpost::runtime::{EngineOptions, GuestLimits, Runtime};
     let rt = Runtime::new(&EngineOptions {
         max_instances: 8,
@@ -351,20 +330,7 @@ async fn a_shadow_call_reads_back_its_own_writes_and_leaves_the_store_as_it_was(
             Default::default(),
         )
         .expect("loads");
-    let head = RequestHead {
-        method: "GET".into(),
-        scheme: "http".into(),
-        authority: "a.test".into(),
-        path: "/".into(),
-        query: String::new(),
-        headers: Vec::new(),
-        client: ClientInfo {
-            ip: "192.0.2.1".into(),
-            country: None,
-        },
-        route: "all".into(),
-        id: "1".into(),
-    };
+    let head = outpost_tests::request_head("/");
     let set = |action: RequestAction| -> Vec<String> {
         let RequestAction::Forward(edit) = action else {
             panic!("expected forward");
