@@ -45,8 +45,7 @@ impl host::Host for GuestState {
 
     fn load(&mut self) -> LoadSignals {
         let s = self.load.signals();
-        self.ask(Asked::Load(s.clone()));
-        LoadSignals {
+        let signals = LoadSignals {
             in_flight: s.in_flight,
             limit: s.limit,
             queued: s.queued,
@@ -56,7 +55,12 @@ impl host::Host for GuestState {
             origin_latency_us: s.origin_latency_us,
             origin_min_latency_us: s.origin_min_latency_us,
             utilization: s.utilization,
+        };
+        // Only ahead of a replay: a live call clones nothing.
+        if self.asked.is_some() {
+            self.ask(Asked::Load(s));
         }
+        signals
     }
 
     fn shared_get(&mut self, key: String) -> Option<String> {

@@ -204,35 +204,38 @@ impl Runtime {
             .clone()
     }
 
-    /// A runtime for a thread that runs guests ahead of a replay: the same engine
-    /// and guests, its own clock and part (its drop leaves the epoch ticker running).
-    pub fn ahead(&self, clock: crate::clock::Clock, s: Arc<Speculation>) -> Runtime {
+    /// Another runtime on the same engine and guests, with `clock`, a part in a
+    /// speculated replay or none, and `shadow` (its drop leaves the epoch ticker
+    /// running: the ticker is this runtime's).
+    fn sibling(
+        &self,
+        clock: crate::clock::Clock,
+        speculation: Option<Arc<Speculation>>,
+        shadow: bool,
+    ) -> Runtime {
         Runtime {
             engine: self.engine.clone(),
             linker: self.linker.clone(),
             tick: self.tick,
             stop: Arc::new(AtomicBool::new(false)),
             clock,
-            speculation: std::sync::RwLock::new(Some(s)),
-            speculating: AtomicBool::new(true),
-            shadow: false,
+            speculating: AtomicBool::new(speculation.is_some()),
+            speculation: std::sync::RwLock::new(speculation),
+            shadow,
         }
+    }
+
+    /// A runtime for a thread that runs guests ahead of a replay: the same engine
+    /// and guests, its own clock and part.
+    pub fn ahead(&self, clock: crate::clock::Clock, s: Arc<Speculation>) -> Runtime {
+        self.sibling(clock, Some(s), false)
     }
 
     /// A runtime for the shadow runs of route candidates: the same engine, clock
     /// and guests; calls counted apart, and writes to a guest's shared store kept
-    /// in the instance that made them (its drop leaves the epoch ticker running).
+    /// in the instance that made them.
     pub fn for_shadow(&self) -> Runtime {
-        Runtime {
-            engine: self.engine.clone(),
-            linker: self.linker.clone(),
-            tick: self.tick,
-            stop: Arc::new(AtomicBool::new(false)),
-            clock: self.clock.clone(),
-            speculation: std::sync::RwLock::new(None),
-            speculating: AtomicBool::new(false),
-            shadow: true,
-        }
+        self.sibling(self.clock.clone(), None, true)
     }
 
     /// Whether it runs shadow candidates ([`Self::for_shadow`]).
@@ -426,8 +429,8 @@ pub struct Guest {
     /// Its instances start from a snapshot taken after its `init` (see `preinit`).
     pub pre_initialized: bool,
     /// Whether its calls may be run ahead of a replay: a fresh instance per call,
-    /// and no import whose answers a trace cannot see (`wasi:random`,
-    /// `wasi:clocks`).
+    /// and no import whose answers a trace cannot see (`wasi:clocks`, and
+    /// `wasi:random` unless the clock is virtual and its stream fixed).
     speculable: bool,
 }
 

@@ -12,8 +12,9 @@
 //! the same, the guest would decide the same, and the traced decision is taken
 //! without running it. Any difference (the limiter moved, a store key changed) and
 //! the guest runs for real. A traced call that wrote to the shared store, or a
-//! guest that imports `wasi:random` or `wasi:clocks` (answers the trace cannot
-//! see), is never taken. The decisions are therefore the same with one core or
+//! guest that imports `wasi:clocks` (answers the trace cannot see), is never
+//! taken; `wasi:random` is a fixed stream in a replay, the same from the start of
+//! every instance, so a guest importing it is run ahead. The decisions are therefore the same with one core or
 //! many: speculation only decides how much of the work is already done.
 
 use std::sync::Mutex;
